@@ -1,0 +1,96 @@
+//! `git baton heartbeat`: a handler renews its lease (AYNIG's `set-working`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use super::send::target_branch;
+use super::Out;
+use crate::protocol::{compose, Key, Lease, Reserved, State, StateRead, TrailerArg};
+use crate::repo::{Cas, Repo};
+use crate::runner::clock;
+
+/// Renew the lease of the run that holds this branch: append a `working` commit that keeps
+/// `dwp-origin-state`, `dwp-run-id` and `dwp-runner-id` (the tree is unchanged, so the handler's
+/// files and index stay as they are). Run it from inside the handler's worktree; it refuses when the
+/// branch's newest state is not a `working` lease (of `BATON_RUN_ID`, when set). Prints the new
+/// commit id.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// New lease length in seconds (default: the current lease's).
+    #[arg(long, value_name = "N")]
+    lease_seconds: Option<u64>,
+    /// Branch (default: `BATON_BRANCH`, else the checked-out branch).
+    #[arg(short, long, env = "BATON_BRANCH")]
+    branch: Option<String>,
+    /// An optional note for the body of the renewal commit.
+    #[arg(short = 'm', long = "message")]
+    message: Option<String>,
+}
+
+/// Walk first-parent history from the head to the newest commit with a state: that is the lease.
+fn current_lease(repo: &Repo, head: crate::repo::ObjectId) -> Result<(Lease, String)> {
+    let mut next = Some(head);
+    while let Some(id) = next {
+        let commit = repo.commit(id)?;
+        match commit.state() {
+            StateRead::None => next = commit.parents.first().copied(),
+            state => {
+                return match Lease::from_commit(&commit.trailers, commit.committer_time) {
+                    Some(lease) => Ok((lease, id.to_string())),
+                    None => bail!(
+                        "no lease to renew: the branch is in state {:?}",
+                        state.text().unwrap_or("")
+                    ),
+                };
+            }
+        }
+    }
+    bail!("no lease to renew: no commit on this branch carries a dwp-state")
+}
+
+pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
+    let repo = Repo::discover(cwd)?;
+    let branch = target_branch(&repo, args.branch.as_deref())?;
+    let refname = format!("refs/heads/{branch}");
+    let Some(head) = repo.ref_id(&refname)? else {
+        bail!("branch {branch:?} does not exist or has no commits yet");
+    };
+    let (lease, _) = current_lease(&repo, head)?;
+    if let Ok(mine) = std::env::var("BATON_RUN_ID") {
+        if lease.run_id.as_deref() != Some(mine.as_str()) {
+            bail!(
+                "lease lost: the branch is held by run {:?}, not {mine:?}",
+                lease.run_id.unwrap_or_default()
+            );
+        }
+    }
+    let mut trailers = Vec::new();
+    let mut keep = |key: Key, v: &Option<String>| {
+        if let Some(v) = v {
+            trailers.push(TrailerArg::reserved(key, v));
+        }
+    };
+    keep(Key::OriginState, &lease.origin_state);
+    keep(Key::RunId, &lease.run_id);
+    keep(Key::RunnerId, &lease.runner_id);
+    let seconds = args.lease_seconds.unwrap_or(lease.lease_seconds);
+    trailers.push(TrailerArg::reserved(Key::LeaseSeconds, seconds.to_string()));
+    let working = State::reserved_state(Reserved::Working);
+    let message = compose(
+        "baton: heartbeat",
+        args.message.as_deref(),
+        &trailers,
+        &working,
+    )?;
+    let (id, cas) =
+        repo.append_commit(&refname, head, &message, clock::now(), "baton: heartbeat")?;
+    if let Cas::Moved { .. } = cas {
+        bail!("branch {branch:?} moved while renewing the lease; nothing was written");
+    }
+    let mut out = Out::new();
+    out.line(&id.to_string())?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

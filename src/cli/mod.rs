@@ -1,0 +1,112 @@
+//! Command-line entry: one file per subcommand, a single place mapping outcomes to exit codes
+//! (0 ok, 1 failure, 2 usage error), data on stdout, messages for people on stderr.
+
+mod events;
+mod heartbeat;
+mod init;
+mod output;
+mod run;
+mod send;
+mod status;
+mod trailers;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use output::{glob_match, Out, UsageError};
+
+/// git-baton: the newest commit of a branch says whose turn it is (`dwp-state:` trailer); a runner
+/// runs the handler for that state in a worktree and the handler answers with a commit.
+#[derive(Parser, Debug)]
+#[command(
+    name = "git-baton",
+    bin_name = "git baton",
+    version,
+    propagate_version = true
+)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output on stderr (errors only).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Trailers(trailers::Args),
+    Status(status::Args),
+    Events(events::Args),
+    Send(send::Args),
+    /// AYNIG-compatible alias of `send`: `set-state --dwp-state STATE …`.
+    SetState(send::SetStateArgs),
+    #[command(alias = "set-working")]
+    Heartbeat(heartbeat::Args),
+    Init(init::Args),
+    Run(run::Args),
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "git_baton=info,warn",
+        (false, 1) => "git_baton=debug,info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.verbose, cli.quiet);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            if output::is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            // One line: the outermost context and its causes, joined.
+            let msg = e
+                .chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": ");
+            eprintln!("git-baton: error: {}", msg.replace('\n', " "));
+            let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+    match command {
+        Command::Trailers(a) => trailers::cmd_trailers(&cwd, a),
+        Command::Status(a) => status::cmd_status(&cwd, a),
+        Command::Events(a) => events::cmd_events(&cwd, a),
+        Command::Send(a) => send::cmd_send(&cwd, a),
+        Command::SetState(a) => send::cmd_send(&cwd, a.into_send()),
+        Command::Heartbeat(a) => heartbeat::cmd_heartbeat(&cwd, a),
+        Command::Init(a) => init::cmd_init(&cwd, a),
+        Command::Run(a) => run::cmd_run(&cwd, a),
+    }
+}

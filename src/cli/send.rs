@@ -1,0 +1,174 @@
+//! `git baton send`: hand a branch to the next state with a commit that keeps the tree.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+
+use super::output::usage;
+use super::Out;
+use crate::protocol::message::validate_body;
+use crate::protocol::{compose, Key, Reserved, State, TrailerArg};
+use crate::repo::{Cas, Repo};
+use crate::runner::clock;
+
+/// Write a state commit: same tree as the branch head, message `subject / body / trailers` with
+/// `dwp-state: STATE` last, moved onto the branch by compare-and-swap. Works on any branch (checked
+/// out or not) and never touches a working tree or index. Prints the new commit id (`--json`:
+/// `{"branch","commit","parent","state"}`).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The next state (refused: `working`, and names outside `[A-Za-z0-9][A-Za-z0-9._-]*`).
+    #[arg(value_name = "STATE")]
+    state: String,
+    #[command(flatten)]
+    common: SendOptions,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SendOptions {
+    /// The body: the prompt or note for whoever handles the state.
+    #[arg(short = 'm', long = "message", value_name = "BODY", group = "body")]
+    message: Option<String>,
+    /// Read the body from a file (`-` for standard input).
+    #[arg(short = 'F', long = "file", value_name = "FILE", group = "body")]
+    file: Option<String>,
+    /// Read the body from standard input.
+    #[arg(long, group = "body")]
+    stdin: bool,
+    /// The subject line (default `baton: STATE`).
+    #[arg(long, value_name = "S")]
+    subject: Option<String>,
+    /// An extra trailer `Key: value` (or `Key=value`), repeatable; written before `dwp-state`.
+    #[arg(long = "trailer", value_name = "K: V")]
+    trailers: Vec<String>,
+    /// The branch to write to (default: the checked-out branch).
+    #[arg(short, long, value_name = "B")]
+    branch: Option<String>,
+    /// Print `{"branch","commit","parent","state"}` instead of the commit id.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `set-state --dwp-state STATE …` (AYNIG's spelling).
+#[derive(clap::Args, Debug)]
+pub struct SetStateArgs {
+    #[arg(long = "dwp-state", value_name = "STATE")]
+    dwp_state: String,
+    #[command(flatten)]
+    common: SendOptions,
+}
+
+impl SetStateArgs {
+    pub fn into_send(self) -> Args {
+        Args {
+            state: self.dwp_state,
+            common: self.common,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Sent {
+    branch: String,
+    commit: String,
+    parent: String,
+    state: String,
+}
+
+fn read_body(opts: &SendOptions) -> Result<Option<Vec<u8>>> {
+    let from_stdin = || -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .take(crate::protocol::message::MAX_MESSAGE_BYTES as u64 + 1)
+            .read_to_end(&mut buf)
+            .context("reading the body from standard input")?;
+        Ok(buf)
+    };
+    Ok(match (&opts.message, &opts.file, opts.stdin) {
+        (Some(m), _, _) => Some(m.clone().into_bytes()),
+        (_, Some(f), _) if f == "-" => Some(from_stdin()?),
+        (_, Some(f), _) => {
+            Some(std::fs::read(f).with_context(|| format!("reading body file {f}"))?)
+        }
+        (_, _, true) => Some(from_stdin()?),
+        _ => None,
+    })
+}
+
+/// The branch a command acts on: `--branch`, else the checked-out branch (errors name why not).
+pub fn target_branch(repo: &Repo, explicit: Option<&str>) -> Result<String> {
+    if let Some(b) = explicit {
+        return Ok(b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
+    }
+    if repo.is_bare() {
+        return Err(usage(
+            "a bare repository has no checked-out branch; pass --branch",
+        ));
+    }
+    match repo.head_branch()? {
+        Some(b) => Ok(b),
+        None => Err(usage("HEAD is detached; pass --branch")),
+    }
+}
+
+pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
+    let state = State::parse(&args.state).map_err(|e| usage(format!("invalid state: {e}")))?;
+    if state.is(Reserved::Working) {
+        return Err(usage("state 'working' is written only by runners; a handler renews its lease with `git baton heartbeat`"));
+    }
+    let opts = &args.common;
+    let mut extra = Vec::new();
+    for t in &opts.trailers {
+        let t: TrailerArg = t.parse().map_err(|e| usage(format!("{e}")))?;
+        if t.key == Key::State.as_str() {
+            return Err(usage(
+                "pass the state as the STATE argument, not as a dwp-state trailer",
+            ));
+        }
+        extra.push(t);
+    }
+    let body = match read_body(opts)? {
+        Some(raw) => Some(
+            validate_body(&raw)
+                .map_err(|e| usage(e.to_string()))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let subject = opts
+        .subject
+        .clone()
+        .unwrap_or_else(|| format!("baton: {state}"));
+    let message =
+        compose(&subject, body.as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
+
+    let repo = Repo::discover(cwd)?;
+    let branch = target_branch(&repo, opts.branch.as_deref())?;
+    let refname = format!("refs/heads/{branch}");
+    let Some(head) = repo.ref_id(&refname)? else {
+        bail!("branch {branch:?} does not exist or has no commits yet");
+    };
+    let reflog = format!("baton: send {state}");
+    let (id, cas) = repo.append_commit(&refname, head, &message, clock::commit_time(), &reflog)?;
+    if let Cas::Moved { .. } = cas {
+        return Err(anyhow!(
+            "branch {branch:?} moved while sending; nothing was written, try again"
+        ));
+    }
+    let mut out = Out::new();
+    if opts.json {
+        out.json(&Sent {
+            branch,
+            commit: id.to_string(),
+            parent: head.to_string(),
+            state: state.to_string(),
+        })?;
+    } else {
+        out.line(&id.to_string())?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,138 @@
+//! `git baton status`: the board — every branch, its state, lease and handler.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::output::branch_selected;
+use super::Out;
+use crate::protocol::{LeaseStatus, StateRead};
+use crate::repo::{BranchSource, HandlerLookup, Repo};
+use crate::runner::board::{read_board, BranchCard};
+use crate::runner::clock;
+
+/// Show every local branch (or every remote-tracking branch of `--remote`) with its state.
+///
+/// `--json` prints one array of objects:
+/// `{"branch","commit","state","invalid_state","origin_state","run_id","runner_id","lease",
+/// "lease_seconds_left","handler","age_seconds"}` — `state` is null without a `dwp-state`
+/// trailer, `invalid_state` holds a refused value, `lease` is `active`, `expired` or `n/a`,
+/// `handler` is `true`/`false` (null where no handler applies: no state, invalid, `working`).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only branches matching this glob (`*`, `?`, `[...]`); repeatable.
+    #[arg(long = "branch", value_name = "GLOB")]
+    branches: Vec<String>,
+    /// Show the remote-tracking branches of this remote instead of local branches.
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
+    /// Look handlers up in `.dwp/roles/<ROLE>/command` first.
+    #[arg(long, env = "BATON_ROLE")]
+    role: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Row {
+    branch: String,
+    commit: String,
+    state: Option<String>,
+    invalid_state: Option<String>,
+    origin_state: Option<String>,
+    run_id: Option<String>,
+    runner_id: Option<String>,
+    lease: &'static str,
+    lease_seconds_left: Option<i64>,
+    handler: Option<bool>,
+    age_seconds: i64,
+}
+
+fn row(card: &BranchCard, now: i64) -> Row {
+    let (lease, left) = match card.lease.as_ref().map(|l| l.status(now)) {
+        Some(LeaseStatus::Active { seconds_left }) => ("active", Some(seconds_left)),
+        Some(LeaseStatus::Expired { seconds_ago }) => ("expired", Some(-seconds_ago)),
+        None => ("n/a", None),
+    };
+    Row {
+        branch: card.head.branch.clone(),
+        commit: card.commit.id.to_string(),
+        state: card.state.valid().map(|s| s.to_string()),
+        invalid_state: match &card.state {
+            StateRead::Invalid(v) => Some(v.clone()),
+            _ => None,
+        },
+        origin_state: card.lease.as_ref().and_then(|l| l.origin_state.clone()),
+        run_id: card.lease.as_ref().and_then(|l| l.run_id.clone()),
+        runner_id: card.lease.as_ref().and_then(|l| l.runner_id.clone()),
+        lease,
+        lease_seconds_left: left,
+        handler: card
+            .handler
+            .as_ref()
+            .map(|h| matches!(h, HandlerLookup::Found(_))),
+        age_seconds: now - card.commit.committer_time,
+    }
+}
+
+pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
+    let repo = Repo::discover(cwd)?;
+    let source = match &args.remote {
+        Some(r) => BranchSource::Remote(r.clone()),
+        None => BranchSource::Local,
+    };
+    let cards = read_board(
+        &repo,
+        &source,
+        |b| branch_selected(&args.branches, b),
+        args.role.as_deref(),
+    )?;
+    let now = clock::now();
+    let rows: Vec<Row> = cards.iter().map(|c| row(c, now)).collect();
+    let mut out = Out::new();
+    if args.json {
+        out.json(&rows)?;
+    } else {
+        let width = rows
+            .iter()
+            .map(|r| r.branch.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        out.line(&format!(
+            "{:width$}  {:16}  {:16}  {:8}  {:>8}  COMMIT",
+            "BRANCH", "STATE", "LEASE", "HANDLER", "AGE"
+        ))?;
+        for r in &rows {
+            let state = match (&r.state, &r.invalid_state) {
+                (Some(s), _) => s.clone(),
+                (None, Some(bad)) => format!("INVALID({bad})"),
+                (None, None) => "-".into(),
+            };
+            let lease = match (r.lease, r.lease_seconds_left) {
+                ("active", Some(s)) => format!("active {s}s"),
+                ("expired", Some(s)) => format!("expired {}s ago", -s),
+                _ => "-".into(),
+            };
+            let handler = match r.handler {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            };
+            out.line(&format!(
+                "{:width$}  {:16}  {:16}  {:8}  {:>8}  {}",
+                r.branch,
+                state,
+                lease,
+                handler,
+                clock::human_age(r.age_seconds),
+                &r.commit[..12]
+            ))?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,10 @@
+//! git-baton: a git repository as the coordination board for humans and coding agents.
+//!
+//! Layers (see DESIGN.md): [`protocol`] is pure (trailers, states, messages, leases), [`runner`]
+//! plans ticks purely and executes them, [`repo`] is the only code that touches git, and [`cli`]
+//! parses arguments and prints.
+
+pub mod cli;
+pub mod protocol;
+pub mod repo;
+pub mod runner;

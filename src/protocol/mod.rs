@@ -1,0 +1,95 @@
+//! The DWP/GC protocol, pure: trailer parsing, states, reserved trailers, message composing and
+//! lease arithmetic. Nothing here touches git, the clock or the terminal.
+
+pub mod lease;
+pub mod message;
+pub mod state;
+pub mod trailers;
+
+pub use lease::{Lease, LeaseStatus};
+pub use message::{compose, MessageError, TrailerArg};
+pub use state::{InvalidState, Reserved, State, StateRead};
+pub use trailers::Trailer;
+
+/// The trailer keys the protocol reserves (AYNIG's and the ones git-baton adds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    State,
+    OriginState,
+    RunId,
+    RunnerId,
+    LeaseSeconds,
+    StalledRun,
+    Source,
+    LogLevel,
+    ExitCode,
+    Error,
+    NextOnFailure,
+    Checkpoint,
+    ResumedFrom,
+    Attempt,
+    MaxAttempts,
+    CorrelationId,
+    Parent,
+}
+
+impl Key {
+    pub const ALL: [Key; 17] = [
+        Key::State,
+        Key::OriginState,
+        Key::RunId,
+        Key::RunnerId,
+        Key::LeaseSeconds,
+        Key::StalledRun,
+        Key::Source,
+        Key::LogLevel,
+        Key::ExitCode,
+        Key::Error,
+        Key::NextOnFailure,
+        Key::Checkpoint,
+        Key::ResumedFrom,
+        Key::Attempt,
+        Key::MaxAttempts,
+        Key::CorrelationId,
+        Key::Parent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Key::State => "dwp-state",
+            Key::OriginState => "dwp-origin-state",
+            Key::RunId => "dwp-run-id",
+            Key::RunnerId => "dwp-runner-id",
+            Key::LeaseSeconds => "dwp-lease-seconds",
+            Key::StalledRun => "dwp-stalled-run",
+            Key::Source => "dwp-source",
+            Key::LogLevel => "dwp-log-level",
+            Key::ExitCode => "dwp-exit-code",
+            Key::Error => "dwp-error",
+            Key::NextOnFailure => "dwp-next-on-failure",
+            Key::Checkpoint => "dwp-checkpoint",
+            Key::ResumedFrom => "dwp-resumed-from",
+            Key::Attempt => "dwp-attempt",
+            Key::MaxAttempts => "dwp-max-attempts",
+            Key::CorrelationId => "dwp-correlation-id",
+            Key::Parent => "dwp-parent",
+        }
+    }
+
+    /// Keys only a runner writes: a user's `send` may not forge a lease.
+    pub fn runner_only(self) -> bool {
+        matches!(
+            self,
+            Key::State
+                | Key::OriginState
+                | Key::RunId
+                | Key::RunnerId
+                | Key::LeaseSeconds
+                | Key::StalledRun
+        )
+    }
+
+    pub fn from_name(name: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}

@@ -1,0 +1,458 @@
+//! The only door to git. Reads (refs, commits, trees) and writes (commit objects, ref
+//! compare-and-swap) happen in-process with gix; the `git` binary is used only where gix cannot do
+//! the job (linked worktree add/remove/prune, see [`worktree`]), always with a scrubbed environment.
+
+pub mod worktree;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use gix::bstr::{BString, ByteSlice};
+use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::{FullName, Target};
+pub use gix::ObjectId;
+
+use crate::protocol::{trailers, StateRead, Trailer};
+
+/// A parsed commit: what every layer above needs, nothing borrowed from gix.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub id: ObjectId,
+    pub tree: ObjectId,
+    pub parents: Vec<ObjectId>,
+    pub message: Vec<u8>,
+    pub trailers: Vec<Trailer>,
+    /// Committer time, seconds since the epoch.
+    pub committer_time: i64,
+    pub author: String,
+}
+
+impl CommitInfo {
+    pub fn state(&self) -> StateRead {
+        StateRead::from_trailers(&self.trailers)
+    }
+}
+
+/// A branch (local or remote-tracking) and the commit it points to.
+#[derive(Debug, Clone)]
+pub struct BranchHead {
+    /// Short name: `feature/x` for `refs/heads/feature/x`, `origin/x` for remote-tracking.
+    pub branch: String,
+    pub refname: String,
+    pub id: ObjectId,
+}
+
+/// Where to list branches from.
+#[derive(Debug, Clone)]
+pub enum BranchSource {
+    Local,
+    Remote(String),
+}
+
+/// The result of a compare-and-swap on a ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cas {
+    Updated,
+    /// The ref no longer had the expected value: somebody else moved (or deleted) it.
+    Moved {
+        actual: Option<ObjectId>,
+    },
+}
+
+/// How a handler path resolved in a commit's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerLookup {
+    /// An executable file at this repository-relative path.
+    Found(String),
+    /// A file exists but is not executable (or is a symlink leaving its folder).
+    NotExecutable(String),
+    Missing,
+}
+
+pub struct Repo {
+    inner: gix::Repository,
+}
+
+fn is_space_or_nl(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl Repo {
+    /// Find the repository containing `dir` (like git: walk up, honour `GIT_DIR`).
+    pub fn discover(dir: &Path) -> Result<Repo> {
+        let mut inner = match std::env::var_os("GIT_DIR") {
+            Some(git_dir) => gix::open(PathBuf::from(git_dir)),
+            None => gix::discover(dir),
+        }
+        .map_err(|e| {
+            anyhow!(
+                "not a git repository (or any parent up to /): {}: {e}",
+                dir.display()
+            )
+        })?;
+        // gix has no default identity; git-baton writes protocol commits even on a machine where
+        // nobody configured one (CI), so it falls back to a fixed one instead of failing.
+        inner
+            .committer_or_set_fallback("git-baton", "git-baton@localhost")
+            .context("reading the committer identity")?;
+        Ok(Repo { inner })
+    }
+
+    pub fn gix(&self) -> &gix::Repository {
+        &self.inner
+    }
+
+    pub fn into_sync(self) -> gix::ThreadSafeRepository {
+        self.inner.into_sync()
+    }
+
+    pub fn from_sync(sync: &gix::ThreadSafeRepository) -> Repo {
+        Repo {
+            inner: sync.to_thread_local(),
+        }
+    }
+
+    pub fn is_bare(&self) -> bool {
+        self.inner.is_bare()
+    }
+
+    /// The directory shared by all worktrees (`.git` of the main worktree, or the bare repo).
+    pub fn common_dir(&self) -> &Path {
+        self.inner.common_dir()
+    }
+
+    pub fn workdir(&self) -> Option<&Path> {
+        self.inner.workdir()
+    }
+
+    /// The branch checked out in the worktree this process runs in, if HEAD is attached.
+    pub fn head_branch(&self) -> Result<Option<String>> {
+        Ok(self
+            .inner
+            .head_name()
+            .context("reading HEAD")?
+            .and_then(|n| {
+                n.as_bstr()
+                    .strip_prefix(b"refs/heads/")
+                    .map(|b| b.to_str_lossy().into_owned())
+            }))
+    }
+
+    /// Whether HEAD points to a commit at all (false for unborn branches).
+    pub fn head_id(&self) -> Result<Option<ObjectId>> {
+        let head = self.inner.head().context("reading HEAD")?;
+        Ok(head.id().map(|id| id.detach()))
+    }
+
+    /// Every branch of `source`, sorted by name, with the commit it points to.
+    pub fn branches(&self, source: &BranchSource) -> Result<Vec<BranchHead>> {
+        let platform = self.inner.references().context("reading refs")?;
+        let (iter, strip) = match source {
+            BranchSource::Local => (
+                platform.local_branches().context("reading refs/heads")?,
+                "refs/heads/".to_owned(),
+            ),
+            BranchSource::Remote(remote) => {
+                let prefix = format!("refs/remotes/{remote}/");
+                (
+                    platform
+                        .prefixed(prefix.as_str())
+                        .with_context(|| format!("reading {prefix}"))?,
+                    prefix,
+                )
+            }
+        };
+        let mut out = Vec::new();
+        for r in iter {
+            let mut r = r.map_err(|e| anyhow!("reading a ref: {e}"))?;
+            let refname = r.name().as_bstr().to_str_lossy().into_owned();
+            let Some(short) = refname.strip_prefix(&strip) else {
+                continue;
+            };
+            if short == "HEAD" {
+                continue; // refs/remotes/<remote>/HEAD is a pointer, not a branch
+            }
+            let branch = match source {
+                BranchSource::Local => short.to_owned(),
+                BranchSource::Remote(remote) => format!("{remote}/{short}"),
+            };
+            let id = match r.target().try_id() {
+                Some(id) => id.to_owned(),
+                None => r
+                    .peel_to_id()
+                    .with_context(|| format!("resolving {refname}"))?
+                    .detach(),
+            };
+            out.push(BranchHead {
+                branch,
+                refname,
+                id,
+            });
+        }
+        out.sort_by(|a, b| a.refname.cmp(&b.refname));
+        Ok(out)
+    }
+
+    /// The commit a ref points to, `None` if the ref does not exist.
+    pub fn ref_id(&self, refname: &str) -> Result<Option<ObjectId>> {
+        match self
+            .inner
+            .try_find_reference(refname)
+            .with_context(|| format!("reading {refname}"))?
+        {
+            None => Ok(None),
+            Some(mut r) => Ok(Some(
+                r.peel_to_id()
+                    .with_context(|| format!("resolving {refname}"))?
+                    .detach(),
+            )),
+        }
+    }
+
+    /// Resolve a revision (`main`, `HEAD~2`, a sha) to a commit id.
+    pub fn resolve_commit(&self, rev: &str) -> Result<ObjectId> {
+        let id = self
+            .inner
+            .rev_parse_single(rev.as_bytes().as_bstr())
+            .map_err(|e| anyhow!("unknown revision {rev:?}: {e}"))?;
+        let obj = id.object().with_context(|| format!("reading {rev}"))?;
+        let commit = obj
+            .peel_to_commit()
+            .map_err(|_| anyhow!("{rev:?} does not name a commit"))?;
+        Ok(commit.id)
+    }
+
+    /// Read and parse one commit.
+    pub fn commit(&self, id: ObjectId) -> Result<CommitInfo> {
+        let commit = self
+            .inner
+            .find_commit(id)
+            .with_context(|| format!("reading commit {id}"))?;
+        let decoded = commit
+            .decode()
+            .with_context(|| format!("decoding commit {id}"))?;
+        let message = decoded.message.to_vec();
+        let committer_time = decoded.committer().map(|s| s.seconds()).unwrap_or(0);
+        let author = decoded
+            .author()
+            .map(|a| format!("{} <{}>", a.name.to_str_lossy(), a.email.to_str_lossy()))
+            .unwrap_or_default();
+        Ok(CommitInfo {
+            id,
+            tree: decoded.tree(),
+            parents: decoded.parents().collect(),
+            trailers: trailers::parse(&message),
+            message,
+            committer_time,
+            author,
+        })
+    }
+
+    /// Write a commit object (nothing else changes) and return its id.
+    /// `now` is the committer/author time; identity comes from git config and `GIT_*` variables.
+    pub fn write_commit(
+        &self,
+        tree: ObjectId,
+        parents: &[ObjectId],
+        message: &[u8],
+        now: i64,
+    ) -> Result<ObjectId> {
+        let time = gix::date::Time::new(now, 0);
+        let committer = self
+            .inner
+            .committer()
+            .ok_or_else(|| anyhow!("no committer identity"))??;
+        let author = self
+            .inner
+            .author()
+            .ok_or_else(|| anyhow!("no author identity"))??;
+        let sig = |s: gix::actor::SignatureRef<'_>| gix::actor::Signature {
+            name: s.name.into(),
+            email: s.email.into(),
+            time,
+        };
+        let commit = gix::objs::Commit {
+            tree,
+            parents: parents.iter().copied().collect(),
+            author: sig(author),
+            committer: sig(committer),
+            encoding: None,
+            message: BString::from(message),
+            extra_headers: Vec::new(),
+        };
+        Ok(self
+            .inner
+            .write_object(&commit)
+            .context("writing the commit object")?
+            .detach())
+    }
+
+    /// The one way git-baton moves a ref: compare-and-swap with the value it read.
+    ///
+    /// Uses git's own `<ref>.lock` protocol, so it is exclusive against other git-baton processes
+    /// and against git itself. A lock held by someone else is retried briefly; if the ref then holds
+    /// another value, the swap lost the race and says so instead of failing.
+    pub fn compare_and_swap(
+        &self,
+        refname: &str,
+        expected: Option<ObjectId>,
+        new: ObjectId,
+        reflog: &str,
+    ) -> Result<Cas> {
+        let name: FullName = refname
+            .try_into()
+            .map_err(|e| anyhow!("invalid ref name {refname:?}: {e}"))?;
+        let expected_value = match expected {
+            Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
+            None => PreviousValue::MustNotExist,
+        };
+        let mut last_err = None;
+        for attempt in 0..20u64 {
+            let current = self.ref_id(refname)?;
+            if current != expected {
+                return Ok(Cas::Moved { actual: current });
+            }
+            let edit = RefEdit {
+                change: Change::Update {
+                    log: LogChange {
+                        mode: RefLog::AndReference,
+                        force_create_reflog: false,
+                        message: reflog.into(),
+                    },
+                    expected: expected_value.clone(),
+                    new: Target::Object(new),
+                },
+                name: name.clone(),
+                deref: false,
+            };
+            match self.inner.edit_reference(edit) {
+                Ok(_) => return Ok(Cas::Updated),
+                Err(e) => last_err = Some(e),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10 + attempt * 15));
+        }
+        let current = self.ref_id(refname)?;
+        if current != expected {
+            return Ok(Cas::Moved { actual: current });
+        }
+        bail!(
+            "could not update {refname} (is another git process holding {refname}.lock?): {}",
+            last_err.map(|e| e.to_string()).unwrap_or_default()
+        )
+    }
+
+    /// Append a commit with `message` on top of `expected_head` (same tree: files, index and any
+    /// worktree that has the branch checked out stay as they are) and move `refname` to it by
+    /// compare-and-swap. Returns the new commit on success.
+    pub fn append_commit(
+        &self,
+        refname: &str,
+        expected_head: ObjectId,
+        message: &[u8],
+        now: i64,
+        reflog: &str,
+    ) -> Result<(ObjectId, Cas)> {
+        let parent = self.commit(expected_head)?;
+        let id = self.write_commit(parent.tree, &[expected_head], message, now)?;
+        let cas = self.compare_and_swap(refname, Some(expected_head), id, reflog)?;
+        Ok((id, cas))
+    }
+
+    /// Is `ancestor` reachable from `tip`? Walks at most `limit` commits.
+    pub fn descends_from(&self, tip: ObjectId, ancestor: ObjectId, limit: usize) -> Result<bool> {
+        if tip == ancestor {
+            return Ok(true);
+        }
+        let walk = self
+            .inner
+            .rev_walk([tip])
+            .all()
+            .context("walking history")?;
+        for info in walk.take(limit) {
+            if info.context("walking history")?.id == ancestor {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Look a handler up in a tree: `<dir>/<state>` must be an executable file; a symlink is
+    /// followed once if it names a sibling in the same folder (never outside it).
+    pub fn lookup_handler(&self, tree: ObjectId, dir: &str, state: &str) -> Result<HandlerLookup> {
+        let tree_obj = self
+            .inner
+            .find_tree(tree)
+            .with_context(|| format!("reading tree {tree}"))?;
+        let path = format!("{dir}/{state}");
+        let Some(entry) = tree_obj
+            .lookup_entry_by_path(&path)
+            .with_context(|| format!("looking up {path}"))?
+        else {
+            return Ok(HandlerLookup::Missing);
+        };
+        use gix::object::tree::EntryKind;
+        match entry.mode().kind() {
+            EntryKind::BlobExecutable => Ok(HandlerLookup::Found(path)),
+            EntryKind::Link => {
+                let blob = self
+                    .inner
+                    .find_blob(entry.object_id())
+                    .context("reading symlink")?;
+                let target = blob.data.to_str_lossy().into_owned();
+                let target = target.trim_start_matches("./");
+                if crate::protocol::State::parse(target).is_ok() && target != state {
+                    match self.lookup_handler(tree, dir, target)? {
+                        HandlerLookup::Found(_) => Ok(HandlerLookup::Found(path)),
+                        _ => Ok(HandlerLookup::NotExecutable(path)),
+                    }
+                } else {
+                    Ok(HandlerLookup::NotExecutable(path))
+                }
+            }
+            _ => Ok(HandlerLookup::NotExecutable(path)),
+        }
+    }
+}
+
+/// Handler lookups cached per tree: branches that share a tree (state commits keep their parent's
+/// tree) cost one lookup between them.
+#[derive(Default)]
+pub struct HandlerCache {
+    map: HashMap<(ObjectId, String, String), HandlerLookup>,
+}
+
+impl HandlerCache {
+    pub fn lookup(
+        &mut self,
+        repo: &Repo,
+        tree: ObjectId,
+        dir: &str,
+        state: &str,
+    ) -> Result<HandlerLookup> {
+        let key = (tree, dir.to_owned(), state.to_owned());
+        if let Some(v) = self.map.get(&key) {
+            return Ok(v.clone());
+        }
+        let v = repo.lookup_handler(tree, dir, state)?;
+        self.map.insert(key, v.clone());
+        Ok(v)
+    }
+}
+
+/// The message's body: what follows the subject paragraph, up to the trailer block.
+pub fn body_of(message: &[u8]) -> String {
+    let trimmed_start = message
+        .iter()
+        .position(|&c| !is_space_or_nl(c))
+        .unwrap_or(message.len());
+    let msg = &message[trimmed_start..];
+    let body_start = msg
+        .find(b"\n\n")
+        .or_else(|| msg.find(b"\r\n\r\n"))
+        .map_or(msg.len(), |p| p + 2);
+    let body_end = trailers::block_start(msg).max(body_start);
+    String::from_utf8_lossy(&msg[body_start..body_end])
+        .trim()
+        .to_owned()
+}

@@ -1,0 +1,74 @@
+//! The clock, read at the edges only and passed into pure code as `now`.
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The time to stamp a commit with: `GIT_COMMITTER_DATE` when it is a plain
+/// `<seconds> [<offset>]` or `@<seconds>` value (as tests and scripts set it), otherwise now.
+pub fn commit_time() -> i64 {
+    std::env::var("GIT_COMMITTER_DATE")
+        .ok()
+        .and_then(|v| {
+            v.trim()
+                .trim_start_matches('@')
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse().ok())
+        })
+        .unwrap_or_else(now)
+}
+
+/// `42s`, `5m`, `3h`, `2d`.
+pub fn human_age(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// `2026-11-23T09:00:00Z` for seconds since the epoch (UTC; days from civil, H. Hinnant).
+pub fn iso_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso() {
+        assert_eq!(super::iso_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::iso_utc(1_112_911_993), "2005-04-07T22:13:13Z");
+        assert_eq!(super::iso_utc(1_795_000_000), "2026-11-18T11:06:40Z");
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(super::human_age(5), "5s");
+        assert_eq!(super::human_age(125), "2m");
+        assert_eq!(super::human_age(7300), "2h");
+        assert_eq!(super::human_age(200000), "2d");
+    }
+}

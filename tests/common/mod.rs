@@ -1,0 +1,199 @@
+//! Test helpers: real repositories in temp dirs, the real `git` as the oracle, the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BATON: &str = env!("CARGO_BIN_EXE_git-baton");
+pub const FIXED_DATE: &str = "1700000000 +0000";
+
+/// A scratch repository with fixed identity and config, removed on drop.
+pub struct TestRepo {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+/// The environment every git and git-baton process in tests gets: no user or system config,
+/// fixed identity.
+pub fn base_env(cmd: &mut Command, home: &Path) {
+    cmd.env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("BATON_ROLE")
+        .env_remove("AYNIG_ROLE")
+        .env_remove("BATON_RUN_ID")
+        .env_remove("BATON_BRANCH")
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
+        .env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "Test Committer")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+        .env("LANG", "C")
+        .env("LC_ALL", "C");
+}
+
+impl TestRepo {
+    /// `git init -b main` in a fresh temp dir.
+    pub fn new() -> TestRepo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("repo");
+        std::fs::create_dir(&path).unwrap();
+        let r = TestRepo { dir, path };
+        r.git(&["init", "-q", "-b", "main"]);
+        r
+    }
+
+    pub fn bare() -> TestRepo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("repo.git");
+        std::fs::create_dir(&path).unwrap();
+        let r = TestRepo { dir, path };
+        r.git(&["init", "-q", "--bare", "-b", "main"]);
+        r
+    }
+
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn git_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("git");
+        base_env(&mut cmd, self.home());
+        cmd.env("GIT_AUTHOR_DATE", FIXED_DATE)
+            .env("GIT_COMMITTER_DATE", FIXED_DATE);
+        cmd.current_dir(&self.path).args(args);
+        cmd
+    }
+
+    /// Run git, assert success, return stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = self.git_cmd(args).output().expect("spawn git");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn git_bytes(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = self
+            .git_cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn git");
+        let mut input = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || input.write_all(&data));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    pub fn baton_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BATON);
+        base_env(&mut cmd, self.home());
+        cmd.env_remove("GIT_COMMITTER_DATE")
+            .env_remove("GIT_AUTHOR_DATE");
+        cmd.current_dir(&self.path).args(args).stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn baton(&self, args: &[&str]) -> Output {
+        self.baton_cmd(args).output().expect("spawn git-baton")
+    }
+
+    /// Run git-baton, assert exit 0, return stdout.
+    pub fn baton_ok(&self, args: &[&str]) -> String {
+        let out = self.baton(args);
+        assert!(
+            out.status.success(),
+            "git-baton {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn write(&self, rel: &str, contents: &str) {
+        let p = self.path.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+
+    /// Write an executable handler `.dwp/command/<state>` (or any path) with this script.
+    pub fn handler(&self, rel: &str, script: &str) {
+        self.write(rel, script);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.path.join(rel), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+
+    /// `git add -A && git commit -m MSG`.
+    pub fn commit_all(&self, msg: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
+        self.head("HEAD")
+    }
+
+    pub fn head(&self, rev: &str) -> String {
+        self.git(&["rev-parse", rev]).trim().to_owned()
+    }
+
+    /// The dwp-state of a branch head, read by git.
+    pub fn state_of(&self, rev: &str) -> String {
+        self.git(&[
+            "log",
+            "-1",
+            "--format=%(trailers:key=dwp-state,valueonly,separator=%x2C)",
+            rev,
+        ])
+        .trim()
+        .rsplit(',')
+        .next()
+        .unwrap_or("")
+        .to_owned()
+    }
+
+    /// A trailer value of a commit, read by git (last one).
+    pub fn trailer_of(&self, rev: &str, key: &str) -> Option<String> {
+        let out = self.git(&[
+            "log",
+            "-1",
+            &format!("--format=%(trailers:key={key},valueonly,unfold)"),
+            rev,
+        ]);
+        out.lines()
+            .filter(|l| !l.is_empty())
+            .last()
+            .map(str::to_owned)
+    }
+}
+
+/// A tiny deterministic PRNG (xorshift64*), so random tests are reproducible without a crate.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
