@@ -173,10 +173,7 @@ impl TestRepo {
             &format!("--format=%(trailers:key={key},valueonly,unfold)"),
             rev,
         ]);
-        out.lines()
-            .filter(|l| !l.is_empty())
-            .last()
-            .map(str::to_owned)
+        out.lines().rev().find(|l| !l.is_empty()).map(str::to_owned)
     }
 }
 
