@@ -166,6 +166,25 @@ pub fn compose(
     Ok(msg.into_bytes())
 }
 
+/// The body of a message: what follows the subject paragraph, up to the trailer block, trimmed.
+/// This is what a handler receives as `BATON_BODY`.
+pub fn body_of(message: &[u8]) -> String {
+    let start = message
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(message.len());
+    let msg = &message[start..];
+    let subject_end = msg
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .or_else(|| msg.windows(4).position(|w| w == b"\r\n\r\n"))
+        .map_or(msg.len(), |p| p + 2);
+    let body_end = trailers::block_start(msg).max(subject_end);
+    String::from_utf8_lossy(&msg[subject_end..body_end])
+        .trim()
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +198,17 @@ mod tests {
         let t = [TrailerArg::new("Reviewed-by", "me").unwrap()];
         let m = compose("subj", Some("do it\n\n"), &t, &st("review")).unwrap();
         assert_eq!(m, b"subj\n\ndo it\n\nReviewed-by: me\ndwp-state: review\n");
+    }
+
+    #[test]
+    fn body_is_between_subject_and_trailers() {
+        assert_eq!(
+            body_of(b"subj\n\nline 1\n\nline 2\n\nK: v\ndwp-state: x\n"),
+            "line 1\n\nline 2"
+        );
+        assert_eq!(body_of(b"subj\n\ndwp-state: x\n"), "");
+        assert_eq!(body_of(b"\nsubj only"), "");
+        assert_eq!(body_of(b"subj\n\njust a body\n"), "just a body");
     }
 
     #[test]

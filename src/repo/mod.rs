@@ -74,10 +74,6 @@ pub struct Repo {
     inner: gix::Repository,
 }
 
-fn is_space_or_nl(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
-}
-
 impl Repo {
     /// Find the repository containing `dir` (like git: walk up, honour `GIT_DIR`).
     pub fn discover(dir: &Path) -> Result<Repo> {
@@ -438,21 +434,4 @@ impl HandlerCache {
         self.map.insert(key, v.clone());
         Ok(v)
     }
-}
-
-/// The message's body: what follows the subject paragraph, up to the trailer block.
-pub fn body_of(message: &[u8]) -> String {
-    let trimmed_start = message
-        .iter()
-        .position(|&c| !is_space_or_nl(c))
-        .unwrap_or(message.len());
-    let msg = &message[trimmed_start..];
-    let body_start = msg
-        .find(b"\n\n")
-        .or_else(|| msg.find(b"\r\n\r\n"))
-        .map_or(msg.len(), |p| p + 2);
-    let body_end = trailers::block_start(msg).max(body_start);
-    String::from_utf8_lossy(&msg[body_start..body_end])
-        .trim()
-        .to_owned()
 }

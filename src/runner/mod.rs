@@ -1,4 +1,11 @@
-//! The runner: `plan` decides (pure), `exec` acts (claims, worktrees, processes, validation).
+//! The runner: `plan` decides (pure), `exec` acts (claims, worktrees, processes, validation),
+//! `validate` judges an outcome (pure), `report` says what happened.
 
 pub mod board;
 pub mod clock;
+pub mod exec;
+pub mod plan;
+pub mod report;
+pub mod validate;
+
+pub(crate) use crate::protocol::message::body_of as body_env;

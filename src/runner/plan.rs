@@ -1,0 +1,321 @@
+//! Planning a tick: a pure function of (branch heads, handler table, now, options) → actions.
+//!
+//! A branch is actionable when its state is valid, not `working`, and a handler exists for it.
+//! A `working` head whose lease expired is taken over. Everything else costs nothing: no
+//! worktree, no subprocess, not even a line of output unless it is worth a person's attention
+//! (an invalid state, a handler that is not executable, a branch checked out elsewhere).
+
+use std::path::PathBuf;
+
+use crate::protocol::{Lease, LeaseStatus, Reserved, State, StateRead};
+use crate::repo::{HandlerLookup, ObjectId};
+
+use super::board::BranchCard;
+
+/// Where a branch is checked out, as far as the runner cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkout {
+    /// Not checked out, or only in one of git-baton's own worktrees.
+    Free,
+    /// The main worktree (the user's checkout).
+    Main,
+    /// A linked worktree the user made.
+    Elsewhere(PathBuf),
+}
+
+/// What `--current-branch` says about the branch checked out in the main worktree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CurrentBranch {
+    /// Leave it alone (default).
+    #[default]
+    Skip,
+    /// Process it along with the others.
+    Include,
+    /// Process only it.
+    Only,
+}
+
+/// One branch as the planner sees it.
+#[derive(Debug, Clone)]
+pub struct PlanInput {
+    pub card: BranchCard,
+    pub checkout: Checkout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Claim the branch and run the handler at `handler` (repository-relative path).
+    Run {
+        branch: String,
+        refname: String,
+        head: ObjectId,
+        state: State,
+        handler: String,
+        force_worktree: bool,
+    },
+    /// The lease expired: write `stalled`, then run the `stalled` handler if there is one.
+    TakeOver {
+        branch: String,
+        refname: String,
+        head: ObjectId,
+        lease: Lease,
+        stalled_handler: Option<String>,
+        force_worktree: bool,
+    },
+    /// Not actionable, but a person should know.
+    Notice { branch: String, message: String },
+}
+
+impl Action {
+    pub fn branch(&self) -> &str {
+        match self {
+            Action::Run { branch, .. }
+            | Action::TakeOver { branch, .. }
+            | Action::Notice { branch, .. } => branch,
+        }
+    }
+}
+
+/// Decide what this tick does.
+pub fn plan(inputs: &[PlanInput], now: i64, current: CurrentBranch) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for input in inputs {
+        let card = &input.card;
+        let branch = card.head.branch.clone();
+        let is_main = input.checkout == Checkout::Main;
+        match (current, is_main) {
+            (CurrentBranch::Skip, true) | (CurrentBranch::Only, false) => continue,
+            _ => {}
+        }
+        let force_worktree = is_main;
+        let refname = card.head.refname.clone();
+        let head = card.head.id;
+        let notice = |message: String| Action::Notice {
+            branch: branch.clone(),
+            message,
+        };
+        let valid = match &card.state {
+            StateRead::None => continue,
+            StateRead::Invalid(v) => {
+                actions.push(notice(format!(
+                    "invalid state {v:?}: not a handler name; ignored"
+                )));
+                continue;
+            }
+            StateRead::Valid(s) => s,
+        };
+        let blocked_by_checkout = |actions: &mut Vec<Action>| -> bool {
+            if let Checkout::Elsewhere(path) = &input.checkout {
+                actions.push(notice(format!(
+                    "checked out in worktree {}; skipped",
+                    path.display()
+                )));
+                return true;
+            }
+            false
+        };
+        if valid.is(Reserved::Working) {
+            let Some(lease) = &card.lease else { continue };
+            if let LeaseStatus::Expired { .. } = lease.status(now) {
+                if blocked_by_checkout(&mut actions) {
+                    continue;
+                }
+                let stalled_handler = match &card.stalled_handler {
+                    Some(HandlerLookup::Found(p)) => Some(p.clone()),
+                    _ => None,
+                };
+                actions.push(Action::TakeOver {
+                    branch,
+                    refname,
+                    head,
+                    lease: lease.clone(),
+                    stalled_handler,
+                    force_worktree,
+                });
+            }
+            continue;
+        }
+        match &card.handler {
+            Some(HandlerLookup::Found(path)) => {
+                if blocked_by_checkout(&mut actions) {
+                    continue;
+                }
+                actions.push(Action::Run {
+                    branch,
+                    refname,
+                    head,
+                    state: valid.clone(),
+                    handler: path.clone(),
+                    force_worktree,
+                });
+            }
+            Some(HandlerLookup::NotExecutable(path)) => {
+                actions.push(notice(format!(
+                    "handler {path} is not an executable file; not run"
+                )));
+            }
+            _ => {}
+        }
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::trailers;
+    use crate::repo::{BranchHead, CommitInfo};
+
+    fn card(
+        branch: &str,
+        msg: &str,
+        time: i64,
+        handler: Option<HandlerLookup>,
+        stalled: Option<HandlerLookup>,
+    ) -> PlanInput {
+        let id = ObjectId::null(gix::hash::Kind::Sha1);
+        let trailers = trailers::parse(msg.as_bytes());
+        let commit = CommitInfo {
+            id,
+            tree: id,
+            parents: vec![],
+            message: msg.as_bytes().to_vec(),
+            trailers: trailers.clone(),
+            committer_time: time,
+            author: String::new(),
+        };
+        PlanInput {
+            card: BranchCard {
+                head: BranchHead {
+                    branch: branch.into(),
+                    refname: format!("refs/heads/{branch}"),
+                    id,
+                },
+                state: commit.state(),
+                lease: Lease::from_commit(&trailers, time),
+                commit,
+                handler,
+                stalled_handler: stalled,
+            },
+            checkout: Checkout::Free,
+        }
+    }
+
+    fn found(p: &str) -> Option<HandlerLookup> {
+        Some(HandlerLookup::Found(p.into()))
+    }
+
+    #[test]
+    fn runs_only_actionable_branches() {
+        let inputs = vec![
+            card(
+                "a",
+                "t\n\ndwp-state: build\n",
+                0,
+                found(".dwp/command/build"),
+                None,
+            ),
+            card(
+                "b",
+                "t\n\ndwp-state: done\n",
+                0,
+                Some(HandlerLookup::Missing),
+                None,
+            ),
+            card("c", "no state", 0, None, None),
+        ];
+        let actions = plan(&inputs, 100, CurrentBranch::Skip);
+        assert_eq!(actions.len(), 1);
+        assert!(
+            matches!(&actions[0], Action::Run { branch, handler, .. } if branch == "a" && handler == ".dwp/command/build")
+        );
+    }
+
+    #[test]
+    fn invalid_states_and_unexecutable_handlers_are_noticed_not_run() {
+        let inputs = vec![
+            card("a", "t\n\ndwp-state: ../x\n", 0, None, None),
+            card(
+                "b",
+                "t\n\ndwp-state: x\n",
+                0,
+                Some(HandlerLookup::NotExecutable(".dwp/command/x".into())),
+                None,
+            ),
+        ];
+        let actions = plan(&inputs, 0, CurrentBranch::Skip);
+        assert_eq!(actions.len(), 2);
+        assert!(actions.iter().all(|a| matches!(a, Action::Notice { .. })));
+    }
+
+    #[test]
+    fn live_lease_is_left_alone_expired_lease_is_taken_over() {
+        let msg = "t\n\ndwp-origin-state: build\ndwp-run-id: r1\ndwp-lease-seconds: 60\ndwp-state: working\n";
+        let inputs = vec![card("a", msg, 1000, None, found(".dwp/command/stalled"))];
+        assert!(plan(&inputs, 1060, CurrentBranch::Skip).is_empty());
+        let actions = plan(&inputs, 1061, CurrentBranch::Skip);
+        match &actions[..] {
+            [Action::TakeOver {
+                lease,
+                stalled_handler,
+                ..
+            }] => {
+                assert_eq!(lease.run_id.as_deref(), Some("r1"));
+                assert_eq!(stalled_handler.as_deref(), Some(".dwp/command/stalled"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn current_branch_modes() {
+        let mut main = card(
+            "main",
+            "t\n\ndwp-state: build\n",
+            0,
+            found(".dwp/command/build"),
+            None,
+        );
+        main.checkout = Checkout::Main;
+        let other = card(
+            "other",
+            "t\n\ndwp-state: build\n",
+            0,
+            found(".dwp/command/build"),
+            None,
+        );
+        let inputs = vec![main, other];
+        let names = |c| {
+            plan(&inputs, 0, c)
+                .iter()
+                .map(|a| a.branch().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(CurrentBranch::Skip), ["other"]);
+        assert_eq!(names(CurrentBranch::Include), ["main", "other"]);
+        assert_eq!(names(CurrentBranch::Only), ["main"]);
+        assert!(matches!(
+            &plan(&inputs, 0, CurrentBranch::Only)[0],
+            Action::Run {
+                force_worktree: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn branch_checked_out_elsewhere_is_noticed() {
+        let mut a = card(
+            "a",
+            "t\n\ndwp-state: build\n",
+            0,
+            found(".dwp/command/build"),
+            None,
+        );
+        a.checkout = Checkout::Elsewhere("/tmp/wt".into());
+        assert!(matches!(
+            &plan(&[a], 0, CurrentBranch::Skip)[..],
+            [Action::Notice { .. }]
+        ));
+    }
+}
