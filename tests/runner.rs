@@ -106,8 +106,11 @@ fn hello_world_advances_state_and_sees_its_environment() {
     ] {
         assert!(env.lines().any(|l| l == want), "missing {want} in\n{env}");
     }
-    // Worktree gone, user's checkout as it was.
-    assert!(!r.git(&["worktree", "list"]).contains("baton"));
+    // The runner's slot went back to the pool detached: the branch is free, the user's checkout as
+    // it was.
+    let worktrees = r.git(&["worktree", "list", "--porcelain"]);
+    assert!(!worktrees.contains("branch refs/heads/t1"), "{worktrees}");
+    r.git(&["worktree", "add", "-q", "../t1-checkout", "t1"]);
     assert_eq!(r.git(&["status", "--porcelain"]), "?? scratch.txt\n");
     assert_eq!(r.git(&["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "main");
     // A second tick finds nothing to do (review has no handler).

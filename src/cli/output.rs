@@ -38,8 +38,10 @@ impl Out {
         self.inner.write_all(b)
     }
     pub fn json(&mut self, v: &impl serde::Serialize) -> anyhow::Result<()> {
-        serde_json::to_writer(&mut self.inner, v)?;
-        self.inner.write_all(b"\n")?;
+        // Serialise first: an io::Error wrapped in serde_json's error would hide a closed pipe.
+        let mut buf = serde_json::to_vec(v)?;
+        buf.push(b'\n');
+        self.inner.write_all(&buf)?;
         Ok(())
     }
     pub fn flush(&mut self) -> io::Result<()> {

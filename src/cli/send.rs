@@ -128,6 +128,12 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
                 "pass the state as the STATE argument, not as a dwp-state trailer",
             ));
         }
+        if Key::from_name(&t.key).is_some_and(Key::runner_only) {
+            return Err(usage(format!(
+                "trailer {:?} is written only by runners",
+                t.key
+            )));
+        }
         extra.push(t);
     }
     let body = match read_body(opts)? {

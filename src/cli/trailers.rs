@@ -39,11 +39,14 @@ struct JsonCommit<'a> {
 pub fn cmd_trailers(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
     // Resolve everything first: a bad revision fails the call before anything is printed.
-    let ids = args
+    let mut ids = args
         .revs
         .iter()
         .map(|r| repo.resolve_commit(r))
         .collect::<Result<Vec<_>>>()?;
+    // Like `git log --no-walk=unsorted`: each commit once, in the order first named.
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
     let mut out = Out::new();
     for id in ids {
         let commit = repo.commit(id)?;

@@ -98,7 +98,7 @@ pub fn branch_key(branch: &str) -> String {
     format!("{readable}-{:08x}", h as u32)
 }
 
-/// Where the scratch data of git-baton lives.
+/// Where the scratch data of git-baton lives: `<common dir>/baton/`.
 pub struct Scratch {
     pub root: PathBuf,
 }
@@ -109,8 +109,8 @@ impl Scratch {
             root: common_dir.join("baton"),
         }
     }
-    pub fn worktree(&self, branch: &str) -> PathBuf {
-        self.root.join("worktrees").join(branch_key(branch))
+    pub fn slots(&self) -> PathBuf {
+        self.root.join("worktrees")
     }
     pub fn log_file(&self, branch: &str, run_id: &str) -> PathBuf {
         self.root
@@ -135,51 +135,252 @@ fn is_registered(common_dir: &Path, path: &Path) -> bool {
     gitdir.starts_with(common.join("worktrees")) && gitdir.join("HEAD").exists()
 }
 
-/// Make `path` a clean linked worktree with `branch` checked out at `expected_head`.
+/// A worktree slot held by this process for one run.
 ///
-/// Reuses a worktree from an earlier run (after salvaging any uncommitted changes it kept to a
-/// `refs/baton/salvage/…` ref, so nothing is lost), replaces a folder left behind by a crash, and
-/// prunes stale registrations first. `force` allows a branch that is checked out elsewhere (the
-/// main worktree, with `--current-branch include|only`).
-pub fn prepare(
-    common_dir: &Path,
-    path: &Path,
-    branch: &str,
-    expected_head: ObjectId,
-    force: bool,
-) -> Result<()> {
-    if path.exists() && is_registered(common_dir, path) {
-        salvage_changes(path, branch)?;
-        run_git(path, ["checkout", "-q", "-f", branch])?;
-        run_git(path, ["reset", "-q", "--hard"])?;
-        run_git(path, ["clean", "-q", "-f", "-f", "-d", "-x"])?;
+/// Handlers run in numbered slots `<common dir>/baton/worktrees/slot-N`. A slot is taken with an
+/// exclusive lock file (`slot-N.lock`, holding the pid; a dead holder's lock is broken), so runners
+/// on one machine never share one. Slots are reused: after a successful run the slot's HEAD is
+/// detached (the branch is free again) and the next run — of any branch — switches it with
+/// `git checkout`, which rewrites only the files that differ instead of checking out the whole
+/// tree again. After a failed run the slot is kept for its branch (`slot-N.kept` names it) with
+/// everything the handler left, until that branch runs again; then uncommitted leftovers are saved
+/// to `refs/baton/salvage/…` before the reset, so nothing is ever lost.
+#[derive(Debug)]
+pub struct Slot {
+    pub path: PathBuf,
+    lock: PathBuf,
+    kept: PathBuf,
+    /// The open, `flock`ed `slot-N.lock`; dropping it frees the slot.
+    held: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+/// Take an exclusive, non-blocking `flock` on `path`. The kernel releases it when the holder
+/// exits, however it exits, so a crashed runner never leaves a slot locked.
+fn try_lock(path: &Path) -> Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        Ok(Some(file))
     } else {
-        if path.exists() {
-            std::fs::remove_dir_all(path)
-                .with_context(|| format!("removing stale worktree folder {}", path.display()))?;
+        Ok(None)
+    }
+}
+
+impl Slot {
+    fn at(dir: &Path, n: usize) -> Slot {
+        Slot {
+            path: dir.join(format!("slot-{n}")),
+            lock: dir.join(format!("slot-{n}.lock")),
+            kept: dir.join(format!("slot-{n}.kept")),
+            held: std::sync::Mutex::new(None),
         }
-        run_git(common_dir, ["worktree", "prune"])?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
+    }
+
+    fn kept_for(&self) -> Option<String> {
+        std::fs::read_to_string(&self.kept)
+            .ok()
+            .map(|s| s.trim().to_owned())
+    }
+
+    /// Take a slot for `branch` (its kept slot first, else a free one, else a new one) and make
+    /// sure it is a live worktree (new ones start detached at `start`). Nothing about the branch
+    /// changes yet.
+    pub fn acquire(
+        common_dir: &Path,
+        scratch: &Scratch,
+        branch: &str,
+        start: ObjectId,
+    ) -> Result<Slot> {
+        let dir = scratch.slots();
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let slot = Slot::take(&dir, branch)?;
+        tracing::debug!(slot = %slot.path.display(), branch, "took slot");
+        if let Err(e) = slot.ensure_worktree(common_dir, &dir, start) {
+            slot.unlock();
+            return Err(e);
         }
-        let mut args = vec!["worktree", "add", "-q"];
+        Ok(slot)
+    }
+
+    /// Create the slot's worktree if it is missing (or only a folder left by a crash), detached at
+    /// `start`. Creation is serialised across processes with an exclusive `flock` on
+    /// `worktrees.lock`.
+    fn ensure_worktree(&self, common_dir: &Path, dir: &Path, start: ObjectId) -> Result<()> {
+        if self.path.exists() && is_registered(common_dir, &self.path) {
+            return Ok(());
+        }
+        let lock_path = dir.join("worktrees.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!(
+                "locking {}: {}",
+                lock_path.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        if self.path.exists() {
+            std::fs::remove_dir_all(&self.path).with_context(|| {
+                format!("removing stale worktree folder {}", self.path.display())
+            })?;
+        }
+        let _ = std::fs::remove_file(&self.kept);
+        tracing::debug!(slot = %self.path.display(), "creating worktree slot");
+        self.register(common_dir, start)?;
+        drop(lock);
+        Ok(())
+    }
+
+    fn take(dir: &Path, branch: &str) -> Result<Slot> {
+        let mut free = Vec::new();
+        let mut n = 0;
+        loop {
+            let slot = Slot::at(dir, n);
+            if !slot.path.exists() && !slot.lock.exists() && !slot.kept.exists() {
+                break;
+            }
+            match slot.kept_for() {
+                Some(b) if b == branch => {
+                    if let Some(f) = try_lock(&slot.lock)? {
+                        slot.hold(f);
+                        return Ok(slot);
+                    }
+                }
+                Some(_) => {}
+                None => free.push(n),
+            }
+            n += 1;
+        }
+        for n in free.into_iter().chain(n..) {
+            let slot = Slot::at(dir, n);
+            if slot.kept.exists() {
+                continue;
+            }
+            if let Some(f) = try_lock(&slot.lock)? {
+                slot.hold(f);
+                // Lost a race with a release that marked it kept in between? Then look further.
+                if slot.kept.exists() {
+                    slot.unlock();
+                    continue;
+                }
+                return Ok(slot);
+            }
+        }
+        unreachable!("slot numbers are unbounded")
+    }
+
+    /// Register the slot as a linked worktree by writing git's documented layout ourselves:
+    /// `<common>/worktrees/<id>/{gitdir,commondir,HEAD}` and `<slot>/.git`.
+    ///
+    /// Why not `git worktree add`: git 2.47 rewrites the `commondir` file of *other* linked
+    /// worktrees while it adds one (measured here: a concurrent reader saw it empty 11 times
+    /// during 40 adds), so a handler's `git commit` in one slot failed with "failed to read
+    /// …/commondir" whenever another runner added a slot. Writing the four small files is what
+    /// `git worktree add --no-checkout --detach` does, without touching anything else; the
+    /// checkout that follows fills in the index and the files.
+    fn register(&self, common_dir: &Path, start: ObjectId) -> Result<()> {
+        let name = self
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("slot path has no name")?;
+        let admin = common_dir.join("worktrees").join(format!("baton-{name}"));
+        if admin.exists() {
+            std::fs::remove_dir_all(&admin)
+                .with_context(|| format!("removing stale {}", admin.display()))?;
+        }
+        std::fs::create_dir_all(&admin).with_context(|| format!("creating {}", admin.display()))?;
+        std::fs::create_dir_all(&self.path)
+            .with_context(|| format!("creating {}", self.path.display()))?;
+        let slot = self
+            .path
+            .canonicalize()
+            .with_context(|| format!("resolving {}", self.path.display()))?;
+        let admin = admin
+            .canonicalize()
+            .with_context(|| format!("resolving {}", admin.display()))?;
+        let write = |p: PathBuf, text: String| {
+            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+        };
+        write(admin.join("commondir"), "../..\n".into())?;
+        write(admin.join("HEAD"), format!("{start}\n"))?;
+        write(
+            admin.join("gitdir"),
+            format!("{}\n", slot.join(".git").display()),
+        )?;
+        write(slot.join(".git"), format!("gitdir: {}\n", admin.display()))?;
+        Ok(())
+    }
+
+    /// Check `branch` out in the slot at `expected_head` (the claim). A slot kept from a failed
+    /// run has its leftovers salvaged first. `force` allows a branch that is checked out in the
+    /// main worktree (`--current-branch include|only`).
+    pub fn check_out(&self, branch: &str, expected_head: ObjectId, force: bool) -> Result<()> {
+        let path = &self.path;
+        if self.kept.exists() {
+            salvage_changes(path, branch)?;
+            let _ = std::fs::remove_file(&self.kept);
+        }
+        tracing::debug!(slot = %path.display(), branch, "checking out");
+        let mut args = vec!["checkout", "-q", "-f"];
         if force {
-            args.push("--force");
+            args.push("--ignore-other-worktrees");
         }
-        let path_str = path.to_str().context("worktree path is not UTF-8")?;
-        args.extend([path_str, branch]);
-        run_git(common_dir, args)?;
+        args.push(branch);
+        run_git(path, args)?;
+        run_git(path, ["clean", "-q", "-f", "-f", "-d", "-x"])?;
+        let head = run_git(path, ["rev-parse", "HEAD"])?;
+        if head.trim() != expected_head.to_string().as_str() {
+            bail!(
+                "worktree {} is at {} instead of {expected_head}",
+                path.display(),
+                head.trim()
+            );
+        }
+        Ok(())
     }
-    let head = run_git(path, ["rev-parse", "HEAD"])?;
-    if head.trim() != expected_head.to_string().as_str() {
-        bail!(
-            "worktree {} is at {} instead of {expected_head}",
-            path.display(),
-            head.trim()
-        );
+
+    /// Give the slot back. `keep_for`: keep it with everything in it for that branch (failed run or
+    /// `--keep-worktrees`); otherwise it returns to the pool. Either way HEAD is detached so the
+    /// branch can be checked out elsewhere.
+    pub fn release(&self, keep_for: Option<&str>) {
+        if let Err(e) = run_git(&self.path, ["checkout", "-q", "--detach"]) {
+            tracing::debug!("detaching {}: {e:#}", self.path.display());
+        }
+        match keep_for {
+            Some(branch) => {
+                if let Err(e) = std::fs::write(&self.kept, branch) {
+                    tracing::warn!("could not mark {} as kept: {e}", self.path.display());
+                }
+            }
+            None => {
+                let _ = std::fs::remove_file(&self.kept);
+            }
+        }
+        self.unlock();
     }
-    Ok(())
+
+    fn hold(&self, f: std::fs::File) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// Drop the `flock`. The lock file itself stays: deleting it could let two processes lock
+    /// two different files of the same name.
+    fn unlock(&self) {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
 }
 
 /// Keep uncommitted work of a previous run as a commit on `refs/baton/salvage/<branch>/<time>`,
@@ -201,13 +402,6 @@ fn salvage_changes(path: &Path, branch: &str) -> Result<Option<String>> {
     run_git(path, ["update-ref", &refname, commit.trim()])?;
     tracing::info!(branch, %refname, "kept uncommitted changes of an earlier run");
     Ok(Some(refname))
-}
-
-/// Remove a worktree after a successful run.
-pub fn remove(common_dir: &Path, path: &Path) -> Result<()> {
-    let path_str = path.to_str().context("worktree path is not UTF-8")?;
-    run_git(common_dir, ["worktree", "remove", "--force", path_str])?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::validate::{judge, Exit, HeadFacts, Verdict};
 use super::{body_env, clock};
 use crate::protocol::state::last_text;
 use crate::protocol::{compose, Key, Lease, Reserved, State, TrailerArg};
-use crate::repo::worktree::{self, Scratch};
+use crate::repo::worktree::{self, Scratch, Slot};
 use crate::repo::{Cas, CommitInfo, ObjectId, Repo};
 
 /// Lines of handler output copied into a failure event's body.
@@ -288,26 +288,46 @@ fn claim(ctx: &Ctx, job: &Job) -> Result<Option<Claim>> {
 async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let started = Instant::now();
     let job = Arc::new(job);
+    // The slot first: a worktree problem must not touch the branch (the next tick retries).
     let c = ctx.clone();
-    let j = job.clone();
-    let Some(claim) = blocking(move || claim(&c, &j)).await? else {
-        return Ok(());
+    let (b, start) = (job.branch.clone(), job.head);
+    let slot = match blocking(move || Slot::acquire(&c.common_dir, &c.scratch(), &b, start)).await {
+        Ok(slot) => Arc::new(slot),
+        Err(e) => {
+            let mut ev = Event::new(&job.branch, Kind::Error);
+            ev.state = Some(job.state.to_string());
+            ev.error = Some(format!("no worktree for the handler: {e:#}"));
+            ctx.emit(ev);
+            return Ok(());
+        }
     };
-    let claim = Arc::new(claim);
-    let scratch = ctx.scratch();
-    let wt = scratch.worktree(&job.branch);
-    let log = scratch.log_file(&job.branch, &claim.run_id);
+    let (c, j) = (ctx.clone(), job.clone());
+    let claimed = blocking(move || claim(&c, &j)).await;
+    let claim = match claimed {
+        Ok(Some(claim)) => Arc::new(claim),
+        other => {
+            let s = slot.clone();
+            let _ = blocking(move || {
+                s.release(None);
+                Ok(())
+            })
+            .await;
+            return other.map(|_| ());
+        }
+    };
+    let log = ctx.scratch().log_file(&job.branch, &claim.run_id);
 
-    let (c, j, w) = (ctx.clone(), job.clone(), wt.clone());
+    let (j, s) = (job.clone(), slot.clone());
     let claim_id = claim.id;
-    let prepared = blocking(move || {
-        worktree::prepare(&c.common_dir, &w, &j.branch, claim_id, j.force_worktree)
-    })
-    .await;
-    let exit = match prepared {
-        Err(e) => Exit::SpawnFailed(format!("no worktree: {e:#}")),
-        Ok(()) => run_handler(ctx, &job, &claim, &wt, &log).await,
+    let checked_out = blocking(move || s.check_out(&j.branch, claim_id, j.force_worktree)).await;
+    let exit = match checked_out {
+        Err(e) => Exit::SpawnFailed(format!(
+            "the worktree could not check out the branch: {e:#}"
+        )),
+        Ok(()) => run_handler(ctx, &job, &claim, &slot.path, &log).await,
     };
+    let slot = Some(slot);
+    let wt = slot.as_ref().map(|s| s.path.clone()).unwrap_or_default();
 
     let (c, j, cl) = (ctx.clone(), job.clone(), claim.clone());
     let exit2 = exit.clone();
@@ -343,12 +363,12 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     match verdict {
         Verdict::Succeeded { next_state } => {
             ev.next_state = Some(next_state);
-            finish_success(ctx, &job, &claim, &wt, &mut ev).await;
+            finish_success(ctx, &job, &claim, &mut ev).await;
         }
         Verdict::Parked => {
             ev.action = Kind::Parked;
             ev.next_state = Some(Reserved::Working.as_str().into());
-            finish_success(ctx, &job, &claim, &wt, &mut ev).await;
+            finish_success(ctx, &job, &claim, &mut ev).await;
         }
         Verdict::Failed { reason, exit_code } => {
             let head = head.context("branch head vanished")?;
@@ -391,17 +411,25 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
             ev.worktree = Some(wt.display().to_string());
         }
     }
+    // A successful run returns its slot to the pool; anything else keeps it for the branch.
+    if let Some(slot) = slot {
+        let ok = matches!(ev.action, Kind::Succeeded | Kind::Parked);
+        let keep = !ok || ctx.opts.keep_worktrees;
+        if keep {
+            ev.worktree = Some(slot.path.display().to_string());
+        }
+        let branch = job.branch.clone();
+        let _ = blocking(move || {
+            slot.release(keep.then_some(branch.as_str()));
+            Ok(())
+        })
+        .await;
+    }
     ctx.emit(ev);
     Ok(())
 }
 
-async fn finish_success(
-    ctx: &Arc<Ctx>,
-    job: &Arc<Job>,
-    claim: &Arc<Claim>,
-    wt: &Path,
-    ev: &mut Event,
-) {
+async fn finish_success(ctx: &Arc<Ctx>, job: &Arc<Job>, claim: &Arc<Claim>, ev: &mut Event) {
     if job.force_worktree {
         // The user's checkout has this branch: bring its files along (two-tree merge keeps
         // local edits, refuses to overwrite them).
@@ -418,18 +446,6 @@ async fn finish_success(
                 );
             }
         }
-    }
-    if ctx.opts.keep_worktrees {
-        ev.worktree = Some(wt.display().to_string());
-        return;
-    }
-    let (c, w) = (ctx.common_dir.clone(), wt.to_path_buf());
-    if let Err(e) = blocking(move || worktree::remove(&c, &w)).await {
-        tracing::warn!(
-            "{}: could not remove worktree {}: {e:#}",
-            job.branch,
-            wt.display()
-        );
     }
 }
 
@@ -559,8 +575,10 @@ async fn spawn_and_wait(
         _ = tokio::time::sleep(ctx.opts.timeout) => Exit::TimedOut { seconds: ctx.opts.timeout.as_secs() },
         _ = stop_after_grace => Exit::Interrupted,
     };
-    // Whatever the outcome, nothing of this handler outlives its run: stop the whole group.
-    if let Some(pid) = pid {
+    // A handler that timed out or was interrupted is stopped with its whole process group. After a
+    // normal exit, background processes it started on purpose (git's own auto-maintenance, for
+    // one) are left alone, as a shell would.
+    if let (Some(pid), Exit::TimedOut { .. } | Exit::Interrupted) = (pid, &exit) {
         kill_group(pid, &mut child).await;
     }
     Ok(exit)
@@ -575,11 +593,13 @@ async fn kill_group(pgid: i32, child: &mut tokio::process::Child) {
     }
     alive(libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(2);
+    // Reap the handler itself, then wait for the rest of the group to go.
+    let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
     while Instant::now() < deadline {
-        let _ = tokio::time::timeout(Duration::from_millis(50), child.wait()).await;
         if !alive(0) {
             return;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     alive(libc::SIGKILL);
     let _ = child.wait().await;
