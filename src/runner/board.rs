@@ -46,21 +46,37 @@ pub fn find_handler(
 }
 
 /// Read the selected branches of `source` (filtered by `select` on the short name).
-pub fn read_board(
-    repo: &Repo,
-    source: &BranchSource,
-    select: impl Fn(&str) -> bool,
-    role: Option<&str>,
-) -> Result<Vec<BranchCard>> {
-    let mut cache = HandlerCache::default();
-    let mut cards = Vec::new();
-    for head in repo.branches(source)? {
-        if !select(&head.branch) {
-            continue;
-        }
-        cards.push(read_card(repo, &mut cache, head, role)?);
+///
+/// Listing refs is one pass; reading and parsing the head commits is split over the available
+/// cores (each thread with its own thread-local handle on the one repository) once there are
+/// enough branches to pay for the threads.
+pub fn read_board(repo: &Repo, source: &BranchSource, select: impl Fn(&str) -> bool, role: Option<&str>) -> Result<Vec<BranchCard>> {
+    let heads: Vec<BranchHead> = repo.branches(source)?.into_iter().filter(|h| select(&h.branch)).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if heads.len() < 512 || threads < 2 {
+        let mut cache = HandlerCache::default();
+        return heads.into_iter().map(|h| read_card(repo, &mut cache, h, role)).collect();
     }
-    Ok(cards)
+    let shared = repo.gix().clone().into_sync();
+    let chunk = heads.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = heads
+            .chunks(chunk)
+            .map(|part| {
+                let shared = &shared;
+                scope.spawn(move || {
+                    let repo = Repo::from_sync(shared);
+                    let mut cache = HandlerCache::default();
+                    part.iter().map(|h| read_card(&repo, &mut cache, h.clone(), role)).collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut cards = Vec::with_capacity(heads.len());
+        for w in workers {
+            cards.extend(w.join().map_err(|_| anyhow::anyhow!("a reader thread panicked"))??);
+        }
+        Ok(cards)
+    })
 }
 
 pub fn read_card(
