@@ -62,26 +62,15 @@ fn ok(out: Output, what: &str) -> String {
 fn assert_fails(out: &Output, code: i32, what: &str) {
     let stderr = text(&out.stderr);
     assert!(!stderr.contains("panicked"), "{what}: panicked: {stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: exit code (stderr: {stderr})"
-    );
+    assert_eq!(out.status.code(), Some(code), "{what}: exit code (stderr: {stderr})");
     assert!(
         out.stdout.is_empty(),
         "{what}: stdout should be empty, got {:?}",
         text(&out.stdout)
     );
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{what}: want one stderr line, got {stderr:?}"
-    );
-    assert!(
-        lines[0].starts_with("git-baton: error: "),
-        "{what}: stderr {stderr:?}"
-    );
+    assert_eq!(lines.len(), 1, "{what}: want one stderr line, got {stderr:?}");
+    assert!(lines[0].starts_with("git-baton: error: "), "{what}: stderr {stderr:?}");
 }
 
 /// Everything a failed command must not have changed: refs, HEAD, loose objects, worktree status.
@@ -154,8 +143,7 @@ fn git_state_commit(repo: &TestRepo, branch: &str, msg: &str, date: &str) -> Str
     let parent = repo.head(&refname);
     let tree = tree_of(repo, &parent);
     let mut cmd = repo.git_cmd(&["commit-tree", &tree, "-p", &parent]);
-    cmd.env("GIT_COMMITTER_DATE", date)
-        .env("GIT_AUTHOR_DATE", date);
+    cmd.env("GIT_COMMITTER_DATE", date).env("GIT_AUTHOR_DATE", date);
     let out = run_with_stdin(cmd, msg.as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_owned();
@@ -219,10 +207,7 @@ fn send_on_checked_out_branch_keeps_tree_index_and_files() {
     assert_eq!(out, format!("{new}\n"), "stdout is the new commit id");
     assert_eq!(repo.head("HEAD"), new, "HEAD follows the branch");
     assert_eq!(repo.head("main^"), old, "parent is the old head");
-    assert_eq!(
-        repo.git(&["rev-list", "--count", &format!("{old}..{new}")]),
-        "1\n"
-    );
+    assert_eq!(repo.git(&["rev-list", "--count", &format!("{old}..{new}")]), "1\n");
     assert_eq!(tree_of(&repo, &new), tree_of(&repo, &old), "same tree");
     assert_eq!(
         raw_message(&repo, &new),
@@ -296,19 +281,10 @@ fn send_to_branch_checked_out_in_linked_worktree() {
     assert_eq!(repo.head("feature^"), feature_before);
     assert_eq!(tree_of(&repo, &feature), tree_of(&repo, &feature_before));
     assert_eq!(git_at(&repo, &wt, &["rev-parse", "HEAD"]).trim(), feature);
-    assert_eq!(
-        git_at(&repo, &wt, &["status", "--porcelain"]),
-        status_before
-    );
+    assert_eq!(git_at(&repo, &wt, &["status", "--porcelain"]), status_before);
     assert_eq!(git_at(&repo, &wt, &["diff", "--cached"]), cached_before);
-    assert_eq!(
-        std::fs::read_to_string(wt.join("a.txt")).unwrap(),
-        "worktree edit\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(wt.join("b.txt")).unwrap(),
-        "worktree staged\n"
-    );
+    assert_eq!(std::fs::read_to_string(wt.join("a.txt")).unwrap(), "worktree edit\n");
+    assert_eq!(std::fs::read_to_string(wt.join("b.txt")).unwrap(), "worktree staged\n");
     assert_eq!(repo.head("main"), main_before);
 
     // Inside the linked worktree, the default branch is the worktree's.
@@ -317,10 +293,7 @@ fn send_to_branch_checked_out_in_linked_worktree() {
     assert_eq!(repo.head("feature^"), feature);
     assert_eq!(repo.state_of("feature"), "done");
     assert_eq!(repo.head("main"), main_before);
-    assert_eq!(
-        git_at(&repo, &wt, &["status", "--porcelain"]),
-        status_before
-    );
+    assert_eq!(git_at(&repo, &wt, &["status", "--porcelain"]), status_before);
 }
 
 /// `send --json` prints exactly `{"branch","commit","parent","state"}` with full ids.
@@ -343,15 +316,7 @@ fn send_json_shape() {
 fn set_state_alias_works_like_send() {
     let repo = repo_with_files();
     let parent = repo.head("main");
-    let out = repo.baton_ok(&[
-        "set-state",
-        "--dwp-state",
-        "review",
-        "-m",
-        "body",
-        "--trailer",
-        "K=V",
-    ]);
+    let out = repo.baton_ok(&["set-state", "--dwp-state", "review", "-m", "body", "--trailer", "K=V"]);
     let id = repo.head("main");
     assert_eq!(out, format!("{id}\n"));
     assert_eq!(repo.head("main^"), parent);
@@ -363,22 +328,12 @@ fn set_state_alias_works_like_send() {
 
     repo.git(&["branch", "side"]);
     let side = repo.head("side");
-    let out = repo.baton_ok(&[
-        "set-state",
-        "--dwp-state",
-        "done",
-        "--branch",
-        "side",
-        "--json",
-    ]);
+    let out = repo.baton_ok(&["set-state", "--dwp-state", "done", "--branch", "side", "--json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["branch"], "side");
     assert_eq!(v["parent"], side);
     assert_eq!(v["state"], "done");
-    assert_eq!(
-        raw_message(&repo, "side"),
-        "baton: done\n\ndwp-state: done\n"
-    );
+    assert_eq!(raw_message(&repo, "side"), "baton: done\n\ndwp-state: done\n");
 
     let bad = repo.baton(&["set-state", "--dwp-state", "working"]);
     assert_fails(&bad, 2, "set-state working");
@@ -400,26 +355,13 @@ fn send_body_sources_and_subject() {
     let out = run_with_stdin(repo.baton_cmd(&["send", "b", "--stdin"]), b"from stdin\n");
     let id = ok(out, "send --stdin");
     assert_eq!(id.trim(), repo.head("main"));
-    assert_eq!(
-        raw_message(&repo, "main"),
-        "baton: b\n\nfrom stdin\n\ndwp-state: b\n"
-    );
+    assert_eq!(raw_message(&repo, "main"), "baton: b\n\nfrom stdin\n\ndwp-state: b\n");
 
     let out = run_with_stdin(repo.baton_cmd(&["send", "c", "-F", "-"]), b"dash file\n");
     ok(out, "send -F -");
-    assert_eq!(
-        raw_message(&repo, "main"),
-        "baton: c\n\ndash file\n\ndwp-state: c\n"
-    );
+    assert_eq!(raw_message(&repo, "main"), "baton: c\n\ndash file\n\ndwp-state: c\n");
 
-    repo.baton_ok(&[
-        "send",
-        "d",
-        "--subject",
-        "Please look at the parser",
-        "-m",
-        "details",
-    ]);
+    repo.baton_ok(&["send", "d", "--subject", "Please look at the parser", "-m", "details"]);
     assert_eq!(
         raw_message(&repo, "main"),
         "Please look at the parser\n\ndetails\n\ndwp-state: d\n"
@@ -464,10 +406,7 @@ fn send_rejects_bad_input_without_writing() {
     let scissors_inline = "x\n# ------------------------ >8 ------------------------\ny";
 
     let cases: Vec<(Vec<String>, i32)> = vec![
-        (
-            vec!["send".into(), "working".into(), "-m".into(), "x".into()],
-            2,
-        ),
+        (vec!["send".into(), "working".into(), "-m".into(), "x".into()], 2),
         (vec!["send".into(), "../x".into()], 2),
         (vec!["send".into(), "/bin/sh".into()], 2),
         (vec!["send".into(), "a/../../b".into()], 2),
@@ -476,32 +415,14 @@ fn send_rejects_bad_input_without_writing() {
         (vec!["send".into(), "a..b".into()], 2),
         (vec!["send".into(), "x".repeat(129)], 2),
         (
-            vec![
-                "send".into(),
-                "review".into(),
-                "--trailer".into(),
-                "bad".into(),
-            ],
+            vec!["send".into(), "review".into(), "--trailer".into(), "bad".into()],
             2,
         ),
         (
-            vec![
-                "send".into(),
-                "review".into(),
-                "--trailer".into(),
-                "a b: c".into(),
-            ],
+            vec!["send".into(), "review".into(), "--trailer".into(), "a b: c".into()],
             2,
         ),
-        (
-            vec![
-                "send".into(),
-                "review".into(),
-                "--trailer".into(),
-                "K:".into(),
-            ],
-            2,
-        ),
+        (vec!["send".into(), "review".into(), "--trailer".into(), "K:".into()], 2),
         (
             vec![
                 "send".into(),
@@ -511,106 +432,35 @@ fn send_rejects_bad_input_without_writing() {
             ],
             2,
         ),
+        (vec!["send".into(), "review".into(), "-F".into(), path("nul.txt")], 2),
+        (vec!["send".into(), "review".into(), "-F".into(), path("latin1.txt")], 2),
+        (vec!["send".into(), "review".into(), "-F".into(), path("empty.txt")], 2),
+        (vec!["send".into(), "review".into(), "-F".into(), path("blank.txt")], 2),
+        (vec!["send".into(), "review".into(), "-F".into(), path("huge.txt")], 2),
         (
-            vec!["send".into(), "review".into(), "-F".into(), path("nul.txt")],
+            vec!["send".into(), "review".into(), "-F".into(), path("scissors.txt")],
             2,
         ),
         (
-            vec![
-                "send".into(),
-                "review".into(),
-                "-F".into(),
-                path("latin1.txt"),
-            ],
+            vec!["send".into(), "review".into(), "-m".into(), scissors_inline.into()],
             2,
         ),
+        (vec!["send".into(), "review".into(), "-m".into(), "".into()], 2),
         (
-            vec![
-                "send".into(),
-                "review".into(),
-                "-F".into(),
-                path("empty.txt"),
-            ],
+            vec!["send".into(), "review".into(), "--subject".into(), "two\nlines".into()],
             2,
         ),
-        (
-            vec![
-                "send".into(),
-                "review".into(),
-                "-F".into(),
-                path("blank.txt"),
-            ],
-            2,
-        ),
-        (
-            vec![
-                "send".into(),
-                "review".into(),
-                "-F".into(),
-                path("huge.txt"),
-            ],
-            2,
-        ),
-        (
-            vec![
-                "send".into(),
-                "review".into(),
-                "-F".into(),
-                path("scissors.txt"),
-            ],
-            2,
-        ),
-        (
-            vec![
-                "send".into(),
-                "review".into(),
-                "-m".into(),
-                scissors_inline.into(),
-            ],
-            2,
-        ),
-        (
-            vec!["send".into(), "review".into(), "-m".into(), "".into()],
-            2,
-        ),
-        (
-            vec![
-                "send".into(),
-                "review".into(),
-                "--subject".into(),
-                "two\nlines".into(),
-            ],
-            2,
-        ),
-        (
-            vec![
-                "send".into(),
-                "review".into(),
-                "--subject".into(),
-                " ".into(),
-            ],
-            2,
-        ),
+        (vec!["send".into(), "review".into(), "--subject".into(), " ".into()], 2),
         // stdin is /dev/null here: an empty body.
         (vec!["send".into(), "review".into(), "--stdin".into()], 2),
         (
-            vec![
-                "send".into(),
-                "review".into(),
-                "-F".into(),
-                path("does-not-exist"),
-            ],
+            vec!["send".into(), "review".into(), "-F".into(), path("does-not-exist")],
             1,
         ),
     ];
     for (args, code) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let what = format!(
-            "{:?}",
-            args.iter()
-                .map(|a| &a[..a.len().min(60)])
-                .collect::<Vec<_>>()
-        );
+        let what = format!("{:?}", args.iter().map(|a| &a[..a.len().min(60)]).collect::<Vec<_>>());
         let before = snapshot(&repo);
         let out = repo.baton(&args);
         assert_fails(&out, code, &what);
@@ -623,10 +473,7 @@ fn send_rejects_bad_input_without_writing() {
 fn send_rejects_enormous_stdin_body() {
     let repo = repo_with_files();
     let before = snapshot(&repo);
-    let out = run_with_stdin(
-        repo.baton_cmd(&["send", "review", "--stdin"]),
-        &vec![b'a'; 3 << 20],
-    );
+    let out = run_with_stdin(repo.baton_cmd(&["send", "review", "--stdin"]), &vec![b'a'; 3 << 20]);
     assert_fails(&out, 2, "send --stdin with 3 MiB");
     assert_eq!(snapshot(&repo), before);
 }
@@ -723,11 +570,7 @@ fn send_refuses_runner_only_trailers() {
 #[test]
 fn trailers_unknown_revision_fails_cleanly() {
     let repo = repo_with_files();
-    assert_fails(
-        &repo.baton(&["trailers", "no-such-rev"]),
-        1,
-        "trailers no-such-rev",
-    );
+    assert_fails(&repo.baton(&["trailers", "no-such-rev"]), 1, "trailers no-such-rev");
     assert_fails(
         &repo.baton(&["trailers", "main", "no-such-rev"]),
         1,
@@ -765,12 +608,7 @@ fn board_repo() -> TestRepo {
     }
     git_state_commit(&repo, "has-handler", "go\n\ndwp-state: review\n", old);
     git_state_commit(&repo, "no-handler", "go\n\ndwp-state: deploy\n", old);
-    git_state_commit(
-        &repo,
-        "no-state",
-        "just a commit\n\nSigned-off-by: X <x@y>\n",
-        old,
-    );
+    git_state_commit(&repo, "no-state", "just a commit\n\nSigned-off-by: X <x@y>\n", old);
     git_state_commit(&repo, "invalid", "bad\n\ndwp-state: ../etc\n", old);
     git_state_commit(&repo, "not-exec", "go\n\ndwp-state: plain\n", old);
     git_state_commit(
@@ -844,10 +682,7 @@ fn status_json_reports_states_leases_and_handlers() {
     assert_eq!(r["lease_seconds_left"], Value::Null);
     assert_eq!(r["invalid_state"], Value::Null);
     let age = r["age_seconds"].as_i64().unwrap();
-    assert!(
-        (t0 - 1_000_000_000..=t1 - 1_000_000_000).contains(&age),
-        "age {age}"
-    );
+    assert!((t0 - 1_000_000_000..=t1 - 1_000_000_000).contains(&age), "age {age}");
 
     let r = row(&rows, "no-handler");
     assert_eq!(r["state"], "deploy");
@@ -928,19 +763,13 @@ fn status_branch_glob_filters() {
         n.sort();
         n
     };
-    assert_eq!(
-        names(&["--branch", "task/*"]),
-        ["task/active", "task/expired"]
-    );
+    assert_eq!(names(&["--branch", "task/*"]), ["task/active", "task/expired"]);
     assert_eq!(
         names(&["--branch", "task/*", "--branch", "main"]),
         ["main", "task/active", "task/expired"]
     );
     assert_eq!(names(&["--branch", "no-*"]), ["no-handler", "no-state"]);
-    assert_eq!(
-        names(&["--branch", "nothing-matches"]),
-        Vec::<String>::new()
-    );
+    assert_eq!(names(&["--branch", "nothing-matches"]), Vec::<String>::new());
     // Text output filters too.
     let table = repo.baton_ok(&["status", "--branch", "task/*"]);
     assert_eq!(table.lines().count(), 3, "{table}");
@@ -970,11 +799,7 @@ fn status_remote_lists_remote_tracking_branches() {
     let src = board_repo();
     let clone = clone_of(&src, false);
     let rows = status_rows(&clone.baton_ok(&["status", "--remote", "origin", "--json"]));
-    let git_refs = clone.git(&[
-        "for-each-ref",
-        "--format=%(refname) %(symref)",
-        "refs/remotes/origin",
-    ]);
+    let git_refs = clone.git(&["for-each-ref", "--format=%(refname) %(symref)", "refs/remotes/origin"]);
     let expected: Vec<String> = git_refs
         .lines()
         .filter(|l| l.ends_with(' ')) // not a symbolic ref
@@ -984,10 +809,7 @@ fn status_remote_lists_remote_tracking_branches() {
         })
         .collect();
     assert!(expected.contains(&"origin/main".to_owned()));
-    let mut names: Vec<String> = rows
-        .iter()
-        .map(|r| r["branch"].as_str().unwrap().to_owned())
-        .collect();
+    let mut names: Vec<String> = rows.iter().map(|r| r["branch"].as_str().unwrap().to_owned()).collect();
     names.sort();
     let mut expected_sorted = expected.clone();
     expected_sorted.sort();
@@ -999,14 +821,7 @@ fn status_remote_lists_remote_tracking_branches() {
         clone.head("refs/remotes/origin/task/expired")
     );
     // Local branches are not listed, and globs apply to the `origin/…` names.
-    let rows = status_rows(&clone.baton_ok(&[
-        "status",
-        "--remote",
-        "origin",
-        "--json",
-        "--branch",
-        "origin/task/*",
-    ]));
+    let rows = status_rows(&clone.baton_ok(&["status", "--remote", "origin", "--json", "--branch", "origin/task/*"]));
     let mut names: Vec<&str> = rows.iter().map(|r| r["branch"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["origin/task/active", "origin/task/expired"]);
@@ -1075,14 +890,8 @@ fn events_text_lists_state_commits_newest_first() {
     assert!(first.split_whitespace().nth(1).unwrap().ends_with('Z'));
 
     assert_eq!(parse(&repo.baton_ok(&["events", "--history"])), expected);
-    assert_eq!(
-        parse(&repo.baton_ok(&["events", "-n", "3"])),
-        expected[..3].to_vec()
-    );
-    assert_eq!(
-        parse(&repo.baton_ok(&["events", "--max-count", "20"])),
-        expected
-    );
+    assert_eq!(parse(&repo.baton_ok(&["events", "-n", "3"])), expected[..3].to_vec());
+    assert_eq!(parse(&repo.baton_ok(&["events", "--max-count", "20"])), expected);
     // A starting revision.
     let from = &expected[4].0;
     assert_eq!(
@@ -1116,37 +925,19 @@ fn events_json_shape_and_values() {
         assert_eq!(e["invalid_state"], Value::Null);
         assert_eq!(e["subject"], format!("baton: {state}"));
         assert_eq!(e["author"], "Test Author <author@example.com>");
-        let ct: i64 = repo
-            .git(&["log", "-1", "--format=%ct", id])
-            .trim()
-            .parse()
-            .unwrap();
+        let ct: i64 = repo.git(&["log", "-1", "--format=%ct", id]).trim().parse().unwrap();
         assert_eq!(e["time"], ct);
-        assert_eq!(
-            e["trailers"],
-            serde_json::json!([{"key": "dwp-state", "value": state}])
-        );
+        assert_eq!(e["trailers"], serde_json::json!([{"key": "dwp-state", "value": state}]));
     }
-    assert_eq!(
-        json_lines(&repo.baton_ok(&["events", "--json", "--history"])).len(),
-        12
-    );
-    assert_eq!(
-        json_lines(&repo.baton_ok(&["events", "--json", "-n", "2"])).len(),
-        2
-    );
+    assert_eq!(json_lines(&repo.baton_ok(&["events", "--json", "--history"])).len(), 12);
+    assert_eq!(json_lines(&repo.baton_ok(&["events", "--json", "-n", "2"])).len(), 2);
 }
 
 /// `events` reports invalid states as such and skips commits without a state.
 #[test]
 fn events_reports_invalid_states() {
     let repo = repo_with_files();
-    git_state_commit(
-        &repo,
-        "main",
-        "bad\n\ndwp-state: ../etc\n",
-        "1700000100 +0000",
-    );
+    git_state_commit(&repo, "main", "bad\n\ndwp-state: ../etc\n", "1700000100 +0000");
     git_state_commit(&repo, "main", "no state here\n", "1700000200 +0000");
     let events = json_lines(&repo.baton_ok(&["events", "--json"]));
     assert_eq!(events.len(), 1);
@@ -1192,24 +983,14 @@ fn heartbeat_renews_the_lease() {
     assert_eq!(tree_of(&repo, &new), tree_of(&repo, &old));
     assert_eq!(repo.state_of("main"), "working");
     assert_eq!(repo.trailer_of("main", "dwp-run-id").as_deref(), Some("r1"));
-    assert_eq!(
-        repo.trailer_of("main", "dwp-origin-state").as_deref(),
-        Some("build")
-    );
-    assert_eq!(
-        repo.trailer_of("main", "dwp-lease-seconds").as_deref(),
-        Some("120")
-    );
+    assert_eq!(repo.trailer_of("main", "dwp-origin-state").as_deref(), Some("build"));
+    assert_eq!(repo.trailer_of("main", "dwp-lease-seconds").as_deref(), Some("120"));
     assert_eq!(
         raw_message(&repo, &new),
         "baton: heartbeat\n\ndwp-origin-state: build\ndwp-run-id: r1\n\
          dwp-lease-seconds: 120\ndwp-state: working\n"
     );
-    let ct: i64 = repo
-        .git(&["log", "-1", "--format=%ct", "main"])
-        .trim()
-        .parse()
-        .unwrap();
+    let ct: i64 = repo.git(&["log", "-1", "--format=%ct", "main"]).trim().parse().unwrap();
     assert!(ct >= t0 && ct <= now(), "renewal is stamped now: {ct}");
     assert_eq!(repo.git(&["status", "--porcelain"]), status_before);
     assert_eq!(read(&repo, "a.txt"), "handler is editing\n");
@@ -1223,10 +1004,7 @@ fn heartbeat_renews_the_lease() {
     let id = ok(out, "heartbeat as r1");
     assert_eq!(id.trim(), repo.head("main"));
     assert_eq!(repo.head("main^"), new);
-    assert_eq!(
-        repo.trailer_of("main", "dwp-lease-seconds").as_deref(),
-        Some("120")
-    );
+    assert_eq!(repo.trailer_of("main", "dwp-lease-seconds").as_deref(), Some("120"));
     // status agrees: an active lease of about 120 s.
     let rows = status_rows(&repo.baton_ok(&["status", "--json"]));
     let r = row(&rows, "main");
@@ -1256,11 +1034,7 @@ fn heartbeat_refuses_another_run() {
 fn heartbeat_refuses_without_a_lease() {
     let repo = repo_with_files();
     let before = snapshot(&repo);
-    assert_fails(
-        &repo.baton(&["heartbeat"]),
-        1,
-        "heartbeat without any state",
-    );
+    assert_fails(&repo.baton(&["heartbeat"]), 1, "heartbeat without any state");
     assert_eq!(snapshot(&repo), before);
 
     repo.baton_ok(&["send", "review", "-m", "x"]);
@@ -1309,18 +1083,9 @@ fn heartbeat_after_plain_handler_commit() {
     assert_eq!(tree_of(&repo, &new), tree_of(&repo, &plain));
     assert_eq!(repo.state_of("main"), "working");
     assert_eq!(repo.trailer_of("main", "dwp-run-id").as_deref(), Some("r1"));
-    assert_eq!(
-        repo.trailer_of("main", "dwp-runner-id").as_deref(),
-        Some("host:1")
-    );
-    assert_eq!(
-        repo.trailer_of("main", "dwp-origin-state").as_deref(),
-        Some("build")
-    );
-    assert_eq!(
-        repo.trailer_of("main", "dwp-lease-seconds").as_deref(),
-        Some("60")
-    );
+    assert_eq!(repo.trailer_of("main", "dwp-runner-id").as_deref(), Some("host:1"));
+    assert_eq!(repo.trailer_of("main", "dwp-origin-state").as_deref(), Some("build"));
+    assert_eq!(repo.trailer_of("main", "dwp-lease-seconds").as_deref(), Some("60"));
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 
@@ -1452,11 +1217,7 @@ fn trailers_json_and_text_match_git() {
 /// `git baton trailers REV…` prints exactly what `git log --no-walk=unsorted
 /// --format=%(trailers:only,unfold) REV…` prints.
 fn assert_trailers_like_git(repo: &TestRepo, revs: &[&str]) {
-    let mut git_args = vec![
-        "log",
-        "--no-walk=unsorted",
-        "--format=%(trailers:only,unfold)",
-    ];
+    let mut git_args = vec!["log", "--no-walk=unsorted", "--format=%(trailers:only,unfold)"];
     git_args.extend(revs);
     let want = repo.git_cmd(&git_args).output().unwrap().stdout;
     let mut args = vec!["trailers"];
@@ -1497,12 +1258,7 @@ fn many_branches(n: usize) -> TestRepo {
         stdin += &format!("create refs/heads/task/b{i:05} {id}\n");
     }
     repo.git_bytes(&["update-ref", "--stdin"], stdin.as_bytes());
-    assert_eq!(
-        repo.git(&["for-each-ref", "refs/heads/task"])
-            .lines()
-            .count(),
-        n
-    );
+    assert_eq!(repo.git(&["for-each-ref", "refs/heads/task"]).lines().count(), n);
     repo
 }
 
@@ -1540,14 +1296,8 @@ fn assert_quiet_success(out: &Output, what: &str) {
 #[test]
 fn status_into_closed_pipe_is_quiet() {
     let repo = many_branches(1500);
-    assert_quiet_success(
-        &run_into_closed_pipe(&repo, &["status"], 1),
-        "status | head -1",
-    );
-    assert_quiet_success(
-        &run_into_closed_pipe(&repo, &["status"], 0),
-        "status | (closed)",
-    );
+    assert_quiet_success(&run_into_closed_pipe(&repo, &["status"], 1), "status | head -1");
+    assert_quiet_success(&run_into_closed_pipe(&repo, &["status"], 0), "status | (closed)");
     assert_quiet_success(
         &run_into_closed_pipe(&repo, &["status", "--branch", "task/*"], 0),
         "status --branch | (closed)",

@@ -77,17 +77,11 @@ fn hello_world_advances_state_and_sees_its_environment() {
     let claim = r.head("t1^");
     assert_eq!(r.head("t1^^"), trigger);
     assert_eq!(r.state_of(&claim), "working");
-    assert_eq!(
-        r.trailer_of(&claim, "dwp-origin-state").as_deref(),
-        Some("build")
-    );
+    assert_eq!(r.trailer_of(&claim, "dwp-origin-state").as_deref(), Some("build"));
     let run_id = r.trailer_of(&claim, "dwp-run-id").unwrap();
     assert_eq!(run_id.len(), 36, "uuid v4");
     assert_eq!(done["run_id"], run_id.as_str());
-    assert_eq!(
-        r.trailer_of(&claim, "dwp-lease-seconds").as_deref(),
-        Some("300")
-    );
+    assert_eq!(r.trailer_of(&claim, "dwp-lease-seconds").as_deref(), Some("300"));
     assert!(r.trailer_of(&claim, "dwp-runner-id").unwrap().contains(':'));
 
     let env = r.git(&["show", "t1:env.txt"]);
@@ -130,26 +124,14 @@ fn crash_is_recorded_as_failure_commit() {
     assert_eq!(failed["next_state"], "failed");
     assert_eq!(r.state_of("t1"), "failed");
     assert_eq!(r.trailer_of("t1", "dwp-exit-code").as_deref(), Some("3"));
-    assert_eq!(
-        r.trailer_of("t1", "dwp-origin-state").as_deref(),
-        Some("build")
-    );
-    assert!(r
-        .trailer_of("t1", "dwp-error")
-        .unwrap()
-        .contains("status 3"));
-    assert_eq!(
-        r.trailer_of("t1", "dwp-run-id"),
-        r.trailer_of("t1^^", "dwp-run-id")
-    );
+    assert_eq!(r.trailer_of("t1", "dwp-origin-state").as_deref(), Some("build"));
+    assert!(r.trailer_of("t1", "dwp-error").unwrap().contains("status 3"));
+    assert_eq!(r.trailer_of("t1", "dwp-run-id"), r.trailer_of("t1^^", "dwp-run-id"));
     let body = r.git(&["log", "-1", "--format=%b", "t1"]);
     assert!(body.contains("    something broke"), "{body}");
     assert!(body.contains("Full log: "));
     // The handler's own commit is in history, right below the failure event.
-    assert_eq!(
-        r.git(&["log", "-1", "--format=%s", "t1^"]).trim(),
-        "partial work"
-    );
+    assert_eq!(r.git(&["log", "-1", "--format=%s", "t1^"]).trim(), "partial work");
     let wt = failed["worktree"].as_str().unwrap();
     assert_eq!(
         std::fs::read_to_string(Path::new(wt).join("wip.txt")).unwrap(),
@@ -191,10 +173,7 @@ fn silent_handler_and_stateless_answer_fail() {
         .contains("no dwp-state"));
     assert_eq!(r.state_of("a"), "failed");
     assert_eq!(r.state_of("b"), "failed");
-    assert_eq!(
-        r.git(&["log", "-1", "--format=%s", "b^"]).trim(),
-        "forgot the trailer"
-    );
+    assert_eq!(r.git(&["log", "-1", "--format=%s", "b^"]).trim(), "forgot the trailer");
 }
 
 fn alive(pid: &str) -> bool {
@@ -258,26 +237,14 @@ fn expired_lease_is_taken_over_and_stalled_handler_runs() {
     r.git(&["update-ref", "refs/heads/t2", live.trim()]);
 
     let events = r.run_json(&[]);
-    assert_eq!(
-        actions(&events, "t1"),
-        ["took-over", "claimed", "succeeded"]
-    );
+    assert_eq!(actions(&events, "t1"), ["took-over", "claimed", "succeeded"]);
     assert!(actions(&events, "t2").is_empty());
     assert_eq!(r.state_of("t1"), "done");
     let stalled = r.head("t1~2");
     assert_eq!(r.state_of(&stalled), "stalled");
-    assert_eq!(
-        r.trailer_of(&stalled, "dwp-stalled-run").as_deref(),
-        Some("dead-run")
-    );
-    assert_eq!(
-        r.trailer_of(&stalled, "dwp-origin-state").as_deref(),
-        Some("build")
-    );
-    assert_eq!(
-        r.trailer_of("t1^", "dwp-origin-state").as_deref(),
-        Some("stalled")
-    );
+    assert_eq!(r.trailer_of(&stalled, "dwp-stalled-run").as_deref(), Some("dead-run"));
+    assert_eq!(r.trailer_of(&stalled, "dwp-origin-state").as_deref(), Some("build"));
+    assert_eq!(r.trailer_of("t1^", "dwp-origin-state").as_deref(), Some("stalled"));
     assert_eq!(r.head("t2"), live.trim());
 }
 
@@ -287,10 +254,7 @@ fn expired_lease_is_taken_over_and_stalled_handler_runs() {
 fn traversal_states_are_refused() {
     let marker = tempfile::tempdir().unwrap();
     let evil = format!("#!/bin/sh\ntouch {}/ran\n", marker.path().display());
-    let r = repo_with(&[
-        (".dwp/x", &evil),
-        (".dwp/command/ok", "#!/bin/sh\nexit 0\n"),
-    ]);
+    let r = repo_with(&[(".dwp/x", &evil), (".dwp/command/ok", "#!/bin/sh\nexit 0\n")]);
     for (branch, state) in [("a", "../x"), ("b", "/bin/sh"), ("c", "a/../../b")] {
         r.git(&["branch", branch, "main"]);
         let msg = format!("task\n\ndwp-state: {state}");
@@ -319,10 +283,7 @@ fn aynig_handler_runs_unchanged() {
     let trigger = r.task("t1", "ask", &["dwp-next: review"]);
     r.run_json(&[]);
     assert_eq!(r.state_of("t1"), "review");
-    assert_eq!(
-        r.git(&["show", "t1:prompt.txt"]),
-        format!("do the task\n{trigger}\n")
-    );
+    assert_eq!(r.git(&["show", "t1:prompt.txt"]), format!("do the task\n{trigger}\n"));
 }
 
 /// Role handlers take precedence when a role is set.
@@ -364,10 +325,7 @@ fn unexecutable_and_shebangless_handlers_are_reported() {
     assert_eq!(r.head("a"), before);
     let failed = event(&events, "b", "failed");
     assert!(
-        failed["error"]
-            .as_str()
-            .unwrap()
-            .contains("could not be started"),
+        failed["error"].as_str().unwrap().contains("could not be started"),
         "{failed}"
     );
     assert_eq!(r.state_of("b"), "failed");
@@ -399,10 +357,7 @@ fn locked_ref_is_reported_and_others_proceed() {
     let before = r.head("a");
     let events = r.run_json(&[]);
     std::fs::remove_file(&lock).unwrap();
-    assert!(event(&events, "a", "error")["error"]
-        .as_str()
-        .unwrap()
-        .contains("lock"));
+    assert!(event(&events, "a", "error")["error"].as_str().unwrap().contains("lock"));
     assert_eq!(r.head("a"), before);
     assert_eq!(r.state_of("b"), "review");
 }
@@ -426,10 +381,7 @@ fn leftover_worktree_folder_is_replaced() {
 /// `refs/baton/salvage/` ref first, never lost.
 #[test]
 fn reused_worktree_salvages_uncommitted_changes() {
-    let r = repo_with(&[(
-        ".dwp/command/build",
-        "#!/bin/sh\necho wip > wip.txt\nexit 1\n",
-    )]);
+    let r = repo_with(&[(".dwp/command/build", "#!/bin/sh\necho wip > wip.txt\nexit 1\n")]);
     r.task("t1", "build", &["dwp-next-on-failure: build"]);
     r.run_json(&[]);
     assert_eq!(r.state_of("t1"), "build");
@@ -437,10 +389,7 @@ fn reused_worktree_salvages_uncommitted_changes() {
     assert_eq!(actions(&events, "t1"), ["claimed", "failed"]);
     let salvage = r.git(&["for-each-ref", "--format=%(refname)", "refs/baton/salvage/"]);
     assert_eq!(salvage.lines().count(), 1, "{salvage}");
-    assert_eq!(
-        r.git(&["show", &format!("{}:wip.txt", salvage.trim())]),
-        "wip\n"
-    );
+    assert_eq!(r.git(&["show", &format!("{}:wip.txt", salvage.trim())]), "wip\n");
 }
 
 /// The user's checkout, index and stash are never touched by a tick.
@@ -485,10 +434,7 @@ fn current_branch_only_needs_a_clean_checkout() {
     assert_eq!(actions(&events, "main"), ["claimed", "succeeded"]);
     assert!(actions(&events, "other").is_empty());
     assert_eq!(r.state_of("main"), "review");
-    assert!(
-        r.path.join("env.txt").exists(),
-        "checkout follows the branch"
-    );
+    assert!(r.path.join("env.txt").exists(), "checkout follows the branch");
     assert_eq!(r.git(&["status", "--porcelain"]), "");
 }
 
@@ -511,23 +457,13 @@ fn handler_can_park_with_heartbeat() {
     r.task("t1", "wait", &[]);
     let bin_dir = Path::new(common::BATON).parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
-    let out = r
-        .baton_cmd(&["run", "--json"])
-        .env("PATH", path)
-        .output()
-        .unwrap();
+    let out = r.baton_cmd(&["run", "--json"]).env("PATH", path).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\"action\":\"parked\""), "{text}");
     assert_eq!(r.state_of("t1"), "working");
-    assert_eq!(
-        r.trailer_of("t1", "dwp-run-id"),
-        r.trailer_of("t1^", "dwp-run-id")
-    );
-    assert_eq!(
-        r.trailer_of("t1", "dwp-lease-seconds").as_deref(),
-        Some("86400")
-    );
+    assert_eq!(r.trailer_of("t1", "dwp-run-id"), r.trailer_of("t1^", "dwp-run-id"));
+    assert_eq!(r.trailer_of("t1", "dwp-lease-seconds").as_deref(), Some("86400"));
 }
 
 /// SIGINT: no new claims, the running handler gets the grace period, then is killed and the
@@ -561,10 +497,7 @@ fn sigint_stops_claiming_and_records_interrupted_handler() {
         "the second branch was never claimed: {states:?}"
     );
     let failed = if states[0] == "failed" { "t1" } else { "t2" };
-    assert!(r
-        .trailer_of(failed, "dwp-error")
-        .unwrap()
-        .contains("interrupted"));
+    assert!(r.trailer_of(failed, "dwp-error").unwrap().contains("interrupted"));
 }
 
 /// Three runners started together on one repository with 24 tasks run every task exactly once.
@@ -591,21 +524,13 @@ fn three_runners_race_and_every_task_runs_exactly_once() {
     for c in children {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success());
-        lost += String::from_utf8_lossy(&out.stdout)
-            .matches("\"lost-race\"")
-            .count();
+        lost += String::from_utf8_lossy(&out.stdout).matches("\"lost-race\"").count();
     }
     let ledger = std::fs::read_to_string(ledger.path().join("ledger")).unwrap();
-    let mut branches: Vec<&str> = ledger
-        .lines()
-        .map(|l| l.split(' ').next().unwrap())
-        .collect();
+    let mut branches: Vec<&str> = ledger.lines().map(|l| l.split(' ').next().unwrap()).collect();
     branches.sort();
     let expected: Vec<String> = (0..24).map(|i| format!("task-{i:02}")).collect();
-    assert_eq!(
-        branches, expected,
-        "each task exactly once ({lost} lost races)"
-    );
+    assert_eq!(branches, expected, "each task exactly once ({lost} lost races)");
     for b in &expected {
         assert_eq!(r.state_of(b), "done");
         let claims = r.git(&["log", "--format=%(trailers:key=dwp-state,valueonly)", b]);

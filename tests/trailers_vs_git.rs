@@ -158,20 +158,13 @@ fn check(repo: &TestRepo, messages: &[Vec<u8>]) {
     let mut args = vec!["trailers"];
     args.extend(ids.iter().map(String::as_str));
     let out = repo.baton(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut want_all = Vec::new();
     for w in &expected {
         want_all.extend_from_slice(w);
         want_all.push(b'\n');
     }
-    assert!(
-        out.stdout == want_all,
-        "git baton trailers output differs from git log"
-    );
+    assert!(out.stdout == want_all, "git baton trailers output differs from git log");
 }
 
 #[test]

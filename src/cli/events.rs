@@ -53,9 +53,7 @@ struct KeyValue {
 pub fn cmd_events(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
     let tip = repo.resolve_commit(&args.rev)?;
-    let limit = args
-        .max_count
-        .unwrap_or(if args.history { usize::MAX } else { 10 });
+    let limit = args.max_count.unwrap_or(if args.history { usize::MAX } else { 10 });
     let mut out = Out::new();
     let mut next = Some(tip);
     let mut shown = 0;

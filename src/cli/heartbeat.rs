@@ -78,14 +78,8 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     let seconds = args.lease_seconds.unwrap_or(lease.lease_seconds);
     trailers.push(TrailerArg::reserved(Key::LeaseSeconds, seconds.to_string()));
     let working = State::reserved_state(Reserved::Working);
-    let message = compose(
-        "baton: heartbeat",
-        args.message.as_deref(),
-        &trailers,
-        &working,
-    )?;
-    let (id, cas) =
-        repo.append_commit(&refname, head, &message, clock::now(), "baton: heartbeat")?;
+    let message = compose("baton: heartbeat", args.message.as_deref(), &trailers, &working)?;
+    let (id, cas) = repo.append_commit(&refname, head, &message, clock::now(), "baton: heartbeat")?;
     if let Cas::Moved { .. } = cas {
         bail!("branch {branch:?} moved while renewing the lease; nothing was written");
     }

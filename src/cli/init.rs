@@ -57,8 +57,7 @@ pub fn cmd_init(cwd: &Path, _args: Args) -> Result<ExitCode> {
     let mut out = Out::new();
     let command_dir = top.join(".dwp/command");
     if !command_dir.exists() {
-        std::fs::create_dir_all(&command_dir)
-            .with_context(|| format!("creating {}", command_dir.display()))?;
+        std::fs::create_dir_all(&command_dir).with_context(|| format!("creating {}", command_dir.display()))?;
         out.line(&format!("created {}/", command_dir.display()))?;
     }
     create_if_missing(&command_dir.join("hello"), SAMPLE_HANDLER, true, &mut out)?;

@@ -19,12 +19,7 @@ pub use output::{glob_match, Out, UsageError};
 /// git-baton: the newest commit of a branch says whose turn it is (`dwp-state:` trailer); a runner
 /// runs the handler for that state in a worktree and the handler answers with a commit.
 #[derive(Parser, Debug)]
-#[command(
-    name = "git-baton",
-    bin_name = "git baton",
-    version,
-    propagate_version = true
-)]
+#[command(name = "git-baton", bin_name = "git baton", version, propagate_version = true)]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug). `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -85,11 +80,7 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             // One line: the outermost context and its causes, joined.
-            let msg = e
-                .chain()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(": ");
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
             eprintln!("git-baton: error: {}", msg.replace('\n', " "));
             let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
             ExitCode::from(if usage { 2 } else { 1 })
@@ -98,8 +89,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+    let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
     match command {
         Command::Trailers(a) => trailers::cmd_trailers(&cwd, a),
         Command::Status(a) => status::cmd_status(&cwd, a),

@@ -1,24 +1,23 @@
 //! `git baton run`: one tick of the state machine over every branch.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use tokio::sync::{mpsc, watch};
 
-use super::output::branch_selected;
+use super::output::usage;
 use super::Out;
-use crate::repo::worktree::{run_git, Scratch};
-use crate::repo::{BranchSource, Repo};
-use crate::runner::board::read_board;
 use crate::runner::clock;
-use crate::runner::exec::{execute, runner_id, Ctx, TickOptions};
-use crate::runner::plan::{plan, Action, Checkout, CurrentBranch, PlanInput};
-use crate::runner::report::Summary;
+use crate::runner::exec::{runner_id, Ctx, Executor, TickOptions};
+use crate::runner::plan::CurrentBranch;
+use crate::runner::report::{Event, Summary};
+use crate::runner::tick::{self, TickSpec};
 
 /// Run one tick: claim every actionable branch (valid state, not `working`, handler present) with
-/// a compare-and-swap `working` commit, run its handler in a linked worktree, wait, validate, and
+/// a compare-and-swap `working` commit, run its handler in a worktree slot, wait, validate, and
 /// record failures as commits; take over expired leases with `stalled`.
 ///
 /// One line per action on stderr and a summary; `--json` prints one object per action on stdout:
@@ -33,9 +32,13 @@ pub struct Args {
     /// What to do with the branch checked out in the main worktree.
     #[arg(long, value_enum, default_value_t = CurrentBranch::Skip)]
     pub current_branch: CurrentBranch,
-    /// Prefer handlers in `.dwp/roles/<ROLE>/command/`.
+    /// Prefer handlers in `.dwp/roles/<ROLE>/command/` (also `AYNIG_ROLE`).
     #[arg(long, env = "BATON_ROLE")]
     pub role: Option<String>,
+    /// Remote mode: fetch this remote once per tick, plan on its branches, claim and publish by
+    /// push with an expected old value.
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
     /// Handlers of different branches running at once.
     #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub jobs: u64,
@@ -59,180 +62,117 @@ pub struct Args {
     pub fail_on_error: bool,
 }
 
-/// The branch checked out in the main worktree, from `<common dir>/HEAD`.
-fn main_branch(repo: &Repo) -> Option<String> {
-    if repo.is_bare() {
-        return None;
-    }
-    let head = std::fs::read_to_string(repo.common_dir().join("HEAD")).ok()?;
-    head.trim()
-        .strip_prefix("ref: refs/heads/")
-        .map(str::to_owned)
-}
-
-/// Branches checked out in linked worktrees that are not git-baton's own: (branch, path).
-fn user_worktrees(repo: &Repo, scratch: &Scratch) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(repo.common_dir().join("worktrees")) else {
-        return out;
-    };
-    let ours = scratch
-        .root
-        .canonicalize()
-        .unwrap_or_else(|_| scratch.root.clone());
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let (Ok(head), Ok(gitdir)) = (
-            std::fs::read_to_string(dir.join("HEAD")),
-            std::fs::read_to_string(dir.join("gitdir")),
-        ) else {
-            continue;
-        };
-        let Some(branch) = head.trim().strip_prefix("ref: refs/heads/") else {
-            continue;
-        };
-        let Some(path) = Path::new(gitdir.trim()).parent() else {
-            continue;
-        };
-        if !path.exists() {
-            continue; // stale registration: pruned before a worktree is added
-        }
-        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if !real.starts_with(&ours) {
-            out.push((branch.to_owned(), path.to_path_buf()));
-        }
-    }
-    out
-}
-
-pub fn cmd_run(cwd: &Path, args: Args) -> Result<ExitCode> {
-    let repo = Repo::discover(cwd)?;
-    let grace = Duration::try_from_secs_f64(args.grace)
-        .map_err(|_| super::output::usage("--grace must be a non-negative number of seconds"))?;
-    let role = args
-        .role
-        .clone()
-        .or_else(|| std::env::var("AYNIG_ROLE").ok())
-        .filter(|r| !r.is_empty());
-    if let Some(r) = &role {
-        crate::protocol::State::parse(r)
-            .map_err(|e| super::output::usage(format!("invalid role: {e}")))?;
-    }
-    let scratch = Scratch::new(repo.common_dir());
-    let main = main_branch(&repo);
-    let elsewhere = user_worktrees(&repo, &scratch);
-
-    let cards = read_board(
-        &repo,
-        &BranchSource::Local,
-        |b| branch_selected(&args.branches, b),
-        role.as_deref(),
-    )?;
-    let inputs: Vec<PlanInput> = cards
-        .into_iter()
-        .map(|card| {
-            let checkout = if main.as_deref() == Some(card.head.branch.as_str()) {
-                Checkout::Main
-            } else if let Some((_, p)) = elsewhere.iter().find(|(b, _)| *b == card.head.branch) {
-                Checkout::Elsewhere(p.clone())
-            } else {
-                Checkout::Free
-            };
-            PlanInput { card, checkout }
+impl Args {
+    pub fn spec(&self) -> Result<TickSpec> {
+        let role = self
+            .role
+            .clone()
+            .or_else(|| std::env::var("AYNIG_ROLE").ok())
+            .filter(|r| !r.is_empty());
+        tick::check_role(role.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
+        Ok(TickSpec {
+            branches: self.branches.clone(),
+            current: self.current_branch,
+            role,
+            remote: self.remote.clone(),
         })
-        .collect();
-    let actions = plan(&inputs, clock::now(), args.current_branch);
-
-    let main_workdir = repo.workdir().map(Path::to_path_buf);
-    let touches_main = actions.iter().any(|a| {
-        matches!(
-            a,
-            Action::Run {
-                force_worktree: true,
-                ..
-            } | Action::TakeOver {
-                force_worktree: true,
-                ..
-            }
-        )
-    });
-    if touches_main {
-        let dir = main_workdir.as_deref().context("no main worktree")?;
-        let dirty = run_git(dir, ["status", "--porcelain", "--untracked-files=no"])?;
-        if !dirty.trim().is_empty() {
-            bail!(
-                "refusing --current-branch {:?}: your checkout has uncommitted changes",
-                args.current_branch
-            );
-        }
     }
 
-    let opts = TickOptions {
-        jobs: args.jobs as usize,
-        timeout: Duration::from_secs(args.timeout),
-        lease_seconds: args.lease_seconds,
-        keep_worktrees: args.keep_worktrees,
-        grace,
-        runner_id: runner_id(),
-    };
-    let common_dir = repo.common_dir().to_path_buf();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let summary = runtime.block_on(async move {
-        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-        let ctx = Arc::new(Ctx {
-            repo: repo.into_sync(),
-            common_dir,
-            main_workdir,
-            opts,
-            shutdown: shutdown_rx,
-            events: events_tx,
-        });
-        tokio::spawn(async move {
-            wait_for_stop_signal().await;
-            tracing::warn!(
-                "stopping: no new claims; running handlers get {:.1}s",
-                grace.as_secs_f64()
-            );
-            let _ = shutdown_tx.send(true);
-            // Keep the sender alive so receivers see `true`, not a closed channel.
-            std::future::pending::<()>().await;
-        });
-        let work = tokio::spawn(execute(ctx, actions));
-        let mut summary = Summary::default();
-        let mut out = Out::new();
-        while let Some(ev) = events_rx.recv().await {
-            ev.log_line();
-            summary.add(&ev);
-            if args.json {
-                out.json(&ev)?;
-                out.flush()?;
-            }
-        }
-        work.await.context("runner task")?;
-        anyhow::Ok(summary)
-    })?;
-    tracing::info!("{}", summary.line());
-    if args.fail_on_error && (summary.failed > 0 || summary.errors > 0) {
-        return Ok(ExitCode::from(1));
+    pub fn options(&self) -> Result<TickOptions> {
+        let grace = Duration::try_from_secs_f64(self.grace)
+            .map_err(|_| usage("--grace must be a non-negative number of seconds"))?;
+        Ok(TickOptions {
+            jobs: self.jobs as usize,
+            timeout: Duration::from_secs(self.timeout),
+            lease_seconds: self.lease_seconds,
+            keep_worktrees: self.keep_worktrees,
+            grace,
+            runner_id: runner_id(),
+            remote: self.remote.clone(),
+        })
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_stop_signal() {
+/// The async side of a runner: a runtime, the stop signal, and the printer of events.
+pub struct Session {
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl Session {
+    pub fn new() -> Result<Session> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        Ok(Session { runtime })
+    }
+}
+
+/// Prints events as they come (JSON on stdout with `--json`, a line on stderr always) and counts.
+pub async fn print_events(mut rx: mpsc::UnboundedReceiver<Event>, json: bool) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let mut out = Out::new();
+    while let Some(ev) = rx.recv().await {
+        ev.log_line();
+        summary.add(&ev);
+        if json {
+            out.json(&ev)?;
+            out.flush()?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
         return std::future::pending().await;
     };
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Flip `tx` to true on SIGINT/SIGTERM (keeping the sender alive so receivers see `true`).
+pub fn forward_stop(tx: watch::Sender<bool>, grace: Duration) {
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::warn!(
+            "stopping: no new claims; running handlers get {:.1}s",
+            grace.as_secs_f64()
+        );
+        let _ = tx.send(true);
+        std::future::pending::<()>().await;
+    });
+}
+
+pub fn cmd_run(cwd: &Path, args: Args) -> Result<ExitCode> {
+    let spec = args.spec()?;
+    let opts = args.options()?;
+    let (repo, actions) = tick::prepare(cwd, &spec, clock::now()).map_err(anyhow::Error::from)?;
+    let session = Session::new()?;
+    let json = args.json;
+    let summary = session.runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        forward_stop(stop_tx, opts.grace);
+        let mut executor = Executor::new(Arc::new(Ctx::new(repo, opts, stop_rx, events_tx)));
+        let work = tokio::spawn(async move {
+            executor.submit(actions);
+            executor.join_all().await;
+        });
+        // Printing stays on this task: stdout's lock is not Send. The channel closes when the
+        // executor (which holds the last sender) is done.
+        let summary = print_events(events_rx, json).await;
+        work.await.context("runner task")?;
+        summary
+    })?;
+    tracing::info!("{}", summary.line());
+    if args.fail_on_error && (summary.failed > 0 || summary.errors > 0) {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

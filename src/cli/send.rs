@@ -90,9 +90,7 @@ fn read_body(opts: &SendOptions) -> Result<Option<Vec<u8>>> {
     Ok(match (&opts.message, &opts.file, opts.stdin) {
         (Some(m), _, _) => Some(m.clone().into_bytes()),
         (_, Some(f), _) if f == "-" => Some(from_stdin()?),
-        (_, Some(f), _) => {
-            Some(std::fs::read(f).with_context(|| format!("reading body file {f}"))?)
-        }
+        (_, Some(f), _) => Some(std::fs::read(f).with_context(|| format!("reading body file {f}"))?),
         (_, _, true) => Some(from_stdin()?),
         _ => None,
     })
@@ -104,9 +102,7 @@ pub fn target_branch(repo: &Repo, explicit: Option<&str>) -> Result<String> {
         return Ok(b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
     }
     if repo.is_bare() {
-        return Err(usage(
-            "a bare repository has no checked-out branch; pass --branch",
-        ));
+        return Err(usage("a bare repository has no checked-out branch; pass --branch"));
     }
     match repo.head_branch()? {
         Some(b) => Ok(b),
@@ -117,7 +113,9 @@ pub fn target_branch(repo: &Repo, explicit: Option<&str>) -> Result<String> {
 pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let state = State::parse(&args.state).map_err(|e| usage(format!("invalid state: {e}")))?;
     if state.is(Reserved::Working) {
-        return Err(usage("state 'working' is written only by runners; a handler renews its lease with `git baton heartbeat`"));
+        return Err(usage(
+            "state 'working' is written only by runners; a handler renews its lease with `git baton heartbeat`",
+        ));
     }
     let opts = &args.common;
     let mut extra = Vec::new();
@@ -129,27 +127,16 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
             ));
         }
         if Key::from_name(&t.key).is_some_and(Key::runner_only) {
-            return Err(usage(format!(
-                "trailer {:?} is written only by runners",
-                t.key
-            )));
+            return Err(usage(format!("trailer {:?} is written only by runners", t.key)));
         }
         extra.push(t);
     }
     let body = match read_body(opts)? {
-        Some(raw) => Some(
-            validate_body(&raw)
-                .map_err(|e| usage(e.to_string()))?
-                .to_owned(),
-        ),
+        Some(raw) => Some(validate_body(&raw).map_err(|e| usage(e.to_string()))?.to_owned()),
         None => None,
     };
-    let subject = opts
-        .subject
-        .clone()
-        .unwrap_or_else(|| format!("baton: {state}"));
-    let message =
-        compose(&subject, body.as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
+    let subject = opts.subject.clone().unwrap_or_else(|| format!("baton: {state}"));
+    let message = compose(&subject, body.as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
 
     let repo = Repo::discover(cwd)?;
     let branch = target_branch(&repo, opts.branch.as_deref())?;

@@ -70,10 +70,7 @@ fn row(card: &BranchCard, now: i64) -> Row {
         runner_id: card.lease.as_ref().and_then(|l| l.runner_id.clone()),
         lease,
         lease_seconds_left: left,
-        handler: card
-            .handler
-            .as_ref()
-            .map(|h| matches!(h, HandlerLookup::Found(_))),
+        handler: card.handler.as_ref().map(|h| matches!(h, HandlerLookup::Found(_))),
         age_seconds: now - card.commit.committer_time,
     }
 }
@@ -96,12 +93,7 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
     if args.json {
         out.json(&rows)?;
     } else {
-        let width = rows
-            .iter()
-            .map(|r| r.branch.len())
-            .max()
-            .unwrap_or(6)
-            .max(6);
+        let width = rows.iter().map(|r| r.branch.len()).max().unwrap_or(6).max(6);
         out.line(&format!(
             "{:width$}  {:16}  {:16}  {:8}  {:>8}  COMMIT",
             "BRANCH", "STATE", "LEASE", "HANDLER", "AGE"

@@ -52,9 +52,7 @@ impl Lease {
     pub fn status(&self, now: i64) -> LeaseStatus {
         let end = self.expires_at();
         if end < now {
-            LeaseStatus::Expired {
-                seconds_ago: now - end,
-            }
+            LeaseStatus::Expired { seconds_ago: now - end }
         } else {
             LeaseStatus::Active {
                 seconds_left: end - now,
@@ -81,10 +79,7 @@ mod tests {
     #[test]
     fn missing_lease_seconds_defaults() {
         let t = parse(b"t\n\ndwp-state: working\n");
-        assert_eq!(
-            Lease::from_commit(&t, 0).unwrap().lease_seconds,
-            DEFAULT_LEASE_SECONDS
-        );
+        assert_eq!(Lease::from_commit(&t, 0).unwrap().lease_seconds, DEFAULT_LEASE_SECONDS);
     }
 
     #[test]

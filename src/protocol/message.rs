@@ -41,10 +41,7 @@ pub enum MessageError {
 }
 
 impl TrailerArg {
-    pub fn new(
-        key: impl Into<String>,
-        value: impl Into<String>,
-    ) -> Result<TrailerArg, MessageError> {
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Result<TrailerArg, MessageError> {
         let (key, value) = (key.into(), value.into().trim().to_owned());
         let key_ok = !key.is_empty() && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-');
         if !key_ok {
@@ -69,11 +66,7 @@ impl TrailerArg {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        let value = if one_line.is_empty() {
-            "-".to_owned()
-        } else {
-            one_line
-        };
+        let value = if one_line.is_empty() { "-".to_owned() } else { one_line };
         TrailerArg {
             key: key.as_str().to_owned(),
             value,
@@ -180,9 +173,7 @@ pub fn body_of(message: &[u8]) -> String {
         .or_else(|| msg.windows(4).position(|w| w == b"\r\n\r\n"))
         .map_or(msg.len(), |p| p + 2);
     let body_end = trailers::block_start(msg).max(subject_end);
-    String::from_utf8_lossy(&msg[subject_end..body_end])
-        .trim()
-        .to_owned()
+    String::from_utf8_lossy(&msg[subject_end..body_end]).trim().to_owned()
 }
 
 #[cfg(test)]
@@ -213,10 +204,7 @@ mod tests {
 
     #[test]
     fn no_body() {
-        assert_eq!(
-            compose("s", None, &[], &st("a")).unwrap(),
-            b"s\n\ndwp-state: a\n"
-        );
+        assert_eq!(compose("s", None, &[], &st("a")).unwrap(), b"s\n\ndwp-state: a\n");
     }
 
     #[test]
@@ -249,10 +237,7 @@ mod tests {
 
     #[test]
     fn reserved_values_are_one_line() {
-        assert_eq!(
-            TrailerArg::reserved(Key::Error, "a\nb:\n c").value,
-            "a b: c"
-        );
+        assert_eq!(TrailerArg::reserved(Key::Error, "a\nb:\n c").value, "a b: c");
     }
 
     #[test]
@@ -266,19 +251,13 @@ mod tests {
 
     #[test]
     fn bad_bodies() {
-        assert_eq!(
-            compose("s", Some("  \n"), &[], &st("a")),
-            Err(MessageError::EmptyBody)
-        );
+        assert_eq!(compose("s", Some("  \n"), &[], &st("a")), Err(MessageError::EmptyBody));
         assert_eq!(validate_body(b"a\0b"), Err(MessageError::Nul));
         assert_eq!(validate_body(b"\xff"), Err(MessageError::NotUtf8));
         assert!(matches!(
             validate_body(&vec![b'a'; MAX_MESSAGE_BYTES + 1]),
             Err(MessageError::TooLarge(_))
         ));
-        assert_eq!(
-            compose("a\nb", None, &[], &st("a")),
-            Err(MessageError::BadSubject)
-        );
+        assert_eq!(compose("a\nb", None, &[], &st("a")), Err(MessageError::BadSubject));
     }
 }

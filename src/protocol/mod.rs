@@ -80,12 +80,7 @@ impl Key {
     pub fn runner_only(self) -> bool {
         matches!(
             self,
-            Key::State
-                | Key::OriginState
-                | Key::RunId
-                | Key::RunnerId
-                | Key::LeaseSeconds
-                | Key::StalledRun
+            Key::State | Key::OriginState | Key::RunId | Key::RunnerId | Key::LeaseSeconds | Key::StalledRun
         )
     }
 

@@ -197,8 +197,7 @@ mod tests {
 
     #[test]
     fn last_state_wins_and_keys_are_case_sensitive() {
-        let t =
-            crate::protocol::trailers::parse(b"t\n\ndwp-state: a\nDWP-State: c\ndwp-state: b\n");
+        let t = crate::protocol::trailers::parse(b"t\n\ndwp-state: a\nDWP-State: c\ndwp-state: b\n");
         assert_eq!(
             StateRead::from_trailers(&t),
             StateRead::Valid(State::parse("b").unwrap())
@@ -208,19 +207,13 @@ mod tests {
     #[test]
     fn invalid_state_is_reported_not_used() {
         let t = crate::protocol::trailers::parse(b"t\n\ndwp-state: ../etc\n");
-        assert_eq!(
-            StateRead::from_trailers(&t),
-            StateRead::Invalid("../etc".into())
-        );
+        assert_eq!(StateRead::from_trailers(&t), StateRead::Invalid("../etc".into()));
         assert_eq!(StateRead::from_trailers(&[]), StateRead::None);
     }
 
     #[test]
     fn reserved_states_are_recognized() {
-        assert_eq!(
-            State::parse("working").unwrap().reserved(),
-            Some(Reserved::Working)
-        );
+        assert_eq!(State::parse("working").unwrap().reserved(), Some(Reserved::Working));
         assert_eq!(State::parse("review").unwrap().reserved(), None);
     }
 }

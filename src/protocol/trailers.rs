@@ -65,12 +65,7 @@ fn last_line(buf: &[u8], len: usize) -> Option<usize> {
     if len == 1 {
         return Some(0);
     }
-    Some(
-        buf[..len - 1]
-            .iter()
-            .rposition(|&c| c == b'\n')
-            .map_or(0, |i| i + 1),
-    )
+    Some(buf[..len - 1].iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1))
 }
 
 fn is_blank_line(buf: &[u8], pos: usize) -> bool {
@@ -309,10 +304,7 @@ pub fn parse(message: &[u8]) -> Vec<Trailer> {
 
 /// Offset in `message` where the trailer block starts (`message.len()` when there is none).
 pub fn block_start(message: &[u8]) -> usize {
-    let visible = message
-        .iter()
-        .position(|&c| c == 0)
-        .unwrap_or(message.len());
+    let visible = message.iter().position(|&c| c == 0).unwrap_or(message.len());
     let buf = skip_leading_blank_lines(&message[..visible]);
     let skipped = visible - buf.len();
     let end = end_of_log_message(buf);
@@ -348,10 +340,7 @@ mod tests {
     }
 
     fn kv(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]

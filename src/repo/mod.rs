@@ -81,12 +81,7 @@ impl Repo {
             Some(git_dir) => gix::open(PathBuf::from(git_dir)),
             None => gix::discover(dir),
         }
-        .map_err(|e| {
-            anyhow!(
-                "not a git repository (or any parent up to /): {}: {e}",
-                dir.display()
-            )
-        })?;
+        .map_err(|e| anyhow!("not a git repository (or any parent up to /): {}: {e}", dir.display()))?;
         // gix has no default identity; git-baton writes protocol commits even on a machine where
         // nobody configured one (CI), so it falls back to a fixed one instead of failing.
         inner
@@ -124,15 +119,11 @@ impl Repo {
 
     /// The branch checked out in the worktree this process runs in, if HEAD is attached.
     pub fn head_branch(&self) -> Result<Option<String>> {
-        Ok(self
-            .inner
-            .head_name()
-            .context("reading HEAD")?
-            .and_then(|n| {
-                n.as_bstr()
-                    .strip_prefix(b"refs/heads/")
-                    .map(|b| b.to_str_lossy().into_owned())
-            }))
+        Ok(self.inner.head_name().context("reading HEAD")?.and_then(|n| {
+            n.as_bstr()
+                .strip_prefix(b"refs/heads/")
+                .map(|b| b.to_str_lossy().into_owned())
+        }))
     }
 
     /// Whether HEAD points to a commit at all (false for unborn branches).
@@ -175,16 +166,9 @@ impl Repo {
             };
             let id = match r.target().try_id() {
                 Some(id) => id.to_owned(),
-                None => r
-                    .peel_to_id()
-                    .with_context(|| format!("resolving {refname}"))?
-                    .detach(),
+                None => r.peel_to_id().with_context(|| format!("resolving {refname}"))?.detach(),
             };
-            out.push(BranchHead {
-                branch,
-                refname,
-                id,
-            });
+            out.push(BranchHead { branch, refname, id });
         }
         out.sort_by(|a, b| a.refname.cmp(&b.refname));
         Ok(out)
@@ -199,9 +183,7 @@ impl Repo {
         {
             None => Ok(None),
             Some(mut r) => Ok(Some(
-                r.peel_to_id()
-                    .with_context(|| format!("resolving {refname}"))?
-                    .detach(),
+                r.peel_to_id().with_context(|| format!("resolving {refname}"))?.detach(),
             )),
         }
     }
@@ -237,9 +219,7 @@ impl Repo {
             .inner
             .find_commit(id)
             .with_context(|| format!("reading commit {id}"))?;
-        let decoded = commit
-            .decode()
-            .with_context(|| format!("decoding commit {id}"))?;
+        let decoded = commit.decode().with_context(|| format!("decoding commit {id}"))?;
         let message = decoded.message.to_vec();
         let committer_time = decoded.committer().map(|s| s.seconds()).unwrap_or(0);
         let author = decoded
@@ -259,22 +239,13 @@ impl Repo {
 
     /// Write a commit object (nothing else changes) and return its id.
     /// `now` is the committer/author time; identity comes from git config and `GIT_*` variables.
-    pub fn write_commit(
-        &self,
-        tree: ObjectId,
-        parents: &[ObjectId],
-        message: &[u8],
-        now: i64,
-    ) -> Result<ObjectId> {
+    pub fn write_commit(&self, tree: ObjectId, parents: &[ObjectId], message: &[u8], now: i64) -> Result<ObjectId> {
         let time = gix::date::Time::new(now, 0);
         let committer = self
             .inner
             .committer()
             .ok_or_else(|| anyhow!("no committer identity"))??;
-        let author = self
-            .inner
-            .author()
-            .ok_or_else(|| anyhow!("no author identity"))??;
+        let author = self.inner.author().ok_or_else(|| anyhow!("no author identity"))??;
         let sig = |s: gix::actor::SignatureRef<'_>| gix::actor::Signature {
             name: s.name.into(),
             email: s.email.into(),
@@ -372,11 +343,7 @@ impl Repo {
         if tip == ancestor {
             return Ok(true);
         }
-        let walk = self
-            .inner
-            .rev_walk([tip])
-            .all()
-            .context("walking history")?;
+        let walk = self.inner.rev_walk([tip]).all().context("walking history")?;
         for info in walk.take(limit) {
             if info.context("walking history")?.id == ancestor {
                 return Ok(true);
@@ -403,10 +370,7 @@ impl Repo {
         match entry.mode().kind() {
             EntryKind::BlobExecutable => Ok(HandlerLookup::Found(path)),
             EntryKind::Link => {
-                let blob = self
-                    .inner
-                    .find_blob(entry.object_id())
-                    .context("reading symlink")?;
+                let blob = self.inner.find_blob(entry.object_id()).context("reading symlink")?;
                 let target = blob.data.to_str_lossy().into_owned();
                 let target = target.trim_start_matches("./");
                 if crate::protocol::State::parse(target).is_ok() && target != state {
@@ -431,13 +395,7 @@ pub struct HandlerCache {
 }
 
 impl HandlerCache {
-    pub fn lookup(
-        &mut self,
-        repo: &Repo,
-        tree: ObjectId,
-        dir: &str,
-        state: &str,
-    ) -> Result<HandlerLookup> {
+    pub fn lookup(&mut self, repo: &Repo, tree: ObjectId, dir: &str, state: &str) -> Result<HandlerLookup> {
         let key = (tree, dir.to_owned(), state.to_owned());
         if let Some(v) = self.map.get(&key) {
             return Ok(v.clone());

@@ -55,22 +55,14 @@ where
     S: AsRef<OsStr>,
 {
     let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let shown = args
-        .iter()
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let shown = args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
     let out = git(dir)
         .args(&args)
         .output()
         .with_context(|| format!("running git {shown}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let first = err
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
+        let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
         bail!("git {shown} failed: {first}");
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -183,20 +175,13 @@ impl Slot {
     }
 
     fn kept_for(&self) -> Option<String> {
-        std::fs::read_to_string(&self.kept)
-            .ok()
-            .map(|s| s.trim().to_owned())
+        std::fs::read_to_string(&self.kept).ok().map(|s| s.trim().to_owned())
     }
 
     /// Take a slot for `branch` (its kept slot first, else a free one, else a new one) and make
     /// sure it is a live worktree (new ones start detached at `start`). Nothing about the branch
     /// changes yet.
-    pub fn acquire(
-        common_dir: &Path,
-        scratch: &Scratch,
-        branch: &str,
-        start: ObjectId,
-    ) -> Result<Slot> {
+    pub fn acquire(common_dir: &Path, scratch: &Scratch, branch: &str, start: ObjectId) -> Result<Slot> {
         let dir = scratch.slots();
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let slot = Slot::take(&dir, branch)?;
@@ -225,16 +210,11 @@ impl Slot {
         use std::os::fd::AsRawFd;
         // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            bail!(
-                "locking {}: {}",
-                lock_path.display(),
-                std::io::Error::last_os_error()
-            );
+            bail!("locking {}: {}", lock_path.display(), std::io::Error::last_os_error());
         }
         if self.path.exists() {
-            std::fs::remove_dir_all(&self.path).with_context(|| {
-                format!("removing stale worktree folder {}", self.path.display())
-            })?;
+            std::fs::remove_dir_all(&self.path)
+                .with_context(|| format!("removing stale worktree folder {}", self.path.display()))?;
         }
         let _ = std::fs::remove_file(&self.kept);
         tracing::debug!(slot = %self.path.display(), "creating worktree slot");
@@ -298,12 +278,10 @@ impl Slot {
             .context("slot path has no name")?;
         let admin = common_dir.join("worktrees").join(format!("baton-{name}"));
         if admin.exists() {
-            std::fs::remove_dir_all(&admin)
-                .with_context(|| format!("removing stale {}", admin.display()))?;
+            std::fs::remove_dir_all(&admin).with_context(|| format!("removing stale {}", admin.display()))?;
         }
         std::fs::create_dir_all(&admin).with_context(|| format!("creating {}", admin.display()))?;
-        std::fs::create_dir_all(&self.path)
-            .with_context(|| format!("creating {}", self.path.display()))?;
+        std::fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
         let slot = self
             .path
             .canonicalize()
@@ -311,15 +289,11 @@ impl Slot {
         let admin = admin
             .canonicalize()
             .with_context(|| format!("resolving {}", admin.display()))?;
-        let write = |p: PathBuf, text: String| {
-            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
-        };
+        let write =
+            |p: PathBuf, text: String| std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()));
         write(admin.join("commondir"), "../..\n".into())?;
         write(admin.join("HEAD"), format!("{start}\n"))?;
-        write(
-            admin.join("gitdir"),
-            format!("{}\n", slot.join(".git").display()),
-        )?;
+        write(admin.join("gitdir"), format!("{}\n", slot.join(".git").display()))?;
         write(slot.join(".git"), format!("gitdir: {}\n", admin.display()))?;
         Ok(())
     }
@@ -349,6 +323,18 @@ impl Slot {
                 head.trim()
             );
         }
+        Ok(())
+    }
+
+    /// Remote mode: the slot is detached at `claim` (the runner pushes the handler's commits).
+    pub fn check_out_detached(&self, branch: &str, claim: ObjectId) -> Result<()> {
+        if self.kept.exists() {
+            salvage_changes(&self.path, branch)?;
+            let _ = std::fs::remove_file(&self.kept);
+        }
+        let id = claim.to_string();
+        run_git(&self.path, ["checkout", "-q", "-f", "--detach", &id])?;
+        run_git(&self.path, ["clean", "-q", "-f", "-f", "-d", "-x"])?;
         Ok(())
     }
 

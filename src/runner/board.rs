@@ -50,12 +50,24 @@ pub fn find_handler(
 /// Listing refs is one pass; reading and parsing the head commits is split over the available
 /// cores (each thread with its own thread-local handle on the one repository) once there are
 /// enough branches to pay for the threads.
-pub fn read_board(repo: &Repo, source: &BranchSource, select: impl Fn(&str) -> bool, role: Option<&str>) -> Result<Vec<BranchCard>> {
-    let heads: Vec<BranchHead> = repo.branches(source)?.into_iter().filter(|h| select(&h.branch)).collect();
+pub fn read_board(
+    repo: &Repo,
+    source: &BranchSource,
+    select: impl Fn(&str) -> bool,
+    role: Option<&str>,
+) -> Result<Vec<BranchCard>> {
+    let heads: Vec<BranchHead> = repo
+        .branches(source)?
+        .into_iter()
+        .filter(|h| select(&h.branch))
+        .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     if heads.len() < 512 || threads < 2 {
         let mut cache = HandlerCache::default();
-        return heads.into_iter().map(|h| read_card(repo, &mut cache, h, role)).collect();
+        return heads
+            .into_iter()
+            .map(|h| read_card(repo, &mut cache, h, role))
+            .collect();
     }
     let shared = repo.gix().clone().into_sync();
     let chunk = heads.len().div_ceil(threads);
@@ -67,7 +79,9 @@ pub fn read_board(repo: &Repo, source: &BranchSource, select: impl Fn(&str) -> b
                 scope.spawn(move || {
                     let repo = Repo::from_sync(shared);
                     let mut cache = HandlerCache::default();
-                    part.iter().map(|h| read_card(&repo, &mut cache, h.clone(), role)).collect::<Result<Vec<_>>>()
+                    part.iter()
+                        .map(|h| read_card(&repo, &mut cache, h.clone(), role))
+                        .collect::<Result<Vec<_>>>()
                 })
             })
             .collect();
@@ -79,30 +93,16 @@ pub fn read_board(repo: &Repo, source: &BranchSource, select: impl Fn(&str) -> b
     })
 }
 
-pub fn read_card(
-    repo: &Repo,
-    cache: &mut HandlerCache,
-    head: BranchHead,
-    role: Option<&str>,
-) -> Result<BranchCard> {
+pub fn read_card(repo: &Repo, cache: &mut HandlerCache, head: BranchHead, role: Option<&str>) -> Result<BranchCard> {
     let commit = repo.commit(head.id)?;
     let state = commit.state();
     let lease = Lease::from_commit(&commit.trailers, commit.committer_time);
     let (handler, stalled_handler) = match &state {
         StateRead::Valid(s) if s.is(Reserved::Working) => (
             None,
-            Some(find_handler(
-                repo,
-                cache,
-                &commit,
-                role,
-                Reserved::Stalled.as_str(),
-            )?),
+            Some(find_handler(repo, cache, &commit, role, Reserved::Stalled.as_str())?),
         ),
-        StateRead::Valid(s) => (
-            Some(find_handler(repo, cache, &commit, role, s.as_str())?),
-            None,
-        ),
+        StateRead::Valid(s) => (Some(find_handler(repo, cache, &commit, role, s.as_str())?), None),
         _ => (None, None),
     };
     Ok(BranchCard {

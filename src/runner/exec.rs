@@ -1,26 +1,28 @@
-//! Executing a planned tick: claim by compare-and-swap, prepare a worktree, run the handler in its
-//! own process group with a timeout, judge the outcome, and record every failure as a commit.
-//! Handlers of different branches run concurrently up to `jobs`; nothing here decides what the
-//! next state is — only handlers do.
+//! Executing planned actions: claim by compare-and-swap (a ref transaction locally, a push with
+//! an expected old value in remote mode), check the branch out in a worktree slot, run the
+//! handler, judge the outcome, and record every failure as a commit. Handlers of different
+//! branches run concurrently up to `jobs`, one per branch; nothing here decides what the next
+//! state is — only handlers do.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use super::messages::{self, Failure, TAIL_LINES};
 use super::plan::Action;
+use super::process::{run_handler, tail, HandlerRun};
+use super::remote::{self, Pushed};
 use super::report::{Event, Kind};
 use super::validate::{judge, Exit, HeadFacts, Verdict};
 use super::{body_env, clock};
 use crate::protocol::state::last_text;
-use crate::protocol::{compose, Key, Lease, Reserved, State, TrailerArg};
-use crate::repo::worktree::{self, Scratch, Slot};
+use crate::protocol::{Key, Lease, Reserved, State};
+use crate::repo::worktree::{run_git, Scratch, Slot};
 use crate::repo::{Cas, CommitInfo, ObjectId, Repo};
-
-/// Lines of handler output copied into a failure event's body.
-const TAIL_LINES: usize = 40;
 
 #[derive(Debug, Clone)]
 pub struct TickOptions {
@@ -30,11 +32,13 @@ pub struct TickOptions {
     pub keep_worktrees: bool,
     pub grace: Duration,
     pub runner_id: String,
+    /// Remote mode: the remote whose branches are the board.
+    pub remote: Option<String>,
 }
 
-/// Everything a branch job needs, shared by all jobs of a tick.
+/// Everything the branch jobs of a runner share.
 pub struct Ctx {
-    pub repo: gix::ThreadSafeRepository,
+    repo: RwLock<gix::ThreadSafeRepository>,
     pub common_dir: PathBuf,
     /// The user's checkout, when the repository has one (for `--current-branch include|only`).
     pub main_workdir: Option<PathBuf>,
@@ -45,8 +49,27 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    pub fn new(
+        repo: Repo,
+        opts: TickOptions,
+        shutdown: watch::Receiver<bool>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Ctx {
+        Ctx {
+            common_dir: repo.common_dir().to_path_buf(),
+            main_workdir: repo.workdir().map(Path::to_path_buf),
+            repo: RwLock::new(repo.into_sync()),
+            opts,
+            shutdown,
+            events,
+        }
+    }
+    /// Swap in a freshly opened repository (a poller re-reads configuration every tick).
+    pub fn refresh(&self, repo: Repo) {
+        *self.repo.write().unwrap_or_else(|p| p.into_inner()) = repo.into_sync();
+    }
     fn repo(&self) -> Repo {
-        Repo::from_sync(&self.repo)
+        Repo::from_sync(&self.repo.read().unwrap_or_else(|p| p.into_inner()))
     }
     fn emit(&self, e: Event) {
         let _ = self.events.send(e);
@@ -56,6 +79,9 @@ impl Ctx {
     }
     fn scratch(&self) -> Scratch {
         Scratch::new(&self.common_dir)
+    }
+    fn remote(&self) -> Option<&str> {
+        self.opts.remote.as_deref()
     }
 }
 
@@ -73,42 +99,89 @@ pub fn runner_id() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-/// Run the planned actions; events stream out through `ctx.events`.
-pub async fn execute(ctx: Arc<Ctx>, actions: Vec<Action>) {
-    let permits = Arc::new(Semaphore::new(ctx.opts.jobs.max(1)));
-    let mut set = tokio::task::JoinSet::new();
-    for action in actions {
-        if let Action::Notice { branch, message } = action {
-            let mut e = Event::new(&branch, Kind::Notice);
-            e.error = Some(message);
-            ctx.emit(e);
-            continue;
+/// Runs actions as tasks, at most `jobs` handlers at once and one job per branch; a poller
+/// submits every tick while earlier handlers are still running.
+pub struct Executor {
+    ctx: Arc<Ctx>,
+    permits: Arc<Semaphore>,
+    set: tokio::task::JoinSet<()>,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Executor {
+    pub fn new(ctx: Arc<Ctx>) -> Executor {
+        let permits = Arc::new(Semaphore::new(ctx.opts.jobs.max(1)));
+        Executor {
+            ctx,
+            permits,
+            set: tokio::task::JoinSet::new(),
+            in_flight: Default::default(),
         }
-        let ctx = ctx.clone();
-        let permits = permits.clone();
-        set.spawn(async move {
-            let mut shutdown = ctx.shutdown.clone();
-            let permit = tokio::select! {
-                p = permits.acquire_owned() => p,
-                _ = shutdown.wait_for(|s| *s) => return,
-            };
-            let Ok(_permit) = permit else { return };
-            if ctx.stopping() {
-                return;
+    }
+
+    pub fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
+    /// Branches with a job queued or running.
+    pub fn busy(&self) -> HashSet<String> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn submit(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            if let Action::Notice { branch, message } = action {
+                let mut e = Event::new(&branch, Kind::Notice);
+                e.error = Some(message);
+                self.ctx.emit(e);
+                continue;
             }
             let branch = action.branch().to_owned();
-            if let Err(e) = run_action(&ctx, action).await {
-                let mut ev = Event::new(&branch, Kind::Error);
-                ev.error = Some(format!("{e:#}").replace('\n', " "));
-                ctx.emit(ev);
+            if !self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(branch.clone())
+            {
+                continue;
             }
-        });
+            let (ctx, permits, in_flight) = (self.ctx.clone(), self.permits.clone(), self.in_flight.clone());
+            self.set.spawn(async move {
+                let mut shutdown = ctx.shutdown.clone();
+                let permit = tokio::select! {
+                    p = permits.acquire_owned() => p.ok(),
+                    _ = shutdown.wait_for(|s| *s) => None,
+                };
+                if permit.is_some() && !ctx.stopping() {
+                    if let Err(e) = run_action(&ctx, action).await {
+                        let mut ev = Event::new(&branch, Kind::Error);
+                        ev.error = Some(format!("{e:#}").replace('\n', " "));
+                        ctx.emit(ev);
+                    }
+                }
+                in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&branch);
+            });
+        }
     }
-    while let Some(joined) = set.join_next().await {
+
+    /// Collect finished jobs without waiting.
+    pub fn reap(&mut self) {
+        while let Some(joined) = self.set.try_join_next() {
+            self.report_panic(joined);
+        }
+    }
+
+    pub async fn join_all(&mut self) {
+        while let Some(joined) = self.set.join_next().await {
+            self.report_panic(joined);
+        }
+    }
+
+    fn report_panic(&self, joined: Result<(), tokio::task::JoinError>) {
         if let Err(e) = joined {
             let mut ev = Event::new("-", Kind::Error);
             ev.error = Some(format!("internal error in a branch job: {e}"));
-            ctx.emit(ev);
+            self.ctx.emit(ev);
         }
     }
 }
@@ -117,6 +190,22 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| anyhow!("internal error: {e}"))?
+}
+
+struct Job {
+    branch: String,
+    /// Where the head was read: `refs/heads/B`, or `refs/remotes/<remote>/B` in remote mode.
+    refname: String,
+    head: ObjectId,
+    state: State,
+    handler: String,
+    force_worktree: bool,
+}
+
+struct Claim {
+    run_id: String,
+    id: ObjectId,
+    trigger: CommitInfo,
 }
 
 async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
@@ -152,8 +241,9 @@ async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
         } => {
             let c = ctx.clone();
             let (b, r) = (branch.clone(), refname.clone());
-            let taken = blocking(move || take_over(&c, &b, &r, head, &lease)).await?;
-            let Some(stalled) = taken else { return Ok(()) };
+            let Some(stalled) = blocking(move || take_over(&c, &b, &r, head, &lease)).await? else {
+                return Ok(());
+            };
             match stalled_handler {
                 Some(handler) if !ctx.stopping() => {
                     let state = State::reserved_state(Reserved::Stalled);
@@ -177,120 +267,103 @@ async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
     }
 }
 
-/// Write `stalled` over an expired lease. Returns the new head, or None if another runner won.
-fn take_over(
+/// Publish `new` as the branch head in place of exactly `expected`: a ref transaction locally, a
+/// push with that expected old value in remote mode.
+fn publish_exact(
     ctx: &Ctx,
-    branch: &str,
+    repo: &Repo,
+    job_branch: &str,
     refname: &str,
-    head: ObjectId,
-    lease: &Lease,
-) -> Result<Option<ObjectId>> {
-    let repo = ctx.repo();
-    let run = lease.run_id.clone().unwrap_or_else(|| "unknown".into());
-    let mut trailers = Vec::new();
-    if let Some(origin) = &lease.origin_state {
-        trailers.push(TrailerArg::reserved(Key::OriginState, origin));
+    expected: ObjectId,
+    new: ObjectId,
+    reflog: &str,
+) -> Result<Pushed> {
+    match ctx.remote() {
+        None => Ok(match repo.compare_and_swap(refname, Some(expected), new, reflog)? {
+            Cas::Updated => Pushed::Accepted,
+            Cas::Moved { .. } => Pushed::Rejected("the branch moved".into()),
+        }),
+        Some(remote) => Ok(remote::push(&ctx.common_dir, remote, job_branch, new, Some(expected))),
     }
-    trailers.push(TrailerArg::reserved(Key::StalledRun, &run));
-    trailers.push(TrailerArg::reserved(Key::RunnerId, &ctx.opts.runner_id));
+}
+
+/// Write `stalled` over an expired lease. Returns the new head, or None if another runner won.
+fn take_over(ctx: &Ctx, branch: &str, refname: &str, head: ObjectId, lease: &Lease) -> Result<Option<ObjectId>> {
+    let repo = ctx.repo();
     let now = clock::now();
-    let body = format!(
-        "Run {run} (runner {}) held this branch for state {} with a lease of {} s from {}; it expired {} s ago without a renewal or an answer.",
-        lease.runner_id.as_deref().unwrap_or("unknown"),
-        lease.origin_state.as_deref().unwrap_or("unknown"),
-        lease.lease_seconds,
-        clock::iso_utc(lease.since),
-        now - lease.expires_at()
-    );
-    let msg = compose(
-        &format!("baton: lease of run {run} expired"),
-        Some(&body),
-        &trailers,
-        &State::reserved_state(Reserved::Stalled),
-    )?;
-    let (id, cas) =
-        repo.append_commit(refname, head, &msg, now, "baton: take over expired lease")?;
-    let mut ev = Event::new(
-        branch,
-        if cas == Cas::Updated {
-            Kind::TookOver
-        } else {
-            Kind::LostRace
-        },
-    );
+    let msg = messages::stalled(lease, &ctx.opts.runner_id, now, ctx.remote())?;
+    let tree = repo.commit(head)?.tree;
+    let id = repo.write_commit(tree, &[head], &msg, now)?;
+    let pushed = publish_exact(ctx, &repo, branch, refname, head, id, "baton: take over expired lease")?;
+    let mut ev = Event::new(branch, Kind::LostRace);
     ev.state = lease.origin_state.clone();
-    ev.run_id = Some(run);
-    if cas == Cas::Updated {
-        ev.commit = Some(id.to_string());
-        ev.next_state = Some(Reserved::Stalled.as_str().into());
-        ev.error = Some(format!("lease expired {} s ago", now - lease.expires_at()));
+    ev.run_id = lease.run_id.clone();
+    let accepted = pushed == Pushed::Accepted;
+    match pushed {
+        Pushed::Accepted => {
+            ev.action = Kind::TookOver;
+            ev.commit = Some(id.to_string());
+            ev.next_state = Some(Reserved::Stalled.as_str().into());
+            ev.error = Some(format!("lease expired {} s ago", now - lease.expires_at()));
+        }
+        Pushed::Rejected(_) => {}
+        Pushed::Failed(why) => {
+            ev.action = Kind::Error;
+            ev.error = Some(format!("could not push the takeover: {why}"));
+        }
     }
     ctx.emit(ev);
-    Ok((cas == Cas::Updated).then_some(id))
-}
-
-struct Job {
-    branch: String,
-    refname: String,
-    head: ObjectId,
-    state: State,
-    handler: String,
-    force_worktree: bool,
-}
-
-struct Claim {
-    run_id: String,
-    id: ObjectId,
-    trigger: CommitInfo,
+    Ok(accepted.then_some(id))
 }
 
 fn claim(ctx: &Ctx, job: &Job) -> Result<Option<Claim>> {
     let repo = ctx.repo();
     let trigger = repo.commit(job.head)?;
     let run_id = uuid::Uuid::new_v4().to_string();
-    let trailers = [
-        TrailerArg::reserved(Key::OriginState, job.state.as_str()),
-        TrailerArg::reserved(Key::RunId, &run_id),
-        TrailerArg::reserved(Key::RunnerId, &ctx.opts.runner_id),
-        TrailerArg::reserved(Key::LeaseSeconds, ctx.opts.lease_seconds.to_string()),
-    ];
-    let msg = compose(
-        &format!("baton: {} claimed", job.state),
-        None,
-        &trailers,
-        &State::reserved_state(Reserved::Working),
+    let msg = messages::claim(
+        &job.state,
+        &run_id,
+        &ctx.opts.runner_id,
+        ctx.opts.lease_seconds,
+        ctx.remote(),
     )?;
-    let (id, cas) = repo.append_commit(
-        &job.refname,
-        job.head,
-        &msg,
-        clock::now(),
-        &format!("baton: claim {}", job.state),
-    )?;
-    if let Cas::Moved { .. } = cas {
-        let mut ev = Event::new(&job.branch, Kind::LostRace);
-        ev.state = Some(job.state.to_string());
-        ctx.emit(ev);
-        return Ok(None);
-    }
-    let mut ev = Event::new(&job.branch, Kind::Claimed);
+    let id = repo.write_commit(trigger.tree, &[job.head], &msg, clock::now())?;
+    let reflog = format!("baton: claim {}", job.state);
+    let mut ev = Event::new(&job.branch, Kind::LostRace);
     ev.state = Some(job.state.to_string());
+    match publish_exact(ctx, &repo, &job.branch, &job.refname, job.head, id, &reflog)? {
+        Pushed::Accepted => {}
+        Pushed::Rejected(_) => {
+            ctx.emit(ev);
+            return Ok(None);
+        }
+        Pushed::Failed(why) => {
+            ev.action = Kind::Error;
+            ev.error = Some(format!("could not push the claim: {why}"));
+            ctx.emit(ev);
+            return Ok(None);
+        }
+    }
+    ev.action = Kind::Claimed;
     ev.run_id = Some(run_id.clone());
     ev.commit = Some(id.to_string());
     ctx.emit(ev);
-    Ok(Some(Claim {
-        run_id,
-        id,
-        trigger,
-    }))
+    Ok(Some(Claim { run_id, id, trigger }))
+}
+
+async fn release(slot: Arc<Slot>, keep_for: Option<String>) {
+    let _ = blocking(move || {
+        slot.release(keep_for.as_deref());
+        Ok(())
+    })
+    .await;
 }
 
 async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let started = Instant::now();
     let job = Arc::new(job);
     // The slot first: a worktree problem must not touch the branch (the next tick retries).
-    let c = ctx.clone();
-    let (b, start) = (job.branch.clone(), job.head);
+    let (c, b, start) = (ctx.clone(), job.branch.clone(), job.head);
     let slot = match blocking(move || Slot::acquire(&c.common_dir, &c.scratch(), &b, start)).await {
         Ok(slot) => Arc::new(slot),
         Err(e) => {
@@ -302,38 +375,42 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
         }
     };
     let (c, j) = (ctx.clone(), job.clone());
-    let claimed = blocking(move || claim(&c, &j)).await;
-    let claim = match claimed {
+    let claim = match blocking(move || claim(&c, &j)).await {
         Ok(Some(claim)) => Arc::new(claim),
         other => {
-            let s = slot.clone();
-            let _ = blocking(move || {
-                s.release(None);
-                Ok(())
-            })
-            .await;
+            release(slot, None).await;
             return other.map(|_| ());
         }
     };
     let log = ctx.scratch().log_file(&job.branch, &claim.run_id);
 
-    let (j, s) = (job.clone(), slot.clone());
+    // Locally the slot checks the branch out (the handler's commits move it); in remote mode it
+    // is detached at the claim and the runner pushes the result.
+    let (j, s, remote_mode) = (job.clone(), slot.clone(), ctx.remote().is_some());
     let claim_id = claim.id;
-    let checked_out = blocking(move || s.check_out(&j.branch, claim_id, j.force_worktree)).await;
+    let checked_out = blocking(move || match remote_mode {
+        false => s.check_out(&j.branch, claim_id, j.force_worktree),
+        true => s.check_out_detached(&j.branch, claim_id),
+    })
+    .await;
     let exit = match checked_out {
-        Err(e) => Exit::SpawnFailed(format!(
-            "the worktree could not check out the branch: {e:#}"
-        )),
-        Ok(()) => run_handler(ctx, &job, &claim, &slot.path, &log).await,
+        Err(e) => Exit::SpawnFailed(format!("the worktree could not check out the branch: {e:#}")),
+        Ok(()) => run_handler(handler_run(ctx, &job, &claim, &slot.path, &log)).await,
     };
-    let slot = Some(slot);
-    let wt = slot.as_ref().map(|s| s.path.clone()).unwrap_or_default();
 
-    let (c, j, cl) = (ctx.clone(), job.clone(), claim.clone());
+    let (c, j, cl, wt) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone());
     let exit2 = exit.clone();
     let (verdict, head) = blocking(move || {
         let repo = c.repo();
-        let head = repo.ref_id(&j.refname)?;
+        let head = match c.remote() {
+            None => repo.ref_id(&format!("refs/heads/{}", j.branch))?,
+            Some(_) => Some(
+                run_git(&wt, ["rev-parse", "HEAD"])?
+                    .trim()
+                    .parse::<ObjectId>()
+                    .map_err(|e| anyhow!("{e}"))?,
+            ),
+        };
         let facts = match head {
             None => None,
             Some(h) => {
@@ -363,28 +440,20 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     match verdict {
         Verdict::Succeeded { next_state } => {
             ev.next_state = Some(next_state);
-            finish_success(ctx, &job, &claim, &mut ev).await;
+            finish_success(ctx, &job, &claim, head, &mut ev).await;
         }
         Verdict::Parked => {
             ev.action = Kind::Parked;
             ev.next_state = Some(Reserved::Working.as_str().into());
-            finish_success(ctx, &job, &claim, &mut ev).await;
+            finish_success(ctx, &job, &claim, head, &mut ev).await;
         }
         Verdict::Failed { reason, exit_code } => {
             let head = head.context("branch head vanished")?;
-            let (c, j, cl, w, l) = (
-                ctx.clone(),
-                job.clone(),
-                claim.clone(),
-                wt.clone(),
-                log.clone(),
-            );
+            let (c, j, cl, w, l) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone(), log.clone());
             let r = reason.clone();
-            let written =
-                blocking(move || record_failure(&c, &j, &cl, head, &r, exit_code, &l, &w)).await;
+            let written = blocking(move || record_failure(&c, &j, &cl, head, &r, exit_code, &l, &w)).await;
             ev.action = Kind::Failed;
             ev.error = Some(reason);
-            ev.worktree = Some(wt.display().to_string());
             match written {
                 Ok((id, next)) => {
                     ev.commit = Some(id.to_string());
@@ -401,208 +470,100 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
         }
         Verdict::BranchGone => {
             ev.action = Kind::Error;
-            ev.error =
-                Some("the branch was deleted during the run; nothing could be recorded".into());
-            ev.worktree = Some(wt.display().to_string());
+            ev.error = Some("the branch was deleted during the run; nothing could be recorded".into());
         }
         Verdict::LeaseLost => {
             ev.action = Kind::Error;
             ev.error = Some("the branch was moved off this run's lease by someone else; their history stands, this run's result was not recorded".into());
-            ev.worktree = Some(wt.display().to_string());
         }
     }
     // A successful run returns its slot to the pool; anything else keeps it for the branch.
-    if let Some(slot) = slot {
-        let ok = matches!(ev.action, Kind::Succeeded | Kind::Parked);
-        let keep = !ok || ctx.opts.keep_worktrees;
-        if keep {
-            ev.worktree = Some(slot.path.display().to_string());
-        }
-        let branch = job.branch.clone();
-        let _ = blocking(move || {
-            slot.release(keep.then_some(branch.as_str()));
-            Ok(())
-        })
-        .await;
+    let ok = matches!(ev.action, Kind::Succeeded | Kind::Parked);
+    let keep = !ok || ctx.opts.keep_worktrees;
+    if keep {
+        ev.worktree = Some(slot.path.display().to_string());
     }
+    release(slot, keep.then(|| job.branch.clone())).await;
     ctx.emit(ev);
     Ok(())
 }
 
-async fn finish_success(ctx: &Arc<Ctx>, job: &Arc<Job>, claim: &Arc<Claim>, ev: &mut Event) {
-    if job.force_worktree {
-        // The user's checkout has this branch: bring its files along (two-tree merge keeps
-        // local edits, refuses to overwrite them).
-        if let (Some(main), Some(new)) = (ctx.main_workdir.clone(), ev.commit.clone()) {
-            let old = claim.trigger.tree.to_string();
-            let r = blocking(move || {
-                worktree::run_git(&main, ["read-tree", "-m", "-u", &old, &new]).map(|_| ())
-            })
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(
-                    "{}: could not update your checkout to the new head: {e:#}",
-                    job.branch
-                );
-            }
-        }
-    }
-}
-
-/// Spawn the handler in its own process group and wait for it, its timeout, or the shutdown
-/// grace period. Output goes to `log`.
-async fn run_handler(ctx: &Arc<Ctx>, job: &Job, claim: &Claim, wt: &Path, log: &Path) -> Exit {
-    match spawn_and_wait(ctx, job, claim, wt, log).await {
-        Ok(exit) => exit,
-        Err(e) => Exit::SpawnFailed(format!("{e:#}")),
-    }
-}
-
-/// Variables that would point a handler's git at another repository, index or worktree.
-const SCRUBBED_VARS: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_PREFIX",
-    "GIT_NAMESPACE",
-    "GIT_CEILING_DIRECTORIES",
-];
-
-/// `BATON_TRAILER_<KEY>` name: key uppercased, `-` → `_`.
-pub fn trailer_env_name(prefix: &str, key: &str) -> String {
-    let k: String = key
-        .chars()
-        .map(|c| {
-            if c == '-' {
-                '_'
-            } else {
-                c.to_ascii_uppercase()
-            }
-        })
-        .collect();
-    format!("{prefix}{k}")
-}
-
-async fn spawn_and_wait(
-    ctx: &Arc<Ctx>,
-    job: &Job,
-    claim: &Claim,
-    wt: &Path,
-    log: &Path,
-) -> Result<Exit> {
-    let program = wt.join(&job.handler);
-    let folder = program.parent().context("handler path has no folder")?;
-    let (real_program, real_folder) = (program.canonicalize(), folder.canonicalize());
-    match (&real_program, &real_folder) {
-        (Ok(p), Ok(f)) if p.starts_with(f) => {}
-        (Err(e), _) => return Ok(Exit::SpawnFailed(format!("{}: {e}", job.handler))),
-        _ => {
-            return Ok(Exit::SpawnFailed(format!(
-                "{} resolves outside {}",
-                job.handler,
-                folder.display()
-            )))
-        }
-    }
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let out =
-        std::fs::File::create(log).with_context(|| format!("creating log {}", log.display()))?;
-    let err = out.try_clone()?;
-
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.current_dir(wt)
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .kill_on_drop(false);
-    for var in SCRUBBED_VARS {
-        cmd.env_remove(var);
-    }
+fn handler_run<'a>(ctx: &Ctx, job: &'a Job, claim: &'a Claim, wt: &'a Path, log: &'a Path) -> HandlerRun<'a> {
     let body = body_env(&claim.trigger.message);
     let commit = claim.trigger.id.to_string();
-    cmd.env("BATON_STATE", job.state.as_str())
-        .env("BATON_BODY", &body)
-        .env("BATON_COMMIT", &commit)
-        .env("BATON_BRANCH", &job.branch)
-        .env("BATON_RUN_ID", &claim.run_id)
-        .env("BATON_RUNNER_ID", &ctx.opts.runner_id)
-        .env("BATON_LEASE_SECONDS", ctx.opts.lease_seconds.to_string())
-        .env("BATON_CLAIM_COMMIT", claim.id.to_string())
-        .env("BATON_WORKTREE", wt)
-        .env("AYNIG_BODY", &body)
-        .env("AYNIG_COMMIT_HASH", &commit)
-        .env("AYNIG_STATE", job.state.as_str());
-    for t in &claim.trigger.trailers {
-        let key = t.key_lossy();
-        let value = t.value_lossy();
-        cmd.env(trailer_env_name("BATON_TRAILER_", &key), value.as_ref());
-        cmd.env(trailer_env_name("AYNIG_TRAILER_", &key), value.as_ref());
+    let mut env = vec![
+        ("BATON_STATE", job.state.to_string()),
+        ("BATON_BODY", body.clone()),
+        ("BATON_COMMIT", commit.clone()),
+        ("BATON_BRANCH", job.branch.clone()),
+        ("BATON_RUN_ID", claim.run_id.clone()),
+        ("BATON_RUNNER_ID", ctx.opts.runner_id.clone()),
+        ("BATON_LEASE_SECONDS", ctx.opts.lease_seconds.to_string()),
+        ("BATON_CLAIM_COMMIT", claim.id.to_string()),
+        ("BATON_WORKTREE", wt.display().to_string()),
+        ("AYNIG_BODY", body),
+        ("AYNIG_COMMIT_HASH", commit),
+        ("AYNIG_STATE", job.state.to_string()),
+    ];
+    if let Some(remote) = ctx.remote() {
+        env.push(("BATON_REMOTE", remote.to_owned()));
     }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let hint = match e.raw_os_error() {
-                Some(libc::ENOEXEC) => " (no #! line?)",
-                Some(libc::EACCES) => " (not executable?)",
-                _ => "",
-            };
-            return Ok(Exit::SpawnFailed(format!("{}: {e}{hint}", job.handler)));
-        }
-    };
-    let pid = child.id().map(|p| p as i32);
-    let mut shutdown = ctx.shutdown.clone();
-    let grace = ctx.opts.grace;
-    let stop_after_grace = async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-        tokio::time::sleep(grace).await;
-    };
-    let exit = tokio::select! {
-        status = child.wait() => {
-            let status = status.context("waiting for the handler")?;
-            use std::os::unix::process::ExitStatusExt;
-            match (status.code(), status.signal()) {
-                (Some(c), _) => Exit::Code(c),
-                (None, Some(s)) => Exit::Signal(s),
-                _ => Exit::Code(-1),
-            }
-        }
-        _ = tokio::time::sleep(ctx.opts.timeout) => Exit::TimedOut { seconds: ctx.opts.timeout.as_secs() },
-        _ = stop_after_grace => Exit::Interrupted,
-    };
-    // A handler that timed out or was interrupted is stopped with its whole process group. After a
-    // normal exit, background processes it started on purpose (git's own auto-maintenance, for
-    // one) are left alone, as a shell would.
-    if let (Some(pid), Exit::TimedOut { .. } | Exit::Interrupted) = (pid, &exit) {
-        kill_group(pid, &mut child).await;
+    HandlerRun {
+        handler: &job.handler,
+        worktree: wt,
+        log,
+        env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        trigger_trailers: &claim.trigger.trailers,
+        timeout: ctx.opts.timeout,
+        grace: ctx.opts.grace,
+        shutdown: ctx.shutdown.clone(),
     }
-    Ok(exit)
 }
 
-/// SIGTERM to the process group, SIGKILL after 2 s for whatever is left.
-async fn kill_group(pgid: i32, child: &mut tokio::process::Child) {
-    // SAFETY: plain syscalls on a process group we created (the handler's pid is its pgid).
-    let alive = |sig| unsafe { libc::killpg(pgid, sig) } == 0;
-    if !alive(0) {
+/// After a good run: in remote mode push the handler's commits (a fast-forward of the lease);
+/// with `--current-branch` bring the user's checkout along.
+async fn finish_success(ctx: &Arc<Ctx>, job: &Arc<Job>, claim: &Arc<Claim>, head: Option<ObjectId>, ev: &mut Event) {
+    if let (Some(_), Some(head)) = (ctx.remote(), head) {
+        let (c, j, run) = (ctx.clone(), job.clone(), claim.run_id.clone());
+        let outcome = match blocking(move || Ok(publish_result(&c, &j.branch, &run, head))).await {
+            Ok(r) => r,
+            Err(e) => Err(format!("{e:#}")),
+        };
+        if let Err(why) = outcome {
+            ev.action = Kind::Error;
+            ev.error = Some(why);
+        }
         return;
     }
-    alive(libc::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    // Reap the handler itself, then wait for the rest of the group to go.
-    let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
-    while Instant::now() < deadline {
-        if !alive(0) {
-            return;
+    if job.force_worktree {
+        // The user's checkout has this branch: bring its files along (a two-tree merge keeps
+        // local edits and refuses to overwrite them).
+        if let (Some(main), Some(new)) = (ctx.main_workdir.clone(), ev.commit.clone()) {
+            let old = claim.trigger.tree.to_string();
+            if let Err(e) = blocking(move || run_git(&main, ["read-tree", "-m", "-u", &old, &new]).map(|_| ())).await {
+                tracing::warn!("{}: could not update your checkout to the new head: {e:#}", job.branch);
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    alive(libc::SIGKILL);
-    let _ = child.wait().await;
+}
+
+/// Push a run's result in remote mode. A rejection after the handler ran is a real conflict: the
+/// result is kept on `refs/baton/conflicts/<branch>/<run-id>`, never forced over someone's work.
+fn publish_result(ctx: &Ctx, branch: &str, run_id: &str, head: ObjectId) -> Result<(), String> {
+    let remote = ctx.remote().unwrap_or("origin");
+    let why = match remote::push(&ctx.common_dir, remote, branch, head, None) {
+        Pushed::Accepted => return Ok(()),
+        Pushed::Rejected(why) => format!("the remote refused the result ({why})"),
+        Pushed::Failed(why) => format!("the result could not be pushed ({why})"),
+    };
+    let kept = format!("refs/baton/conflicts/{branch}/{run_id}");
+    match ctx
+        .repo()
+        .compare_and_swap(&kept, None, head, "baton: keep a result the remote refused")
+    {
+        Ok(_) => Err(format!("{why}; kept at {kept}")),
+        Err(e) => Err(format!("{why}; and it could not be kept at {kept}: {e:#}")),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -617,123 +578,32 @@ fn record_failure(
     wt: &Path,
 ) -> Result<(ObjectId, String)> {
     let repo = ctx.repo();
-    let next = last_text(&claim.trigger.trailers, Key::NextOnFailure)
-        .and_then(|v| State::parse(&v).ok())
-        .filter(|s| !s.is(Reserved::Working))
-        .unwrap_or_else(|| State::reserved_state(Reserved::Failed));
-    let mut trailers = vec![
-        TrailerArg::reserved(Key::OriginState, job.state.as_str()),
-        TrailerArg::reserved(Key::RunId, &claim.run_id),
-        TrailerArg::reserved(Key::RunnerId, &ctx.opts.runner_id),
-    ];
-    if let Some(code) = exit_code {
-        trailers.push(TrailerArg::reserved(Key::ExitCode, code.to_string()));
+    let next = messages::failure_state(&claim.trigger.trailers);
+    let msg = messages::failure(&Failure {
+        state: &job.state,
+        run_id: &claim.run_id,
+        runner_id: &ctx.opts.runner_id,
+        exit_code,
+        reason,
+        output_tail: &tail(log, TAIL_LINES),
+        log,
+        worktree: wt,
+        next: &next,
+        remote: ctx.remote(),
+    })?;
+    let tree = repo.commit(head)?.tree;
+    let id = repo.write_commit(tree, &[head], &msg, clock::now())?;
+    if ctx.remote().is_some() {
+        publish_result(ctx, &job.branch, &claim.run_id, id).map_err(|e| anyhow!(e))?;
+        return Ok((id, next.to_string()));
     }
-    trailers.push(TrailerArg::reserved(Key::Error, reason));
-    let body = failure_body(job.state.as_str(), reason, &tail(log, TAIL_LINES), log, wt);
-    let msg = compose(
-        &format!("baton: {} failed", job.state),
-        Some(&body),
-        &trailers,
-        &next,
-    )?;
-    let (id, cas) = repo.append_commit(
-        &job.refname,
-        head,
-        &msg,
-        clock::now(),
+    match repo.compare_and_swap(
+        &format!("refs/heads/{}", job.branch),
+        Some(head),
+        id,
         "baton: handler failed",
-    )?;
-    match cas {
+    )? {
         Cas::Updated => Ok((id, next.to_string())),
-        Cas::Moved { .. } => Err(anyhow!(
-            "the branch moved while the failure was being recorded"
-        )),
-    }
-}
-
-/// The body of a failure event: what happened, the output's tail (indented, so no line of it can
-/// act as a comment, scissors line or trailer), and where the rest is.
-pub fn failure_body(state: &str, reason: &str, tail: &str, log: &Path, wt: &Path) -> String {
-    let mut body = format!("The handler for {} failed: {reason}\n", state);
-    if tail.trim().is_empty() {
-        body.push_str("\nIt printed nothing.\n");
-    } else {
-        body.push_str(&format!("\nLast {TAIL_LINES} lines of its output:\n\n"));
-        for line in tail.lines() {
-            let clean: String = line
-                .chars()
-                .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
-                .collect();
-            body.push_str("    ");
-            body.push_str(clean.trim_end());
-            body.push('\n');
-        }
-    }
-    body.push_str(&format!(
-        "\nFull log: {}\nWorktree kept at: {}\n",
-        log.display(),
-        wt.display()
-    ));
-    body
-}
-
-/// The last `n` lines of a file (lossy UTF-8), reading only its end.
-pub fn tail(path: &Path, n: usize) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(64 * 1024);
-    let _ = f.seek(SeekFrom::Start(start));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trailer_env_names() {
-        assert_eq!(
-            trailer_env_name("BATON_TRAILER_", "dwp-next-on-failure"),
-            "BATON_TRAILER_DWP_NEXT_ON_FAILURE"
-        );
-        assert_eq!(
-            trailer_env_name("AYNIG_TRAILER_", "Reviewed-by"),
-            "AYNIG_TRAILER_REVIEWED_BY"
-        );
-    }
-
-    #[test]
-    fn failure_body_indents_output_so_git_reads_our_trailers() {
-        let tail = "ok\n# ------------------------ >8 ------------------------\nKey: v\0x";
-        let body = failure_body("build", "exit 1", tail, Path::new("/l"), Path::new("/w"));
-        let t = [TrailerArg::reserved(Key::Error, "exit 1")];
-        let msg = compose("s", Some(&body), &t, &State::parse("failed").unwrap()).unwrap();
-        let parsed = crate::protocol::trailers::parse(&msg);
-        assert_eq!(parsed.len(), 2);
-        assert!(body.contains("    Key: v x"));
-    }
-
-    #[test]
-    fn tail_reads_last_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("log");
-        std::fs::write(
-            &p,
-            (1..=100)
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-        .unwrap();
-        let t = tail(&p, 3);
-        assert_eq!(t, "98\n99\n100");
+        Cas::Moved { .. } => Err(anyhow!("the branch moved while the failure was being recorded")),
     }
 }

@@ -4,8 +4,12 @@
 pub mod board;
 pub mod clock;
 pub mod exec;
+pub mod messages;
 pub mod plan;
+pub mod process;
+pub mod remote;
 pub mod report;
+pub mod tick;
 pub mod validate;
 
 pub(crate) use crate::protocol::message::body_of as body_env;

@@ -69,9 +69,7 @@ pub enum Action {
 impl Action {
     pub fn branch(&self) -> &str {
         match self {
-            Action::Run { branch, .. }
-            | Action::TakeOver { branch, .. }
-            | Action::Notice { branch, .. } => branch,
+            Action::Run { branch, .. } | Action::TakeOver { branch, .. } | Action::Notice { branch, .. } => branch,
         }
     }
 }
@@ -97,19 +95,14 @@ pub fn plan(inputs: &[PlanInput], now: i64, current: CurrentBranch) -> Vec<Actio
         let valid = match &card.state {
             StateRead::None => continue,
             StateRead::Invalid(v) => {
-                actions.push(notice(format!(
-                    "invalid state {v:?}: not a handler name; ignored"
-                )));
+                actions.push(notice(format!("invalid state {v:?}: not a handler name; ignored")));
                 continue;
             }
             StateRead::Valid(s) => s,
         };
         let blocked_by_checkout = |actions: &mut Vec<Action>| -> bool {
             if let Checkout::Elsewhere(path) = &input.checkout {
-                actions.push(notice(format!(
-                    "checked out in worktree {}; skipped",
-                    path.display()
-                )));
+                actions.push(notice(format!("checked out in worktree {}; skipped", path.display())));
                 return true;
             }
             false
@@ -150,9 +143,7 @@ pub fn plan(inputs: &[PlanInput], now: i64, current: CurrentBranch) -> Vec<Actio
                 });
             }
             Some(HandlerLookup::NotExecutable(path)) => {
-                actions.push(notice(format!(
-                    "handler {path} is not an executable file; not run"
-                )));
+                actions.push(notice(format!("handler {path} is not an executable file; not run")));
             }
             _ => {}
         }
@@ -208,20 +199,8 @@ mod tests {
     #[test]
     fn runs_only_actionable_branches() {
         let inputs = vec![
-            card(
-                "a",
-                "t\n\ndwp-state: build\n",
-                0,
-                found(".dwp/command/build"),
-                None,
-            ),
-            card(
-                "b",
-                "t\n\ndwp-state: done\n",
-                0,
-                Some(HandlerLookup::Missing),
-                None,
-            ),
+            card("a", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None),
+            card("b", "t\n\ndwp-state: done\n", 0, Some(HandlerLookup::Missing), None),
             card("c", "no state", 0, None, None),
         ];
         let actions = plan(&inputs, 100, CurrentBranch::Skip);
@@ -256,9 +235,7 @@ mod tests {
         let actions = plan(&inputs, 1061, CurrentBranch::Skip);
         match &actions[..] {
             [Action::TakeOver {
-                lease,
-                stalled_handler,
-                ..
+                lease, stalled_handler, ..
             }] => {
                 assert_eq!(lease.run_id.as_deref(), Some("r1"));
                 assert_eq!(stalled_handler.as_deref(), Some(".dwp/command/stalled"));
@@ -269,21 +246,9 @@ mod tests {
 
     #[test]
     fn current_branch_modes() {
-        let mut main = card(
-            "main",
-            "t\n\ndwp-state: build\n",
-            0,
-            found(".dwp/command/build"),
-            None,
-        );
+        let mut main = card("main", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         main.checkout = Checkout::Main;
-        let other = card(
-            "other",
-            "t\n\ndwp-state: build\n",
-            0,
-            found(".dwp/command/build"),
-            None,
-        );
+        let other = card("other", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         let inputs = vec![main, other];
         let names = |c| {
             plan(&inputs, 0, c)
@@ -305,13 +270,7 @@ mod tests {
 
     #[test]
     fn branch_checked_out_elsewhere_is_noticed() {
-        let mut a = card(
-            "a",
-            "t\n\ndwp-state: build\n",
-            0,
-            found(".dwp/command/build"),
-            None,
-        );
+        let mut a = card("a", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         a.checkout = Checkout::Elsewhere("/tmp/wt".into());
         assert!(matches!(
             &plan(&[a], 0, CurrentBranch::Skip)[..],

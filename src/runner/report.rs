@@ -68,10 +68,7 @@ impl Event {
                 .unwrap_or_default()
         };
         match self.action {
-            Kind::Claimed => tracing::info!(
-                "{b}: claimed for {st} (run {})",
-                self.run_id.as_deref().unwrap_or("")
-            ),
+            Kind::Claimed => tracing::info!("{b}: claimed for {st} (run {})", self.run_id.as_deref().unwrap_or("")),
             Kind::Succeeded => tracing::info!(
                 "{b}: {st} -> {} in {} ms ({})",
                 self.next_state.as_deref().unwrap_or("?"),
@@ -85,10 +82,7 @@ impl Event {
                 self.next_state.as_deref().unwrap_or("?"),
                 self.log.as_deref().unwrap_or("-")
             ),
-            Kind::TookOver => tracing::warn!(
-                "{b}: took over expired lease ({})",
-                self.error.as_deref().unwrap_or("")
-            ),
+            Kind::TookOver => tracing::warn!("{b}: took over expired lease ({})", self.error.as_deref().unwrap_or("")),
             Kind::LostRace => tracing::debug!("{b}: another runner moved it first; skipped"),
             Kind::Notice => tracing::warn!("{b}: {}", self.error.as_deref().unwrap_or("")),
             Kind::Error => tracing::error!("{b}: {}", self.error.as_deref().unwrap_or("")),
@@ -126,7 +120,14 @@ impl Summary {
     pub fn line(&self) -> String {
         format!(
             "tick: {} claimed, {} succeeded, {} parked, {} failed, {} took over, {} lost race, {} notices, {} errors",
-            self.claimed, self.succeeded, self.parked, self.failed, self.took_over, self.lost_race, self.notices, self.errors
+            self.claimed,
+            self.succeeded,
+            self.parked,
+            self.failed,
+            self.took_over,
+            self.lost_race,
+            self.notices,
+            self.errors
         )
     }
 }

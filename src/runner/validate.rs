@@ -33,10 +33,7 @@ pub enum Verdict {
     /// The handler renewed its own lease (e.g. waiting for a person): fine, still held.
     Parked,
     /// Record a failure event with this reason.
-    Failed {
-        reason: String,
-        exit_code: Option<i32>,
-    },
+    Failed { reason: String, exit_code: Option<i32> },
     /// The branch no longer exists; nothing can be recorded on it.
     BranchGone,
     /// Someone else moved the branch off our lease; their history wins, ours is not written.
@@ -65,9 +62,7 @@ pub fn judge(exit: &Exit, head: Option<&HeadFacts>, run_id: &str) -> Verdict {
             ))
         }
         Exit::Interrupted => {
-            return failed(
-                "runner was interrupted; the handler was stopped after the grace period".into(),
-            )
+            return failed("runner was interrupted; the handler was stopped after the grace period".into())
         }
         Exit::SpawnFailed(why) => return failed(format!("handler could not be started: {why}")),
     }
@@ -121,10 +116,7 @@ mod tests {
     fn nonzero_exit_fails_even_with_a_new_state() {
         assert!(matches!(
             judge(&Exit::Code(3), Some(&head(valid("review"), None)), "r"),
-            Verdict::Failed {
-                exit_code: Some(3),
-                ..
-            }
+            Verdict::Failed { exit_code: Some(3), .. }
         ));
     }
 
@@ -132,28 +124,17 @@ mod tests {
     fn silent_handler_fails() {
         let mut h = head(valid("working"), Some("r"));
         h.is_claim = true;
-        assert!(matches!(
-            judge(&Exit::Code(0), Some(&h), "r"),
-            Verdict::Failed { .. }
-        ));
+        assert!(matches!(judge(&Exit::Code(0), Some(&h), "r"), Verdict::Failed { .. }));
     }
 
     #[test]
     fn own_working_commit_parks_foreign_one_fails() {
         assert_eq!(
-            judge(
-                &Exit::Code(0),
-                Some(&head(valid("working"), Some("r"))),
-                "r"
-            ),
+            judge(&Exit::Code(0), Some(&head(valid("working"), Some("r"))), "r"),
             Verdict::Parked
         );
         assert!(matches!(
-            judge(
-                &Exit::Code(0),
-                Some(&head(valid("working"), Some("x"))),
-                "r"
-            ),
+            judge(&Exit::Code(0), Some(&head(valid("working"), Some("x"))), "r"),
             Verdict::Failed { .. }
         ));
     }
@@ -179,17 +160,11 @@ mod tests {
         let h = head(valid("x"), None);
         assert!(matches!(
             judge(&Exit::TimedOut { seconds: 1 }, Some(&h), "r"),
-            Verdict::Failed {
-                exit_code: None,
-                ..
-            }
+            Verdict::Failed { exit_code: None, .. }
         ));
         assert!(matches!(
             judge(&Exit::SpawnFailed("ENOEXEC".into()), Some(&h), "r"),
-            Verdict::Failed {
-                exit_code: None,
-                ..
-            }
+            Verdict::Failed { exit_code: None, .. }
         ));
     }
 

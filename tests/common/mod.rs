@@ -103,8 +103,7 @@ impl TestRepo {
     pub fn baton_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BATON);
         base_env(&mut cmd, self.home());
-        cmd.env_remove("GIT_COMMITTER_DATE")
-            .env_remove("GIT_AUTHOR_DATE");
+        cmd.env_remove("GIT_COMMITTER_DATE").env_remove("GIT_AUTHOR_DATE");
         cmd.current_dir(&self.path).args(args).stdin(Stdio::null());
         cmd
     }
@@ -135,8 +134,7 @@ impl TestRepo {
     pub fn handler(&self, rel: &str, script: &str) {
         self.write(rel, script);
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(self.path.join(rel), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(self.path.join(rel), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     /// `git add -A && git commit -m MSG`.

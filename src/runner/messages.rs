@@ -1,0 +1,207 @@
+//! The commits the runner writes, composed purely: claims (`working`), takeovers (`stalled`) and
+//! failure events. Every value is a single-line reserved trailer (no injection through a value);
+//! multi-line text (handler output) goes in the body, indented so that no line of it can act as a
+//! comment, a scissors line or a trailer.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::protocol::state::last_text;
+use crate::protocol::{compose, Key, Lease, Reserved, State, Trailer, TrailerArg};
+
+use super::clock;
+
+/// Lines of handler output copied into a failure event's body.
+pub const TAIL_LINES: usize = 40;
+
+/// `dwp-source: git:<remote>` on everything the runner writes in remote mode.
+fn source(remote: Option<&str>) -> Option<TrailerArg> {
+    remote.map(|r| TrailerArg::reserved(Key::Source, format!("git:{r}")))
+}
+
+/// The `working` commit that claims a branch for one run.
+pub fn claim(
+    state: &State,
+    run_id: &str,
+    runner_id: &str,
+    lease_seconds: u64,
+    remote: Option<&str>,
+) -> Result<Vec<u8>> {
+    let mut trailers = vec![
+        TrailerArg::reserved(Key::OriginState, state.as_str()),
+        TrailerArg::reserved(Key::RunId, run_id),
+        TrailerArg::reserved(Key::RunnerId, runner_id),
+        TrailerArg::reserved(Key::LeaseSeconds, lease_seconds.to_string()),
+    ];
+    trailers.extend(source(remote));
+    Ok(compose(
+        &format!("baton: {state} claimed"),
+        None,
+        &trailers,
+        &State::reserved_state(Reserved::Working),
+    )?)
+}
+
+/// The `stalled` commit written over an expired lease.
+pub fn stalled(lease: &Lease, runner_id: &str, now: i64, remote: Option<&str>) -> Result<Vec<u8>> {
+    let run = lease.run_id.as_deref().unwrap_or("unknown");
+    let mut trailers = Vec::new();
+    if let Some(origin) = &lease.origin_state {
+        trailers.push(TrailerArg::reserved(Key::OriginState, origin));
+    }
+    trailers.push(TrailerArg::reserved(Key::StalledRun, run));
+    trailers.push(TrailerArg::reserved(Key::RunnerId, runner_id));
+    trailers.extend(source(remote));
+    let body = format!(
+        "Run {run} (runner {}) held this branch for state {} with a lease of {} s from {}; it expired {} s ago without a renewal or an answer.",
+        lease.runner_id.as_deref().unwrap_or("unknown"),
+        lease.origin_state.as_deref().unwrap_or("unknown"),
+        lease.lease_seconds,
+        clock::iso_utc(lease.since),
+        now - lease.expires_at()
+    );
+    Ok(compose(
+        &format!("baton: lease of run {run} expired"),
+        Some(&body),
+        &trailers,
+        &State::reserved_state(Reserved::Stalled),
+    )?)
+}
+
+/// The state a failure moves the branch to: the triggering commit's `dwp-next-on-failure` when it
+/// is a valid state other than `working`, else `failed`.
+pub fn failure_state(trigger: &[Trailer]) -> State {
+    last_text(trigger, Key::NextOnFailure)
+        .and_then(|v| State::parse(&v).ok())
+        .filter(|s| !s.is(Reserved::Working))
+        .unwrap_or_else(|| State::reserved_state(Reserved::Failed))
+}
+
+/// What a failure event records.
+pub struct Failure<'a> {
+    pub state: &'a State,
+    pub run_id: &'a str,
+    pub runner_id: &'a str,
+    pub exit_code: Option<i32>,
+    pub reason: &'a str,
+    pub output_tail: &'a str,
+    pub log: &'a Path,
+    pub worktree: &'a Path,
+    pub next: &'a State,
+    pub remote: Option<&'a str>,
+}
+
+pub fn failure(f: &Failure<'_>) -> Result<Vec<u8>> {
+    let mut trailers = vec![
+        TrailerArg::reserved(Key::OriginState, f.state.as_str()),
+        TrailerArg::reserved(Key::RunId, f.run_id),
+        TrailerArg::reserved(Key::RunnerId, f.runner_id),
+    ];
+    if let Some(code) = f.exit_code {
+        trailers.push(TrailerArg::reserved(Key::ExitCode, code.to_string()));
+    }
+    trailers.push(TrailerArg::reserved(Key::Error, f.reason));
+    trailers.extend(source(f.remote));
+    let body = failure_body(f.state.as_str(), f.reason, f.output_tail, f.log, f.worktree);
+    Ok(compose(
+        &format!("baton: {} failed", f.state),
+        Some(&body),
+        &trailers,
+        f.next,
+    )?)
+}
+
+/// The body of a failure event: what happened, the output's tail, and where the rest is.
+pub fn failure_body(state: &str, reason: &str, tail: &str, log: &Path, wt: &Path) -> String {
+    let mut body = format!("The handler for {state} failed: {reason}\n");
+    if tail.trim().is_empty() {
+        body.push_str("\nIt printed nothing.\n");
+    } else {
+        body.push_str(&format!("\nLast {TAIL_LINES} lines of its output:\n\n"));
+        for line in tail.lines() {
+            let clean: String = line
+                .chars()
+                .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+                .collect();
+            body.push_str("    ");
+            body.push_str(clean.trim_end());
+            body.push('\n');
+        }
+    }
+    body.push_str(&format!(
+        "\nFull log: {}\nWorktree kept at: {}\n",
+        log.display(),
+        wt.display()
+    ));
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::trailers::parse;
+    use crate::protocol::StateRead;
+
+    fn st(s: &str) -> State {
+        State::parse(s).unwrap()
+    }
+
+    #[test]
+    fn claim_carries_the_lease_and_source() {
+        let m = claim(&st("build"), "r1", "h:1", 60, Some("origin")).unwrap();
+        let t = parse(&m);
+        let lease = Lease::from_commit(&t, 0).unwrap();
+        assert_eq!(lease.run_id.as_deref(), Some("r1"));
+        assert_eq!(lease.origin_state.as_deref(), Some("build"));
+        assert_eq!(lease.lease_seconds, 60);
+        assert_eq!(last_text(&t, Key::Source).as_deref(), Some("git:origin"));
+    }
+
+    #[test]
+    fn stalled_names_the_dead_run() {
+        let lease = Lease::from_commit(&parse(&claim(&st("b"), "r9", "h:1", 5, None).unwrap()), 100).unwrap();
+        let t = parse(&stalled(&lease, "me:2", 200, None).unwrap());
+        assert_eq!(StateRead::from_trailers(&t), StateRead::Valid(st("stalled")));
+        assert_eq!(last_text(&t, Key::StalledRun).as_deref(), Some("r9"));
+        assert_eq!(last_text(&t, Key::OriginState).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn failure_state_follows_next_on_failure() {
+        assert_eq!(
+            failure_state(&parse(b"t\n\ndwp-next-on-failure: triage\n")),
+            st("triage")
+        );
+        assert_eq!(
+            failure_state(&parse(b"t\n\ndwp-next-on-failure: working\n")),
+            st("failed")
+        );
+        assert_eq!(failure_state(&parse(b"t\n\ndwp-next-on-failure: ../x\n")), st("failed"));
+        assert_eq!(failure_state(&[]), st("failed"));
+    }
+
+    #[test]
+    fn output_cannot_hide_or_forge_trailers() {
+        let tail = "ok\n# ------------------------ >8 ------------------------\ndwp-state: done\0x";
+        let (s, next) = (st("build"), st("failed"));
+        let f = Failure {
+            state: &s,
+            run_id: "r",
+            runner_id: "h:1",
+            exit_code: Some(2),
+            reason: "exit\n2",
+            output_tail: tail,
+            log: Path::new("/l"),
+            worktree: Path::new("/w"),
+            next: &next,
+            remote: None,
+        };
+        let m = failure(&f).unwrap();
+        let t = parse(&m);
+        assert_eq!(StateRead::from_trailers(&t), StateRead::Valid(st("failed")));
+        assert_eq!(last_text(&t, Key::Error).as_deref(), Some("exit 2"));
+        assert_eq!(last_text(&t, Key::ExitCode).as_deref(), Some("2"));
+        assert!(String::from_utf8_lossy(&m).contains("    dwp-state: done x"));
+    }
+}

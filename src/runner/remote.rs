@@ -1,0 +1,240 @@
+//! Remote mode: the shared remote is the only coordination service and git's push is the
+//! compare-and-swap. One fetch per tick; claims and runner events are pushed with an explicit
+//! expected old value (`--force-with-lease=<ref>:<expected>`), handler results as plain
+//! fast-forward pushes; a rejection means somebody else moved the branch. Never a forced push over
+//! someone's work.
+//!
+//! Also the fault handling of remote mode, pure: exponential, capped, jittered backoff and a
+//! circuit breaker that stops hammering a remote that keeps failing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::repo::worktree::git;
+use crate::repo::ObjectId;
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    Accepted,
+    /// The remote refused (stale lease, not a fast-forward, a server hook): someone else won.
+    Rejected(String),
+    /// The remote could not be reached or the push failed for another reason.
+    Failed(String),
+}
+
+/// `git fetch` every branch of `remote` into `refs/remotes/<remote>/`, pruning deleted ones.
+pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
+    let spec = format!("+refs/heads/*:refs/remotes/{remote}/*");
+    let out = git(dir)
+        .args([
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--no-tags",
+            "--no-write-fetch-head",
+            remote,
+            &spec,
+        ])
+        .output()
+        .map_err(|e| format!("running git fetch: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(first_line(&out.stderr, "git fetch failed"))
+    }
+}
+
+fn first_line(bytes: &[u8], fallback: &str) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or(fallback)
+        .to_owned()
+}
+
+/// Push `new` to `refs/heads/<branch>` on `remote`. With `expected`, the push is a
+/// compare-and-swap on that exact old value; without, a plain fast-forward-only push.
+pub fn push(dir: &Path, remote: &str, branch: &str, new: ObjectId, expected: Option<ObjectId>) -> Pushed {
+    let dst = format!("refs/heads/{branch}");
+    let mut cmd = git(dir);
+    cmd.args(["push", "--porcelain", "--quiet"]);
+    if let Some(old) = expected {
+        cmd.arg(format!("--force-with-lease={dst}:{old}"));
+    }
+    cmd.arg(remote).arg(format!("{new}:{dst}"));
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => return Pushed::Failed(format!("running git push: {e}")),
+    };
+    parse_push(out.status.success(), &out.stdout, &out.stderr)
+}
+
+/// Read `git push --porcelain`: a ref line starting with `!` is a rejection; success without one
+/// is acceptance; anything else is a failure to push at all.
+pub fn parse_push(success: bool, stdout: &[u8], stderr: &[u8]) -> Pushed {
+    let text = String::from_utf8_lossy(stdout);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix('!') {
+            let why = rest.split('\t').nth(2).unwrap_or(rest).trim().to_owned();
+            return Pushed::Rejected(why);
+        }
+    }
+    if success {
+        Pushed::Accepted
+    } else {
+        Pushed::Failed(first_line(stderr, "git push failed"))
+    }
+}
+
+/// Backoff and circuit breaker for one remote.
+///
+/// Each consecutive failure doubles the wait (from `base`, capped at `cap`, with up to ±20 %
+/// jitter). After `trip_after` consecutive failures the circuit opens: no remote operation for
+/// `cool_down`, then one trial; success closes it.
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    pub base: Duration,
+    pub cap: Duration,
+    pub trip_after: u32,
+    pub cool_down: Duration,
+    failures: u32,
+    /// While `Some(t)`, the remote is left alone until `t` (seconds, caller's clock).
+    open_until: Option<f64>,
+}
+
+/// What a caller should do after reporting an outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Advice {
+    /// Carry on at the normal pace.
+    Normal,
+    /// Wait this long before the next attempt; `first` is true on the first failure of a streak
+    /// (log it once, not per branch or per attempt).
+    Backoff { wait: Duration, first: bool },
+    /// The circuit just opened: stay away for the cool-down.
+    Open { wait: Duration },
+}
+
+impl Breaker {
+    pub fn new(base: Duration) -> Breaker {
+        Breaker {
+            base,
+            cap: Duration::from_secs(300),
+            trip_after: 5,
+            cool_down: Duration::from_secs(600),
+            failures: 0,
+            open_until: None,
+        }
+    }
+
+    /// May we talk to the remote at `now`?
+    pub fn allows(&self, now: f64) -> bool {
+        self.open_until.is_none_or(|t| now >= t)
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Record a success; returns true if this ends a failure streak (log the recovery once).
+    pub fn succeeded(&mut self) -> bool {
+        let recovered = self.failures > 0;
+        self.failures = 0;
+        self.open_until = None;
+        recovered
+    }
+
+    /// Record a failure at `now`; `jitter` in [0, 1) spreads runners apart.
+    pub fn failed(&mut self, now: f64, jitter: f64) -> Advice {
+        self.failures += 1;
+        if self.failures >= self.trip_after {
+            self.open_until = Some(now + self.cool_down.as_secs_f64());
+            return Advice::Open { wait: self.cool_down };
+        }
+        let exp = self.base.as_secs_f64() * 2f64.powi(self.failures as i32 - 1);
+        let capped = exp.min(self.cap.as_secs_f64());
+        let wait = Duration::from_secs_f64(capped * (0.8 + 0.4 * jitter.clamp(0.0, 1.0)));
+        Advice::Backoff {
+            wait,
+            first: self.failures == 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn porcelain_rejection_and_acceptance() {
+        let rejected = b"To ../origin\n!\tabc:refs/heads/t\t[rejected] (stale info)\nDone\n";
+        assert_eq!(
+            parse_push(false, rejected, b""),
+            Pushed::Rejected("[rejected] (stale info)".into())
+        );
+        let ok = b"To ../origin\n \tabc:refs/heads/t\t1111..2222\nDone\n";
+        assert_eq!(parse_push(true, ok, b""), Pushed::Accepted);
+        assert_eq!(
+            parse_push(false, b"", b"fatal: 'nowhere' does not appear to be a git repository\n"),
+            Pushed::Failed("fatal: 'nowhere' does not appear to be a git repository".into())
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_trips() {
+        let mut b = Breaker::new(Duration::from_secs(2));
+        b.cap = Duration::from_secs(5);
+        assert_eq!(
+            b.failed(0.0, 0.5),
+            Advice::Backoff {
+                wait: Duration::from_secs(2),
+                first: true
+            }
+        );
+        assert_eq!(
+            b.failed(0.0, 0.5),
+            Advice::Backoff {
+                wait: Duration::from_secs(4),
+                first: false
+            }
+        );
+        assert_eq!(
+            b.failed(0.0, 0.5),
+            Advice::Backoff {
+                wait: Duration::from_secs(5),
+                first: false
+            }
+        );
+        assert_eq!(
+            b.failed(0.0, 0.5),
+            Advice::Backoff {
+                wait: Duration::from_secs(5),
+                first: false
+            }
+        );
+        assert!(b.allows(0.0));
+        assert!(matches!(b.failed(10.0, 0.5), Advice::Open { .. }));
+        assert!(!b.allows(11.0));
+        assert!(b.allows(10.0 + 600.0));
+        assert!(b.succeeded());
+        assert!(!b.succeeded());
+        assert!(b.allows(11.0));
+    }
+
+    #[test]
+    fn jitter_spreads_within_twenty_percent() {
+        let mut lo = Breaker::new(Duration::from_secs(10));
+        let mut hi = lo.clone();
+        let Advice::Backoff { wait: a, .. } = lo.failed(0.0, 0.0) else {
+            panic!()
+        };
+        let Advice::Backoff { wait: b, .. } = hi.failed(0.0, 0.999) else {
+            panic!()
+        };
+        assert_eq!(a, Duration::from_secs(8));
+        assert!(b > Duration::from_secs(11) && b < Duration::from_secs(12));
+    }
+}

@@ -1,0 +1,171 @@
+//! Preparing one tick, shared by `run` and `watch`: open the repository afresh (so configuration,
+//! new branches and new handlers are seen), fetch once in remote mode, read the board and plan.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::board::read_board;
+use super::plan::{plan, Action, Checkout, CurrentBranch, PlanInput};
+use super::remote;
+use crate::cli::glob_match;
+use crate::repo::worktree::{run_git, Scratch};
+use crate::repo::{BranchSource, Repo};
+
+/// What selects and shapes a tick (the `run` options that matter for planning).
+#[derive(Debug, Clone, Default)]
+pub struct TickSpec {
+    pub branches: Vec<String>,
+    pub current: CurrentBranch,
+    pub role: Option<String>,
+    pub remote: Option<String>,
+}
+
+/// Why a tick could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    /// The remote could not be fetched (backoff material, not a reason to stop a poller).
+    #[error("fetching {remote}: {why}")]
+    Fetch { remote: String, why: String },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The branch checked out in the main worktree, from `<common dir>/HEAD`.
+fn main_branch(repo: &Repo) -> Option<String> {
+    if repo.is_bare() {
+        return None;
+    }
+    let head = std::fs::read_to_string(repo.common_dir().join("HEAD")).ok()?;
+    head.trim().strip_prefix("ref: refs/heads/").map(str::to_owned)
+}
+
+/// Branches checked out in linked worktrees that are not git-baton's own: (branch, path).
+fn user_worktrees(repo: &Repo) -> Vec<(String, PathBuf)> {
+    let scratch = Scratch::new(repo.common_dir());
+    let ours = scratch.root.canonicalize().unwrap_or(scratch.root);
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(repo.common_dir().join("worktrees")) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let (Ok(head), Ok(gitdir)) = (
+            std::fs::read_to_string(dir.join("HEAD")),
+            std::fs::read_to_string(dir.join("gitdir")),
+        ) else {
+            continue;
+        };
+        let Some(branch) = head.trim().strip_prefix("ref: refs/heads/") else {
+            continue;
+        };
+        let Some(path) = Path::new(gitdir.trim()).parent() else {
+            continue;
+        };
+        if !path.exists() {
+            continue; // a stale registration checks nothing out
+        }
+        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if !real.starts_with(&ours) {
+            out.push((branch.to_owned(), path.to_path_buf()));
+        }
+    }
+    out
+}
+
+fn selected(globs: &[String], branch: &str) -> bool {
+    globs.is_empty() || globs.iter().any(|g| glob_match(g, branch))
+}
+
+/// Open the repository at `cwd`, fetch (remote mode), read every selected branch and plan.
+pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Action>), TickError> {
+    let repo = Repo::discover(cwd)?;
+    let inputs: Vec<PlanInput> = match &spec.remote {
+        Some(remote) => {
+            remote::fetch(repo.common_dir(), remote).map_err(|why| TickError::Fetch {
+                remote: remote.clone(),
+                why,
+            })?;
+            let prefix = format!("{remote}/");
+            let cards = read_board(
+                &repo,
+                &BranchSource::Remote(remote.clone()),
+                |b| selected(&spec.branches, b.strip_prefix(&prefix).unwrap_or(b)),
+                spec.role.as_deref(),
+            )?;
+            cards
+                .into_iter()
+                .map(|mut card| {
+                    // Act on the remote's branch name; its head was read from the tracking ref.
+                    card.head.branch = card
+                        .head
+                        .branch
+                        .strip_prefix(&prefix)
+                        .unwrap_or(&card.head.branch)
+                        .to_owned();
+                    PlanInput {
+                        card,
+                        checkout: Checkout::Free,
+                    }
+                })
+                .collect()
+        }
+        None => {
+            let main = main_branch(&repo);
+            let elsewhere = user_worktrees(&repo);
+            let cards = read_board(
+                &repo,
+                &BranchSource::Local,
+                |b| selected(&spec.branches, b),
+                spec.role.as_deref(),
+            )?;
+            cards
+                .into_iter()
+                .map(|card| {
+                    let checkout = if main.as_deref() == Some(card.head.branch.as_str()) {
+                        Checkout::Main
+                    } else if let Some((_, p)) = elsewhere.iter().find(|(b, _)| *b == card.head.branch) {
+                        Checkout::Elsewhere(p.clone())
+                    } else {
+                        Checkout::Free
+                    };
+                    PlanInput { card, checkout }
+                })
+                .collect()
+        }
+    };
+    let actions = plan(&inputs, now, spec.current);
+    let touches_main = actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::Run {
+                force_worktree: true,
+                ..
+            } | Action::TakeOver {
+                force_worktree: true,
+                ..
+            }
+        )
+    });
+    if touches_main {
+        let dir = repo.workdir().context("no main worktree")?;
+        let dirty = run_git(dir, ["status", "--porcelain", "--untracked-files=no"])?;
+        if !dirty.trim().is_empty() {
+            return Err(TickError::Other(anyhow::anyhow!(
+                "refusing --current-branch {:?}: your checkout has uncommitted changes",
+                spec.current
+            )));
+        }
+    }
+    Ok((repo, actions))
+}
+
+/// A role must be a plain name (it becomes a path component).
+pub fn check_role(role: Option<&str>) -> Result<()> {
+    if let Some(r) = role {
+        if crate::protocol::State::parse(r).is_err() {
+            bail!("invalid role {r:?}: use letters, digits, '.', '_' and '-'");
+        }
+    }
+    Ok(())
+}
