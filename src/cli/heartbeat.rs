@@ -52,8 +52,22 @@ fn current_lease(repo: &Repo, head: crate::repo::ObjectId) -> Result<(Lease, Str
 
 pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
-    let branch = target_branch(&repo, args.branch.as_deref())?;
-    let refname = format!("refs/heads/{branch}");
+    // Remote mode: the handler's worktree is detached at its work; the renewal goes on top of it
+    // and is pushed as a fast-forward (rejected if anyone else moved the branch).
+    let remote = std::env::var("BATON_REMOTE")
+        .ok()
+        .filter(|r| !r.is_empty() && repo.head_branch().ok().flatten().is_none());
+    let branch = match &remote {
+        Some(_) => args
+            .branch
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("BATON_REMOTE is set but BATON_BRANCH is not"))?,
+        None => target_branch(&repo, args.branch.as_deref())?,
+    };
+    let refname = match remote {
+        Some(_) => "HEAD".to_owned(),
+        None => format!("refs/heads/{branch}"),
+    };
     let Some(head) = repo.ref_id(&refname)? else {
         bail!("branch {branch:?} does not exist or has no commits yet");
     };
@@ -82,6 +96,14 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     let (id, cas) = repo.append_commit(&refname, head, &message, clock::now(), "baton: heartbeat")?;
     if let Cas::Moved { .. } = cas {
         bail!("branch {branch:?} moved while renewing the lease; nothing was written");
+    }
+    if let Ok(remote) = std::env::var("BATON_REMOTE") {
+        if refname == "HEAD" {
+            match crate::runner::remote::push(repo.common_dir(), &remote, &branch, id, None) {
+                crate::runner::remote::Pushed::Accepted => {}
+                other => bail!("renewal written locally ({id}) but not pushed to {remote}: {other:?}"),
+            }
+        }
     }
     let mut out = Out::new();
     out.line(&id.to_string())?;

@@ -9,6 +9,7 @@ mod run;
 mod send;
 mod status;
 mod trailers;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,7 @@ enum Command {
     Heartbeat(heartbeat::Args),
     Init(init::Args),
     Run(run::Args),
+    Watch(watch::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -99,5 +101,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Heartbeat(a) => heartbeat::cmd_heartbeat(&cwd, a),
         Command::Init(a) => init::cmd_init(&cwd, a),
         Command::Run(a) => run::cmd_run(&cwd, a),
+        Command::Watch(a) => watch::cmd_watch(&cwd, a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

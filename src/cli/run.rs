@@ -25,6 +25,7 @@ use crate::runner::tick::{self, TickSpec};
 /// "worktree","duration_ms"}` with `action` one of `claimed`, `succeeded`, `parked`, `failed`,
 /// `took-over`, `lost-race`, `notice`, `error`. Exits 0 when the tick ran, even if handlers failed.
 #[derive(clap::Args, Debug, Clone)]
+#[group(skip)]
 pub struct Args {
     /// Only branches matching this glob (`*`, `?`, `[...]`); repeatable.
     #[arg(long = "branch", value_name = "GLOB")]

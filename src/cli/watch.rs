@@ -1,0 +1,133 @@
+//! `git baton watch`: a long-running poller — one tick every interval, handlers of different
+//! branches running on while it polls the others.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::{mpsc, watch};
+
+use super::output::usage;
+use super::run::{forward_stop, print_events, Args as RunArgs, Session};
+use crate::repo::Repo;
+use crate::runner::clock;
+use crate::runner::exec::{Ctx, Executor};
+use crate::runner::remote::{Advice, Breaker};
+use crate::runner::tick::{self, TickError};
+
+/// Poll: every `--interval` seconds (±10 % jitter, so several pollers spread out) run a tick with
+/// the `run` options below. Ticks never overlap; a tick plans while handlers started by earlier
+/// ticks keep running (their branches are skipped until they finish). The repository and its
+/// configuration are re-read every tick. In remote mode a remote that cannot be fetched is
+/// retried with exponential, capped, jittered backoff, and after 5 failures in a row a circuit
+/// breaker leaves it alone for 10 minutes; both are logged once, not per branch.
+///
+/// SIGINT/SIGTERM: stop claiming, wait for running handlers up to `--grace` (default 30 s), then
+/// kill them and record their failures, exit 0. `--json` prints one object per action, as `run`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Seconds between ticks (fractions allowed).
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    interval: f64,
+    /// Stop after this many ticks (0: run until signalled); for scripts and tests.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    max_ticks: u64,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// A cheap jitter source in [0, 1): the clock's nanoseconds and the pid.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mixed = (u64::from(nanos) ^ (u64::from(std::process::id()) << 17)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
+    let interval = Duration::try_from_secs_f64(args.interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| usage("--interval must be a positive number of seconds"))?;
+    let spec = args.run.spec()?;
+    let opts = args.run.options()?;
+    let repo = Repo::discover(cwd)?;
+    let session = Session::new()?;
+    let json = args.run.json;
+    let cwd = cwd.to_path_buf();
+    let max_ticks = args.max_ticks;
+    let summary = session.runtime.block_on(async move {
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        forward_stop(stop_tx, opts.grace);
+        let ctx = Arc::new(Ctx::new(repo, opts, stop_rx.clone(), events_tx));
+        let poller = tokio::spawn(async move {
+            let mut executor = Executor::new(ctx);
+            let mut breaker = Breaker::new(interval.max(Duration::from_secs(1)));
+            let mut ticks = 0u64;
+            tracing::info!("watching every {:.1}s", interval.as_secs_f64());
+            loop {
+                executor.reap();
+                let mut wait = interval.mul_f64(0.9 + 0.2 * jitter());
+                if breaker.allows(now_f64()) {
+                    let (dir, s) = (cwd.clone(), spec.clone());
+                    let prepared = tokio::task::spawn_blocking(move || tick::prepare(&dir, &s, clock::now())).await;
+                    match prepared {
+                        Ok(Ok((repo, actions))) => {
+                            if breaker.succeeded() {
+                                tracing::info!("remote reachable again");
+                            }
+                            executor.ctx().refresh(repo);
+                            let busy = executor.busy();
+                            executor.submit(actions.into_iter().filter(|a| !busy.contains(a.branch())).collect());
+                        }
+                        Ok(Err(TickError::Fetch { remote, why })) => match breaker.failed(now_f64(), jitter()) {
+                            Advice::Backoff { wait: w, first } => {
+                                if first {
+                                    tracing::warn!("cannot fetch {remote}: {why}; backing off");
+                                }
+                                wait = w;
+                            }
+                            Advice::Open { wait: w } => {
+                                tracing::error!(
+                                    "cannot fetch {remote} ({} failures in a row): {why}; leaving it alone for {}s",
+                                    breaker.failures(),
+                                    w.as_secs()
+                                );
+                                wait = w;
+                            }
+                            Advice::Normal => {}
+                        },
+                        Ok(Err(TickError::Other(e))) => tracing::error!("tick failed: {e:#}"),
+                        Err(e) => tracing::error!("tick panicked: {e}"),
+                    }
+                }
+                ticks += 1;
+                if max_ticks > 0 && ticks >= max_ticks {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop_rx.wait_for(|s| *s) => break,
+                }
+            }
+            executor.join_all().await;
+        });
+        let summary = print_events(events_rx, json).await;
+        poller.await.context("poller task")?;
+        summary
+    })?;
+    tracing::info!("watch stopped; {}", summary.line());
+    Ok(ExitCode::SUCCESS)
+}
