@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::board::read_board;
-use super::plan::{plan, Action, Checkout, CurrentBranch, PlanInput};
+use super::plan::{plan, spread, Action, Checkout, CurrentBranch, PlanInput};
 use super::remote;
 use crate::cli::glob_match;
 use crate::repo::worktree::{run_git, Scratch};
@@ -134,7 +134,9 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Actio
                 .collect()
         }
     };
-    let actions = plan(&inputs, now, spec.current);
+    // Runners sharing a board start at different places (pid and clock as the seed).
+    let seed = u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now as u64;
+    let actions = spread(plan(&inputs, now, spec.current), seed);
     let touches_main = actions.iter().any(|a| {
         matches!(
             a,
