@@ -21,6 +21,8 @@ const SCRUBBED_VARS: &[&str] = &[
     "GIT_PREFIX",
     "GIT_NAMESPACE",
     "GIT_CEILING_DIRECTORIES",
+    // Set again below when (and only when) this run is in remote mode.
+    "BATON_REMOTE",
 ];
 
 /// Everything needed to start a handler.
