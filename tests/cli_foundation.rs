@@ -17,20 +17,12 @@ use serde_json::Value;
 
 /// Seconds since the epoch.
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// Run a prepared command with `input` on its standard input; return its output (not checked).
 fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
     // A process may refuse early and close its stdin: a failed write is not the test's concern.
@@ -48,12 +40,7 @@ fn text(b: &[u8]) -> String {
 
 /// Assert a git-baton run succeeded and return its stdout.
 fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}): {}",
-        out.status.code(),
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "{what} failed ({:?}): {}", out.status.code(), text(&out.stderr));
     text(&out.stdout)
 }
 
@@ -63,11 +50,7 @@ fn assert_fails(out: &Output, code: i32, what: &str) {
     let stderr = text(&out.stderr);
     assert!(!stderr.contains("panicked"), "{what}: panicked: {stderr}");
     assert_eq!(out.status.code(), Some(code), "{what}: exit code (stderr: {stderr})");
-    assert!(
-        out.stdout.is_empty(),
-        "{what}: stdout should be empty, got {:?}",
-        text(&out.stdout)
-    );
+    assert!(out.stdout.is_empty(), "{what}: stdout should be empty, got {:?}", text(&out.stdout));
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{what}: want one stderr line, got {stderr:?}");
     assert!(lines[0].starts_with("git-baton: error: "), "{what}: stderr {stderr:?}");
@@ -89,12 +72,7 @@ fn snapshot(repo: &TestRepo) -> String {
 /// `git` run in another directory (a linked worktree, a clone) with the test environment.
 fn git_at(repo: &TestRepo, dir: &Path, args: &[&str]) -> String {
     let out = repo.git_cmd(args).current_dir(dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?} in {}: {}", dir.display(), text(&out.stderr));
     text(&out.stdout)
 }
 
@@ -165,9 +143,7 @@ fn read(repo: &TestRepo, rel: &str) -> String {
 }
 
 fn json_lines(s: &str) -> Vec<Value> {
-    s.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
-        .collect()
+    s.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}"))).collect()
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -209,10 +185,7 @@ fn send_on_checked_out_branch_keeps_tree_index_and_files() {
     assert_eq!(repo.head("main^"), old, "parent is the old head");
     assert_eq!(repo.git(&["rev-list", "--count", &format!("{old}..{new}")]), "1\n");
     assert_eq!(tree_of(&repo, &new), tree_of(&repo, &old), "same tree");
-    assert_eq!(
-        raw_message(&repo, &new),
-        "baton: review\n\nplease review\n\nK: V\ndwp-state: review\n"
-    );
+    assert_eq!(raw_message(&repo, &new), "baton: review\n\nplease review\n\nK: V\ndwp-state: review\n");
     assert_eq!(repo.state_of("main"), "review");
     assert_eq!(repo.trailer_of("main", "K").as_deref(), Some("V"));
     // Identity from the GIT_* variables, like git.
@@ -321,10 +294,7 @@ fn set_state_alias_works_like_send() {
     assert_eq!(out, format!("{id}\n"));
     assert_eq!(repo.head("main^"), parent);
     assert_eq!(tree_of(&repo, &id), tree_of(&repo, &parent));
-    assert_eq!(
-        raw_message(&repo, &id),
-        "baton: review\n\nbody\n\nK: V\ndwp-state: review\n"
-    );
+    assert_eq!(raw_message(&repo, &id), "baton: review\n\nbody\n\nK: V\ndwp-state: review\n");
 
     repo.git(&["branch", "side"]);
     let side = repo.head("side");
@@ -347,10 +317,7 @@ fn send_body_sources_and_subject() {
     let file = repo.dir.path().join("body.txt");
     std::fs::write(&file, "from a file\nsecond line\n\n\n").unwrap();
     repo.baton_ok(&["send", "a", "-F", file.to_str().unwrap()]);
-    assert_eq!(
-        raw_message(&repo, "main"),
-        "baton: a\n\nfrom a file\nsecond line\n\ndwp-state: a\n"
-    );
+    assert_eq!(raw_message(&repo, "main"), "baton: a\n\nfrom a file\nsecond line\n\ndwp-state: a\n");
 
     let out = run_with_stdin(repo.baton_cmd(&["send", "b", "--stdin"]), b"from stdin\n");
     let id = ok(out, "send --stdin");
@@ -362,24 +329,11 @@ fn send_body_sources_and_subject() {
     assert_eq!(raw_message(&repo, "main"), "baton: c\n\ndash file\n\ndwp-state: c\n");
 
     repo.baton_ok(&["send", "d", "--subject", "Please look at the parser", "-m", "details"]);
-    assert_eq!(
-        raw_message(&repo, "main"),
-        "Please look at the parser\n\ndetails\n\ndwp-state: d\n"
-    );
-    assert_eq!(
-        repo.git(&["log", "-1", "--format=%s", "main"]),
-        "Please look at the parser\n"
-    );
+    assert_eq!(raw_message(&repo, "main"), "Please look at the parser\n\ndetails\n\ndwp-state: d\n");
+    assert_eq!(repo.git(&["log", "-1", "--format=%s", "main"]), "Please look at the parser\n");
 
     // Several trailers keep their order, dwp-state last.
-    repo.baton_ok(&[
-        "send",
-        "e",
-        "--trailer",
-        "Reviewed-by: R <r@example.com>",
-        "--trailer",
-        "Ticket: 42",
-    ]);
+    repo.baton_ok(&["send", "e", "--trailer", "Reviewed-by: R <r@example.com>", "--trailer", "Ticket: 42"]);
     assert_eq!(
         repo.git(&["log", "-1", "--format=%(trailers:only,unfold)", "main"]),
         "Reviewed-by: R <r@example.com>\nTicket: 42\ndwp-state: e\n\n"
@@ -414,49 +368,23 @@ fn send_rejects_bad_input_without_writing() {
         (vec!["send".into(), "".into()], 2),
         (vec!["send".into(), "a..b".into()], 2),
         (vec!["send".into(), "x".repeat(129)], 2),
-        (
-            vec!["send".into(), "review".into(), "--trailer".into(), "bad".into()],
-            2,
-        ),
-        (
-            vec!["send".into(), "review".into(), "--trailer".into(), "a b: c".into()],
-            2,
-        ),
+        (vec!["send".into(), "review".into(), "--trailer".into(), "bad".into()], 2),
+        (vec!["send".into(), "review".into(), "--trailer".into(), "a b: c".into()], 2),
         (vec!["send".into(), "review".into(), "--trailer".into(), "K:".into()], 2),
-        (
-            vec![
-                "send".into(),
-                "review".into(),
-                "--trailer".into(),
-                "dwp-state: done".into(),
-            ],
-            2,
-        ),
+        (vec!["send".into(), "review".into(), "--trailer".into(), "dwp-state: done".into()], 2),
         (vec!["send".into(), "review".into(), "-F".into(), path("nul.txt")], 2),
         (vec!["send".into(), "review".into(), "-F".into(), path("latin1.txt")], 2),
         (vec!["send".into(), "review".into(), "-F".into(), path("empty.txt")], 2),
         (vec!["send".into(), "review".into(), "-F".into(), path("blank.txt")], 2),
         (vec!["send".into(), "review".into(), "-F".into(), path("huge.txt")], 2),
-        (
-            vec!["send".into(), "review".into(), "-F".into(), path("scissors.txt")],
-            2,
-        ),
-        (
-            vec!["send".into(), "review".into(), "-m".into(), scissors_inline.into()],
-            2,
-        ),
+        (vec!["send".into(), "review".into(), "-F".into(), path("scissors.txt")], 2),
+        (vec!["send".into(), "review".into(), "-m".into(), scissors_inline.into()], 2),
         (vec!["send".into(), "review".into(), "-m".into(), "".into()], 2),
-        (
-            vec!["send".into(), "review".into(), "--subject".into(), "two\nlines".into()],
-            2,
-        ),
+        (vec!["send".into(), "review".into(), "--subject".into(), "two\nlines".into()], 2),
         (vec!["send".into(), "review".into(), "--subject".into(), " ".into()], 2),
         // stdin is /dev/null here: an empty body.
         (vec!["send".into(), "review".into(), "--stdin".into()], 2),
-        (
-            vec!["send".into(), "review".into(), "-F".into(), path("does-not-exist")],
-            1,
-        ),
+        (vec!["send".into(), "review".into(), "-F".into(), path("does-not-exist")], 1),
     ];
     for (args, code) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -495,12 +423,7 @@ fn send_on_unborn_branch_fails() {
     let before = snapshot(&repo);
     assert_fails(&repo.baton(&["send", "review"]), 1, "send on unborn main");
     assert_eq!(snapshot(&repo), before);
-    assert!(repo
-        .git_cmd(&["rev-parse", "-q", "--verify", "refs/heads/main"])
-        .output()
-        .unwrap()
-        .stdout
-        .is_empty());
+    assert!(repo.git_cmd(&["rev-parse", "-q", "--verify", "refs/heads/main"]).output().unwrap().stdout.is_empty());
 }
 
 /// `--branch nope` for a branch that does not exist: exit 1, nothing created.
@@ -508,11 +431,7 @@ fn send_on_unborn_branch_fails() {
 fn send_to_missing_branch_fails() {
     let repo = repo_with_files();
     let before = snapshot(&repo);
-    assert_fails(
-        &repo.baton(&["send", "--branch", "nope", "review"]),
-        1,
-        "send --branch nope",
-    );
+    assert_fails(&repo.baton(&["send", "--branch", "nope", "review"]), 1, "send --branch nope");
     assert_eq!(snapshot(&repo), before);
 }
 
@@ -571,16 +490,8 @@ fn send_refuses_runner_only_trailers() {
 fn trailers_unknown_revision_fails_cleanly() {
     let repo = repo_with_files();
     assert_fails(&repo.baton(&["trailers", "no-such-rev"]), 1, "trailers no-such-rev");
-    assert_fails(
-        &repo.baton(&["trailers", "main", "no-such-rev"]),
-        1,
-        "trailers main no-such-rev",
-    );
-    assert_fails(
-        &repo.baton(&["trailers", "--json", "main", "deadbeef"]),
-        1,
-        "trailers --json main deadbeef",
-    );
+    assert_fails(&repo.baton(&["trailers", "main", "no-such-rev"]), 1, "trailers main no-such-rev");
+    assert_fails(&repo.baton(&["trailers", "--json", "main", "deadbeef"]), 1, "trailers --json main deadbeef");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,15 +506,7 @@ fn board_repo() -> TestRepo {
     repo.write(".dwp/command/plain", "#!/bin/sh\nexit 0\n"); // not executable
     repo.commit_all("initial");
     let old = "1000000000 +0000";
-    for b in [
-        "has-handler",
-        "no-handler",
-        "no-state",
-        "invalid",
-        "not-exec",
-        "task/expired",
-        "task/active",
-    ] {
+    for b in ["has-handler", "no-handler", "no-state", "invalid", "not-exec", "task/expired", "task/active"] {
         repo.git(&["branch", b]);
     }
     git_state_commit(&repo, "has-handler", "go\n\ndwp-state: review\n", old);
@@ -634,9 +537,7 @@ fn status_rows(out: &str) -> Vec<Value> {
 }
 
 fn row<'a>(rows: &'a [Value], branch: &str) -> &'a Value {
-    rows.iter()
-        .find(|r| r["branch"] == branch)
-        .unwrap_or_else(|| panic!("no row for {branch}"))
+    rows.iter().find(|r| r["branch"] == branch).unwrap_or_else(|| panic!("no row for {branch}"))
 }
 
 /// `status --json`: every local branch with state, invalid state, lease and handler fields.
@@ -649,11 +550,7 @@ fn status_json_reports_states_leases_and_handlers() {
 
     let names: Vec<&str> = rows.iter().map(|r| r["branch"].as_str().unwrap()).collect();
     let git_names = repo.git(&["for-each-ref", "--format=%(refname:short)", "refs/heads"]);
-    assert_eq!(
-        sorted(names.clone()),
-        sorted(git_names.lines().collect()),
-        "every local branch, once"
-    );
+    assert_eq!(sorted(names.clone()), sorted(git_names.lines().collect()), "every local branch, once");
     for r in &rows {
         assert_eq!(
             keys(r),
@@ -711,10 +608,7 @@ fn status_json_reports_states_leases_and_handlers() {
     assert_eq!(r["runner_id"], "host:1");
     assert_eq!(r["handler"], Value::Null);
     let left = r["lease_seconds_left"].as_i64().unwrap();
-    assert!(
-        (-(t1 - 1_000_000_060)..=-(t0 - 1_000_000_060)).contains(&left),
-        "expired lease: {left}"
-    );
+    assert!((-(t1 - 1_000_000_060)..=-(t0 - 1_000_000_060)).contains(&left), "expired lease: {left}");
 
     let r = row(&rows, "task/active");
     assert_eq!(r["state"], "working");
@@ -756,18 +650,13 @@ fn status_branch_glob_filters() {
     let names = |args: &[&str]| -> Vec<String> {
         let mut a = vec!["status", "--json"];
         a.extend_from_slice(args);
-        let mut n: Vec<String> = status_rows(&repo.baton_ok(&a))
-            .iter()
-            .map(|r| r["branch"].as_str().unwrap().to_owned())
-            .collect();
+        let mut n: Vec<String> =
+            status_rows(&repo.baton_ok(&a)).iter().map(|r| r["branch"].as_str().unwrap().to_owned()).collect();
         n.sort();
         n
     };
     assert_eq!(names(&["--branch", "task/*"]), ["task/active", "task/expired"]);
-    assert_eq!(
-        names(&["--branch", "task/*", "--branch", "main"]),
-        ["main", "task/active", "task/expired"]
-    );
+    assert_eq!(names(&["--branch", "task/*", "--branch", "main"]), ["main", "task/active", "task/expired"]);
     assert_eq!(names(&["--branch", "no-*"]), ["no-handler", "no-state"]);
     assert_eq!(names(&["--branch", "nothing-matches"]), Vec::<String>::new());
     // Text output filters too.
@@ -816,10 +705,7 @@ fn status_remote_lists_remote_tracking_branches() {
     assert_eq!(names, expected_sorted);
     assert_eq!(row(&rows, "origin/has-handler")["state"], "review");
     assert_eq!(row(&rows, "origin/invalid")["invalid_state"], "../etc");
-    assert_eq!(
-        row(&rows, "origin/task/expired")["commit"],
-        clone.head("refs/remotes/origin/task/expired")
-    );
+    assert_eq!(row(&rows, "origin/task/expired")["commit"], clone.head("refs/remotes/origin/task/expired"));
     // Local branches are not listed, and globs apply to the `origin/…` names.
     let rows = status_rows(&clone.baton_ok(&["status", "--remote", "origin", "--json", "--branch", "origin/task/*"]));
     let mut names: Vec<&str> = rows.iter().map(|r| r["branch"].as_str().unwrap()).collect();
@@ -836,18 +722,13 @@ fn status_remote_lists_remote_tracking_branches() {
 
 /// The state commits of `rev`'s first-parent history, newest first, according to git.
 fn git_state_commits(repo: &TestRepo, rev: &str) -> Vec<(String, String)> {
-    repo.git(&[
-        "log",
-        "--first-parent",
-        "--format=%H %(trailers:key=dwp-state,valueonly,separator=%x2C)",
-        rev,
-    ])
-    .lines()
-    .filter_map(|l| {
-        let (id, st) = l.split_once(' ')?;
-        (!st.is_empty()).then(|| (id.to_owned(), st.rsplit(',').next().unwrap().to_owned()))
-    })
-    .collect()
+    repo.git(&["log", "--first-parent", "--format=%H %(trailers:key=dwp-state,valueonly,separator=%x2C)", rev])
+        .lines()
+        .filter_map(|l| {
+            let (id, st) = l.split_once(' ')?;
+            (!st.is_empty()).then(|| (id.to_owned(), st.rsplit(',').next().unwrap().to_owned()))
+        })
+        .collect()
 }
 
 /// A repo with 12 state commits on main, plain commits in between.
@@ -894,10 +775,7 @@ fn events_text_lists_state_commits_newest_first() {
     assert_eq!(parse(&repo.baton_ok(&["events", "--max-count", "20"])), expected);
     // A starting revision.
     let from = &expected[4].0;
-    assert_eq!(
-        parse(&repo.baton_ok(&["events", "--history", from])),
-        expected[4..].to_vec()
-    );
+    assert_eq!(parse(&repo.baton_ok(&["events", "--history", from])), expected[4..].to_vec());
 }
 
 /// `events --json`: one object per line with the documented keys and values git agrees with.
@@ -908,18 +786,7 @@ fn events_json_shape_and_values() {
     let events = json_lines(&repo.baton_ok(&["events", "--json"]));
     assert_eq!(events.len(), 10);
     for (e, (id, state)) in events.iter().zip(&expected) {
-        assert_eq!(
-            keys(e),
-            [
-                "author",
-                "commit",
-                "invalid_state",
-                "state",
-                "subject",
-                "time",
-                "trailers"
-            ]
-        );
+        assert_eq!(keys(e), ["author", "commit", "invalid_state", "state", "subject", "time", "trailers"]);
         assert_eq!(&e["commit"], id);
         assert_eq!(&e["state"], state);
         assert_eq!(e["invalid_state"], Value::Null);
@@ -996,11 +863,7 @@ fn heartbeat_renews_the_lease() {
     assert_eq!(read(&repo, "a.txt"), "handler is editing\n");
 
     // Without --lease-seconds the current lease length is kept; BATON_RUN_ID of the holder is fine.
-    let out = repo
-        .baton_cmd(&["heartbeat"])
-        .env("BATON_RUN_ID", "r1")
-        .output()
-        .unwrap();
+    let out = repo.baton_cmd(&["heartbeat"]).env("BATON_RUN_ID", "r1").output().unwrap();
     let id = ok(out, "heartbeat as r1");
     assert_eq!(id.trim(), repo.head("main"));
     assert_eq!(repo.head("main^"), new);
@@ -1019,11 +882,7 @@ fn heartbeat_renews_the_lease() {
 fn heartbeat_refuses_another_run() {
     let repo = leased_repo();
     let before = snapshot(&repo);
-    let out = repo
-        .baton_cmd(&["heartbeat", "--lease-seconds", "120"])
-        .env("BATON_RUN_ID", "other")
-        .output()
-        .unwrap();
+    let out = repo.baton_cmd(&["heartbeat", "--lease-seconds", "120"]).env("BATON_RUN_ID", "other").output().unwrap();
     assert_fails(&out, 1, "heartbeat as another run");
     assert_eq!(snapshot(&repo), before);
 }
@@ -1039,21 +898,13 @@ fn heartbeat_refuses_without_a_lease() {
 
     repo.baton_ok(&["send", "review", "-m", "x"]);
     let before = snapshot(&repo);
-    assert_fails(
-        &repo.baton(&["heartbeat", "--lease-seconds", "120"]),
-        1,
-        "heartbeat on review",
-    );
+    assert_fails(&repo.baton(&["heartbeat", "--lease-seconds", "120"]), 1, "heartbeat on review");
     assert_eq!(snapshot(&repo), before);
 
     // --branch to a non-working branch from elsewhere fails the same way.
     repo.git(&["branch", "side"]);
     let before = snapshot(&repo);
-    assert_fails(
-        &repo.baton(&["heartbeat", "--branch", "side"]),
-        1,
-        "heartbeat --branch side",
-    );
+    assert_fails(&repo.baton(&["heartbeat", "--branch", "side"]), 1, "heartbeat --branch side");
     assert_eq!(snapshot(&repo), before);
 }
 
@@ -1071,11 +922,7 @@ fn heartbeat_after_plain_handler_commit() {
     );
     repo.write("work.txt", "progress\n");
     let plain = repo.commit_all("handler: some progress");
-    let out = repo
-        .baton_cmd(&["heartbeat"])
-        .env("BATON_RUN_ID", "r1")
-        .output()
-        .unwrap();
+    let out = repo.baton_cmd(&["heartbeat"]).env("BATON_RUN_ID", "r1").output().unwrap();
     let id = ok(out, "heartbeat after plain commit");
     let new = repo.head("main");
     assert_eq!(id.trim(), new);
@@ -1120,19 +967,10 @@ fn init_creates_files_once() {
     assert!(gitignore.lines().any(|l| l == "/.baton/"), "{gitignore:?}");
     // git agrees: the scratch folder is ignored, the handlers are not.
     repo.git(&["check-ignore", "-q", ".baton/x"]);
-    assert!(!repo
-        .git_cmd(&["check-ignore", "-q", ".dwp/command/hello"])
-        .status()
-        .unwrap()
-        .success());
+    assert!(!repo.git_cmd(&["check-ignore", "-q", ".dwp/command/hello"]).status().unwrap().success());
     // Committed, the handler is executable in the tree: status sees it.
     repo.commit_all("init");
-    assert_eq!(
-        repo.git(&["ls-files", "-s", ".dwp/command/hello"])
-            .split_whitespace()
-            .next(),
-        Some("100755")
-    );
+    assert_eq!(repo.git(&["ls-files", "-s", ".dwp/command/hello"]).split_whitespace().next(), Some("100755"));
 
     let files = [".dwp/command/hello", ".dwp/COMMANDS.md", ".gitignore"];
     let snap = |repo: &TestRepo| -> Vec<(String, std::time::SystemTime)> {
@@ -1140,10 +978,7 @@ fn init_creates_files_once() {
             .iter()
             .map(|f| {
                 let p = repo.path.join(f);
-                (
-                    std::fs::read_to_string(&p).unwrap(),
-                    std::fs::metadata(&p).unwrap().modified().unwrap(),
-                )
+                (std::fs::read_to_string(&p).unwrap(), std::fs::metadata(&p).unwrap().modified().unwrap())
             })
             .collect()
     };
@@ -1204,12 +1039,7 @@ fn trailers_json_and_text_match_git() {
     assert_eq!(lines[1]["commit"], b);
     assert_eq!(lines[1]["trailers"], serde_json::json!([]));
 
-    for revs in [
-        vec!["main~1", "main"],
-        vec!["main", "main~1"],
-        vec!["main~1"],
-        vec!["main~2", &a, "main"],
-    ] {
+    for revs in [vec!["main~1", "main"], vec!["main", "main~1"], vec!["main~1"], vec!["main~2", &a, "main"]] {
         assert_trailers_like_git(&repo, &revs);
     }
 }
@@ -1233,12 +1063,7 @@ fn assert_trailers_like_git(repo: &TestRepo, revs: &[&str]) {
 #[test]
 fn trailers_repeated_revision_like_git() {
     let repo = repo_with_files();
-    git_state_commit(
-        &repo,
-        "main",
-        "subject\n\nKey: v\ndwp-state: review\n",
-        "1700000100 +0000",
-    );
+    git_state_commit(&repo, "main", "subject\n\nKey: v\ndwp-state: review\n", "1700000100 +0000");
     let sha = repo.head("main");
     assert_trailers_like_git(&repo, &["main", "main"]);
     assert_trailers_like_git(&repo, &[&sha, "main~1", "main"]);
@@ -1264,12 +1089,7 @@ fn many_branches(n: usize) -> TestRepo {
 
 /// Run git-baton with stdout to a pipe whose reader reads `lines` lines then goes away.
 fn run_into_closed_pipe(repo: &TestRepo, args: &[&str], lines: usize) -> Output {
-    let mut child = repo
-        .baton_cmd(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = repo.baton_cmd(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     if lines > 0 {
         let mut reader = BufReader::new(stdout);
@@ -1308,10 +1128,7 @@ fn status_into_closed_pipe_is_quiet() {
 #[test]
 fn status_json_into_closed_pipe_is_quiet() {
     let repo = many_branches(1500);
-    assert_quiet_success(
-        &run_into_closed_pipe(&repo, &["status", "--json"], 0),
-        "status --json | (closed)",
-    );
+    assert_quiet_success(&run_into_closed_pipe(&repo, &["status", "--json"], 0), "status --json | (closed)");
 }
 
 /// `events --json --history | head -1` over a long history ends quietly too.
@@ -1333,10 +1150,7 @@ fn events_json_into_closed_pipe_is_quiet() {
     }
     repo.git_bytes(&["fast-import", "--quiet", "--force"], &stream);
     assert_eq!(git_state_commits(&repo, "main").len(), 600);
-    assert_quiet_success(
-        &run_into_closed_pipe(&repo, &["events", "--history"], 1),
-        "events --history | head -1",
-    );
+    assert_quiet_success(&run_into_closed_pipe(&repo, &["events", "--history"], 1), "events --history | head -1");
     assert_quiet_success(
         &run_into_closed_pipe(&repo, &["events", "--json", "--history"], 0),
         "events --json --history | (closed)",

@@ -74,7 +74,11 @@ impl Cluster {
 
     /// The state of a branch on origin.
     fn state(&self, branch: &str) -> String {
-        self.git(&self.origin, &["log", "-1", "--format=%(trailers:key=dwp-state,valueonly)", branch]).lines().next().unwrap_or("").to_owned()
+        self.git(&self.origin, &["log", "-1", "--format=%(trailers:key=dwp-state,valueonly)", branch])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
     }
 }
 
@@ -100,11 +104,15 @@ fn three_clones_share_one_remote_and_run_every_task_once() {
     let children: Vec<_> = clones
         .iter()
         .map(|dir| {
-            c.cmd(BATON, dir, &["watch", "--remote", "origin", "--jobs", "2", "--interval", "0.2", "--max-ticks", "15", "--json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            c.cmd(
+                BATON,
+                dir,
+                &["watch", "--remote", "origin", "--jobs", "2", "--interval", "0.2", "--max-ticks", "15", "--json"],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
         })
         .collect();
     let mut lost = 0;
@@ -123,9 +131,13 @@ fn three_clones_share_one_remote_and_run_every_task_once() {
         let (branch, run) = line.split_once(' ').unwrap();
         assert_eq!(c.state(branch), "done", "{branch}");
         let log = c.git(&c.origin, &["log", "--format=%s", branch]);
-        assert!(log.lines().any(|s| s == format!("handled by {run}")), "handler commit of {run} reachable from {branch}");
+        assert!(
+            log.lines().any(|s| s == format!("handled by {run}")),
+            "handler commit of {run} reachable from {branch}"
+        );
         assert_eq!(c.git(&c.origin, &["show", &format!("{branch}:result.txt")]).trim(), run);
-        let source = c.git(&c.origin, &["log", "-1", "--format=%(trailers:key=dwp-source,valueonly)", &format!("{branch}^")]);
+        let source =
+            c.git(&c.origin, &["log", "-1", "--format=%(trailers:key=dwp-source,valueonly)", &format!("{branch}^")]);
         assert_eq!(source.trim(), "git:origin", "the runner's claim says where it came from");
     }
 }
@@ -149,10 +161,12 @@ fn killed_runner_is_taken_over_after_its_lease() {
     c.task("t1", "slow");
     let a = c.clone_as("a");
     let b = c.clone_as("b");
-    let mut runner = c.cmd(BATON, &a, &["run", "--remote", "origin", "--lease-seconds", "2"]).stderr(Stdio::null()).spawn().unwrap();
+    let mut runner =
+        c.cmd(BATON, &a, &["run", "--remote", "origin", "--lease-seconds", "2"]).stderr(Stdio::null()).spawn().unwrap();
     wait_until("the claim on origin", Duration::from_secs(20), || c.state("t1") == "working");
     wait_until("the handler", Duration::from_secs(20), || pid_dir.path().join("pid").exists());
-    let dead_run = c.git(&c.origin, &["log", "-1", "--format=%(trailers:key=dwp-run-id,valueonly)", "t1"]).trim().to_owned();
+    let dead_run =
+        c.git(&c.origin, &["log", "-1", "--format=%(trailers:key=dwp-run-id,valueonly)", "t1"]).trim().to_owned();
     runner.kill().unwrap(); // SIGKILL
     runner.wait().unwrap();
     // The orphaned handler is still sleeping in its own process group; it can no longer publish.
@@ -166,7 +180,15 @@ fn killed_runner_is_taken_over_after_its_lease() {
     assert!(text.contains("\"took-over\""), "{text}");
     assert_eq!(c.state("t1"), "done");
     let stalled_commit = c.git(&c.origin, &["rev-parse", "t1~2"]);
-    let st = c.git(&c.origin, &["log", "-1", "--format=%(trailers:key=dwp-state,valueonly)%n%(trailers:key=dwp-stalled-run,valueonly)", stalled_commit.trim()]);
+    let st = c.git(
+        &c.origin,
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=dwp-state,valueonly)%n%(trailers:key=dwp-stalled-run,valueonly)",
+            stalled_commit.trim(),
+        ],
+    );
     let mut lines = st.lines().filter(|l| !l.is_empty());
     assert_eq!(lines.next(), Some("stalled"));
     assert_eq!(lines.next(), Some(dead_run.as_str()));
@@ -225,7 +247,11 @@ fn watch_processes_new_tasks_and_stops_on_sigterm() {
     let ledger = ledger_dir.path().join("ledger");
     let c = Cluster::new(&[(".dwp/command/todo", &ledger_script(&ledger))]);
     let w = c.clone_as("w");
-    let mut child = c.cmd(BATON, &w, &["watch", "--remote", "origin", "--interval", "0.2", "--grace", "2"]).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = c
+        .cmd(BATON, &w, &["watch", "--remote", "origin", "--interval", "0.2", "--grace", "2"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     c.task("late", "todo");
     wait_until("the late task", Duration::from_secs(20), || c.state("late") == "done");

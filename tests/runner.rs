@@ -32,9 +32,7 @@ impl TestRepoExt for TestRepo {
         let mut all = vec!["run", "--json"];
         all.extend(args);
         let out = self.baton_ok(&all);
-        out.lines()
-            .map(|l| serde_json::from_str(l).expect("json line"))
-            .collect()
+        out.lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
     }
 }
 
@@ -44,11 +42,7 @@ trait TestRepoExt {
 }
 
 fn actions<'a>(events: &'a [serde_json::Value], branch: &str) -> Vec<&'a str> {
-    events
-        .iter()
-        .filter(|e| e["branch"] == branch)
-        .map(|e| e["action"].as_str().unwrap())
-        .collect()
+    events.iter().filter(|e| e["branch"] == branch).map(|e| e["action"].as_str().unwrap()).collect()
 }
 
 fn event<'a>(events: &'a [serde_json::Value], branch: &str, action: &str) -> &'a serde_json::Value {
@@ -133,10 +127,7 @@ fn crash_is_recorded_as_failure_commit() {
     // The handler's own commit is in history, right below the failure event.
     assert_eq!(r.git(&["log", "-1", "--format=%s", "t1^"]).trim(), "partial work");
     let wt = failed["worktree"].as_str().unwrap();
-    assert_eq!(
-        std::fs::read_to_string(Path::new(wt).join("wip.txt")).unwrap(),
-        "uncommitted\n"
-    );
+    assert_eq!(std::fs::read_to_string(Path::new(wt).join("wip.txt")).unwrap(), "uncommitted\n");
     let log = std::fs::read_to_string(failed["log"].as_str().unwrap()).unwrap();
     assert!(log.contains("something broke"));
 }
@@ -155,22 +146,13 @@ fn next_on_failure_trailer_chooses_failure_state() {
 fn silent_handler_and_stateless_answer_fail() {
     let r = repo_with(&[
         (".dwp/command/silent", "#!/bin/sh\nexit 0\n"),
-        (
-            ".dwp/command/nostate",
-            "#!/bin/sh\ngit commit -q --allow-empty -m 'forgot the trailer'\n",
-        ),
+        (".dwp/command/nostate", "#!/bin/sh\ngit commit -q --allow-empty -m 'forgot the trailer'\n"),
     ]);
     r.task("a", "silent", &[]);
     r.task("b", "nostate", &[]);
     let events = r.run_json(&[]);
-    assert!(event(&events, "a", "failed")["error"]
-        .as_str()
-        .unwrap()
-        .contains("without a new commit"));
-    assert!(event(&events, "b", "failed")["error"]
-        .as_str()
-        .unwrap()
-        .contains("no dwp-state"));
+    assert!(event(&events, "a", "failed")["error"].as_str().unwrap().contains("without a new commit"));
+    assert!(event(&events, "b", "failed")["error"].as_str().unwrap().contains("no dwp-state"));
     assert_eq!(r.state_of("a"), "failed");
     assert_eq!(r.state_of("b"), "failed");
     assert_eq!(r.git(&["log", "-1", "--format=%s", "b^"]).trim(), "forgot the trailer");
@@ -178,9 +160,7 @@ fn silent_handler_and_stateless_answer_fail() {
 
 fn alive(pid: &str) -> bool {
     Path::new(&format!("/proc/{}", pid.trim())).exists()
-        && !std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-            .unwrap_or_default()
-            .contains(") Z ")
+        && !std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default().contains(") Z ")
 }
 
 /// On timeout the handler's whole process group is killed, and the failure is recorded.
@@ -196,10 +176,7 @@ fn timeout_kills_the_process_group() {
     let started = Instant::now();
     let events = r.run_json(&["--timeout", "1"]);
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(event(&events, "t1", "failed")["error"]
-        .as_str()
-        .unwrap()
-        .contains("timed out"));
+    assert!(event(&events, "t1", "failed")["error"].as_str().unwrap().contains("timed out"));
     let child = std::fs::read_to_string(pids.path().join("child")).unwrap();
     let main = std::fs::read_to_string(pids.path().join("main")).unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -265,10 +242,7 @@ fn traversal_states_are_refused() {
     let events = r.run_json(&[]);
     for b in ["a", "b", "c"] {
         assert_eq!(actions(&events, b), ["notice"], "{b}");
-        assert!(event(&events, b, "notice")["error"]
-            .as_str()
-            .unwrap()
-            .contains("invalid state"));
+        assert!(event(&events, b, "notice")["error"].as_str().unwrap().contains("invalid state"));
     }
     let after: Vec<String> = ["a", "b", "c"].iter().map(|b| r.head(b)).collect();
     assert_eq!(before, after);
@@ -290,14 +264,8 @@ fn aynig_handler_runs_unchanged() {
 #[test]
 fn role_handlers_take_precedence() {
     let r = repo_with(&[
-        (
-            ".dwp/command/build",
-            "#!/bin/sh\ngit commit -q --allow-empty -m x -m 'dwp-state: by-default'\n",
-        ),
-        (
-            ".dwp/roles/ci/command/build",
-            "#!/bin/sh\ngit commit -q --allow-empty -m x -m 'dwp-state: by-role'\n",
-        ),
+        (".dwp/command/build", "#!/bin/sh\ngit commit -q --allow-empty -m x -m 'dwp-state: by-default'\n"),
+        (".dwp/roles/ci/command/build", "#!/bin/sh\ngit commit -q --allow-empty -m x -m 'dwp-state: by-role'\n"),
     ]);
     r.task("a", "build", &[]);
     r.task("b", "build", &[]);
@@ -318,32 +286,20 @@ fn unexecutable_and_shebangless_handlers_are_reported() {
     let before = r.head("a");
     let events = r.run_json(&[]);
     assert_eq!(actions(&events, "a"), ["notice"]);
-    assert!(event(&events, "a", "notice")["error"]
-        .as_str()
-        .unwrap()
-        .contains("not an executable"));
+    assert!(event(&events, "a", "notice")["error"].as_str().unwrap().contains("not an executable"));
     assert_eq!(r.head("a"), before);
     let failed = event(&events, "b", "failed");
-    assert!(
-        failed["error"].as_str().unwrap().contains("could not be started"),
-        "{failed}"
-    );
+    assert!(failed["error"].as_str().unwrap().contains("could not be started"), "{failed}");
     assert_eq!(r.state_of("b"), "failed");
 }
 
 /// A branch deleted while its handler runs is reported, not silently dropped.
 #[test]
 fn branch_deleted_mid_run_is_reported() {
-    let r = repo_with(&[(
-        ".dwp/command/vanish",
-        "#!/bin/sh\ngit update-ref -d refs/heads/$BATON_BRANCH\n",
-    )]);
+    let r = repo_with(&[(".dwp/command/vanish", "#!/bin/sh\ngit update-ref -d refs/heads/$BATON_BRANCH\n")]);
     r.task("t1", "vanish", &[]);
     let events = r.run_json(&[]);
-    assert!(event(&events, "t1", "error")["error"]
-        .as_str()
-        .unwrap()
-        .contains("deleted"));
+    assert!(event(&events, "t1", "error")["error"].as_str().unwrap().contains("deleted"));
 }
 
 /// A ref locked by another git process: that branch is reported, the others still run.
@@ -367,10 +323,7 @@ fn locked_ref_is_reported_and_others_proceed() {
 fn leftover_worktree_folder_is_replaced() {
     let r = repo_with(&[(".dwp/command/build", ADVANCE)]);
     r.task("t1", "build", &[]);
-    let wt = r
-        .path
-        .join(".git/baton/worktrees")
-        .join(git_baton::repo::worktree::branch_key("t1"));
+    let wt = r.path.join(".git/baton/worktrees").join(git_baton::repo::worktree::branch_key("t1"));
     std::fs::create_dir_all(wt.join("junk")).unwrap();
     std::fs::write(wt.join("junk/file"), "x").unwrap();
     let events = r.run_json(&[]);
@@ -410,10 +363,7 @@ fn user_checkout_index_and_stash_are_untouched() {
     assert_eq!(r.git(&["status", "--porcelain"]), status);
     assert_eq!(r.git(&["stash", "list"]), stash);
     assert_eq!(r.git(&["diff", "--cached"]), diff_cached);
-    assert_eq!(
-        std::fs::read_to_string(r.path.join("README")).unwrap(),
-        "unstaged change\n"
-    );
+    assert_eq!(std::fs::read_to_string(r.path.join("README")).unwrap(), "unstaged change\n");
 }
 
 /// `--current-branch only` refuses a dirty checkout and writes nothing; on a clean checkout it
@@ -473,11 +423,8 @@ fn sigint_stops_claiming_and_records_interrupted_handler() {
     let r = repo_with(&[(".dwp/command/slow", "#!/bin/sh\nsleep 60\n")]);
     r.task("t1", "slow", &[]);
     r.task("t2", "slow", &[]);
-    let mut child = r
-        .baton_cmd(&["run", "--json", "--jobs", "1", "--grace", "0.5"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        r.baton_cmd(&["run", "--json", "--jobs", "1", "--grace", "0.5"]).stdout(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while r.state_of("t1") != "working" && r.state_of("t2") != "working" {
         assert!(Instant::now() < deadline, "never claimed");
@@ -492,10 +439,7 @@ fn sigint_stops_claiming_and_records_interrupted_handler() {
     assert!(started.elapsed() < Duration::from_secs(10));
     let states = [r.state_of("t1"), r.state_of("t2")];
     assert!(states.contains(&"failed".to_owned()), "{states:?}");
-    assert!(
-        states.contains(&"slow".to_owned()),
-        "the second branch was never claimed: {states:?}"
-    );
+    assert!(states.contains(&"slow".to_owned()), "the second branch was never claimed: {states:?}");
     let failed = if states[0] == "failed" { "t1" } else { "t2" };
     assert!(r.trailer_of(failed, "dwp-error").unwrap().contains("interrupted"));
 }
@@ -513,12 +457,7 @@ fn three_runners_race_and_every_task_runs_exactly_once() {
         r.task(&format!("task-{i:02}"), "todo", &[]);
     }
     let children: Vec<_> = (0..3)
-        .map(|_| {
-            r.baton_cmd(&["run", "--json", "--jobs", "3"])
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| r.baton_cmd(&["run", "--json", "--jobs", "3"]).stdout(Stdio::piped()).spawn().unwrap())
         .collect();
     let mut lost = 0;
     for c in children {
@@ -534,10 +473,6 @@ fn three_runners_race_and_every_task_runs_exactly_once() {
     for b in &expected {
         assert_eq!(r.state_of(b), "done");
         let claims = r.git(&["log", "--format=%(trailers:key=dwp-state,valueonly)", b]);
-        assert_eq!(
-            claims.lines().filter(|l| *l == "working").count(),
-            1,
-            "{b} claimed once"
-        );
+        assert_eq!(claims.lines().filter(|l| *l == "working").count(), 1, "{b} claimed once");
     }
 }

@@ -113,12 +113,7 @@ fn write_commits(repo: &TestRepo, messages: &[Vec<u8>]) -> Vec<String> {
 fn git_trailers(repo: &TestRepo, ids: &[String]) -> Vec<Vec<u8>> {
     let stdin = ids.join("\n") + "\n";
     let out = repo.git_bytes(
-        &[
-            "log",
-            "--no-walk=unsorted",
-            "--stdin",
-            "--format=%x01%x02%(trailers:only,unfold)%x03",
-        ],
+        &["log", "--no-walk=unsorted", "--stdin", "--format=%x01%x02%(trailers:only,unfold)%x03"],
         stdin.as_bytes(),
     );
     let mut result = Vec::new();
@@ -171,14 +166,8 @@ fn check(repo: &TestRepo, messages: &[Vec<u8>]) {
 fn random_messages_are_parsed_just_like_git() {
     let repo = TestRepo::new();
     // BATON_DIFF_SEED / BATON_DIFF_COUNT widen the search locally; CI runs the fixed default.
-    let seed = std::env::var("BATON_DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_ba70);
-    let count = std::env::var("BATON_DIFF_COUNT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(4000);
+    let seed = std::env::var("BATON_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_ba70);
+    let count = std::env::var("BATON_DIFF_COUNT").ok().and_then(|s| s.parse().ok()).unwrap_or(4000);
     let mut rng = Rng::new(seed);
     let messages: Vec<Vec<u8>> = (0..count).map(|_| random_message(&mut rng)).collect();
     check(&repo, &messages);

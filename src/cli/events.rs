@@ -66,11 +66,7 @@ pub fn cmd_events(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
         shown += 1;
         let subject = String::from_utf8_lossy(
-            commit
-                .message
-                .split(|&c| c == b'\n')
-                .find(|l| !l.iter().all(u8::is_ascii_whitespace))
-                .unwrap_or(b""),
+            commit.message.split(|&c| c == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace)).unwrap_or(b""),
         )
         .trim()
         .to_owned();
@@ -88,10 +84,7 @@ pub fn cmd_events(cwd: &Path, args: Args) -> Result<ExitCode> {
                 trailers: commit
                     .trailers
                     .iter()
-                    .map(|t| KeyValue {
-                        key: t.key_lossy().into_owned(),
-                        value: t.value_lossy().into_owned(),
-                    })
+                    .map(|t| KeyValue { key: t.key_lossy().into_owned(), value: t.value_lossy().into_owned() })
                     .collect(),
             })?;
         } else {
@@ -99,13 +92,7 @@ pub fn cmd_events(cwd: &Path, args: Args) -> Result<ExitCode> {
                 StateRead::Invalid(v) => format!("INVALID({v})"),
                 s => s.text().unwrap_or("-").to_owned(),
             };
-            out.line(&format!(
-                "{} {} {:12} {}",
-                id,
-                iso_utc(commit.committer_time),
-                shown_state,
-                subject
-            ))?;
+            out.line(&format!("{} {} {:12} {}", id, iso_utc(commit.committer_time), shown_state, subject))?;
         }
     }
     out.flush()?;

@@ -39,10 +39,7 @@ fn current_lease(repo: &Repo, head: crate::repo::ObjectId) -> Result<(Lease, Str
             state => {
                 return match Lease::from_commit(&commit.trailers, commit.committer_time) {
                     Some(lease) => Ok((lease, id.to_string())),
-                    None => bail!(
-                        "no lease to renew: the branch is in state {:?}",
-                        state.text().unwrap_or("")
-                    ),
+                    None => bail!("no lease to renew: the branch is in state {:?}", state.text().unwrap_or("")),
                 };
             }
         }
@@ -54,14 +51,10 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
     // Remote mode: the handler's worktree is detached at its work; the renewal goes on top of it
     // and is pushed as a fast-forward (rejected if anyone else moved the branch).
-    let remote = std::env::var("BATON_REMOTE")
-        .ok()
-        .filter(|r| !r.is_empty() && repo.head_branch().ok().flatten().is_none());
+    let remote =
+        std::env::var("BATON_REMOTE").ok().filter(|r| !r.is_empty() && repo.head_branch().ok().flatten().is_none());
     let branch = match &remote {
-        Some(_) => args
-            .branch
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("BATON_REMOTE is set but BATON_BRANCH is not"))?,
+        Some(_) => args.branch.clone().ok_or_else(|| anyhow::anyhow!("BATON_REMOTE is set but BATON_BRANCH is not"))?,
         None => target_branch(&repo, args.branch.as_deref())?,
     };
     let refname = match remote {
@@ -74,10 +67,7 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     let (lease, _) = current_lease(&repo, head)?;
     if let Ok(mine) = std::env::var("BATON_RUN_ID") {
         if lease.run_id.as_deref() != Some(mine.as_str()) {
-            bail!(
-                "lease lost: the branch is held by run {:?}, not {mine:?}",
-                lease.run_id.unwrap_or_default()
-            );
+            bail!("lease lost: the branch is held by run {:?}, not {mine:?}", lease.run_id.unwrap_or_default());
         }
     }
     let mut trailers = Vec::new();

@@ -11,10 +11,7 @@ use super::Out;
 use crate::repo::Repo;
 
 const SAMPLE_HANDLER: &str = include_str!("../../state-scripts/hello");
-const GITIGNORE_LINES: &[&str] = &[
-    "# git-baton scratch (runner worktrees and logs live under .git/baton)",
-    "/.baton/",
-];
+const GITIGNORE_LINES: &[&str] = &["# git-baton scratch (runner worktrees and logs live under .git/baton)", "/.baton/"];
 const COMMANDS_MD: &str = "# Handlers\n\n\
 Each executable file `.dwp/command/<state>` handles branches whose newest commit carries\n\
 `dwp-state: <state>`. `git baton run` claims the branch, runs the handler in a linked worktree\n\
@@ -38,8 +35,7 @@ fn create_if_missing(path: &Path, contents: &str, executable: bool, out: &mut Ou
         .create_new(true)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(contents.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(contents.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     if executable {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
@@ -50,10 +46,8 @@ fn create_if_missing(path: &Path, contents: &str, executable: bool, out: &mut Ou
 
 pub fn cmd_init(cwd: &Path, _args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
-    let top = repo
-        .workdir()
-        .ok_or_else(|| usage("a bare repository has no working tree to put .dwp/ in"))?
-        .to_path_buf();
+    let top =
+        repo.workdir().ok_or_else(|| usage("a bare repository has no working tree to put .dwp/ in"))?.to_path_buf();
     let mut out = Out::new();
     let command_dir = top.join(".dwp/command");
     if !command_dir.exists() {
@@ -65,11 +59,8 @@ pub fn cmd_init(cwd: &Path, _args: Args) -> Result<ExitCode> {
 
     let gitignore = top.join(".gitignore");
     let existing = std::fs::read_to_string(&gitignore).unwrap_or_default();
-    let missing: Vec<&str> = GITIGNORE_LINES
-        .iter()
-        .copied()
-        .filter(|l| !existing.lines().any(|e| e.trim() == *l))
-        .collect();
+    let missing: Vec<&str> =
+        GITIGNORE_LINES.iter().copied().filter(|l| !existing.lines().any(|e| e.trim() == *l)).collect();
     if missing.iter().any(|l| !l.starts_with('#')) {
         let mut text = String::new();
         if !existing.is_empty() && !existing.ends_with('\n') {

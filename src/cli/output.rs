@@ -13,10 +13,7 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-    })
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
 }
 
 /// Buffered stdout for data. `git baton status | head` ends quietly.
@@ -26,9 +23,7 @@ pub struct Out {
 
 impl Out {
     pub fn new() -> Out {
-        Out {
-            inner: BufWriter::with_capacity(64 * 1024, io::stdout().lock()),
-        }
+        Out { inner: BufWriter::with_capacity(64 * 1024, io::stdout().lock()) }
     }
     pub fn line(&mut self, s: &str) -> io::Result<()> {
         self.inner.write_all(s.as_bytes())?;

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use super::output::usage;
 use super::Out;
 use crate::runner::clock;
-use crate::runner::exec::{runner_id, Ctx, Executor, TickOptions};
+use crate::runner::executor::{runner_id, Ctx, Executor, TickOptions};
 use crate::runner::plan::CurrentBranch;
 use crate::runner::report::{Event, Summary};
 use crate::runner::tick::{self, TickSpec};
@@ -65,11 +65,7 @@ pub struct Args {
 
 impl Args {
     pub fn spec(&self) -> Result<TickSpec> {
-        let role = self
-            .role
-            .clone()
-            .or_else(|| std::env::var("AYNIG_ROLE").ok())
-            .filter(|r| !r.is_empty());
+        let role = self.role.clone().or_else(|| std::env::var("AYNIG_ROLE").ok()).filter(|r| !r.is_empty());
         tick::check_role(role.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
         Ok(TickSpec {
             branches: self.branches.clone(),
@@ -141,10 +137,7 @@ pub async fn stop_signal() {
 pub fn forward_stop(tx: watch::Sender<bool>, grace: Duration) {
     tokio::spawn(async move {
         stop_signal().await;
-        tracing::warn!(
-            "stopping: no new claims; running handlers get {:.1}s",
-            grace.as_secs_f64()
-        );
+        tracing::warn!("stopping: no new claims; running handlers get {:.1}s", grace.as_secs_f64());
         let _ = tx.send(true);
         std::future::pending::<()>().await;
     });

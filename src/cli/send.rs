@@ -63,10 +63,7 @@ pub struct SetStateArgs {
 
 impl SetStateArgs {
     pub fn into_send(self) -> Args {
-        Args {
-            state: self.dwp_state,
-            common: self.common,
-        }
+        Args { state: self.dwp_state, common: self.common }
     }
 }
 
@@ -122,9 +119,7 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     for t in &opts.trailers {
         let t: TrailerArg = t.parse().map_err(|e| usage(format!("{e}")))?;
         if t.key == Key::State.as_str() {
-            return Err(usage(
-                "pass the state as the STATE argument, not as a dwp-state trailer",
-            ));
+            return Err(usage("pass the state as the STATE argument, not as a dwp-state trailer"));
         }
         if Key::from_name(&t.key).is_some_and(Key::runner_only) {
             return Err(usage(format!("trailer {:?} is written only by runners", t.key)));
@@ -147,18 +142,11 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let reflog = format!("baton: send {state}");
     let (id, cas) = repo.append_commit(&refname, head, &message, clock::commit_time(), &reflog)?;
     if let Cas::Moved { .. } = cas {
-        return Err(anyhow!(
-            "branch {branch:?} moved while sending; nothing was written, try again"
-        ));
+        return Err(anyhow!("branch {branch:?} moved while sending; nothing was written, try again"));
     }
     let mut out = Out::new();
     if opts.json {
-        out.json(&Sent {
-            branch,
-            commit: id.to_string(),
-            parent: head.to_string(),
-            state: state.to_string(),
-        })?;
+        out.json(&Sent { branch, commit: id.to_string(), parent: head.to_string(), state: state.to_string() })?;
     } else {
         out.line(&id.to_string())?;
     }

@@ -81,12 +81,7 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
         Some(r) => BranchSource::Remote(r.clone()),
         None => BranchSource::Local,
     };
-    let cards = read_board(
-        &repo,
-        &source,
-        |b| branch_selected(&args.branches, b),
-        args.role.as_deref(),
-    )?;
+    let cards = read_board(&repo, &source, |b| branch_selected(&args.branches, b), args.role.as_deref())?;
     let now = clock::now();
     let rows: Vec<Row> = cards.iter().map(|c| row(c, now)).collect();
     let mut out = Out::new();

@@ -39,11 +39,7 @@ struct JsonCommit<'a> {
 pub fn cmd_trailers(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
     // Resolve everything first: a bad revision fails the call before anything is printed.
-    let mut ids = args
-        .revs
-        .iter()
-        .map(|r| repo.resolve_commit(r))
-        .collect::<Result<Vec<_>>>()?;
+    let mut ids = args.revs.iter().map(|r| repo.resolve_commit(r)).collect::<Result<Vec<_>>>()?;
     // Like `git log --no-walk=unsorted`: each commit once, in the order first named.
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(*id));
@@ -51,18 +47,9 @@ pub fn cmd_trailers(cwd: &Path, args: Args) -> Result<ExitCode> {
     for id in ids {
         let commit = repo.commit(id)?;
         if args.json {
-            let trailers = commit
-                .trailers
-                .iter()
-                .map(|t| JsonTrailer {
-                    key: t.key_lossy(),
-                    value: t.value_lossy(),
-                })
-                .collect();
-            out.json(&JsonCommit {
-                commit: id.to_string(),
-                trailers,
-            })?;
+            let trailers =
+                commit.trailers.iter().map(|t| JsonTrailer { key: t.key_lossy(), value: t.value_lossy() }).collect();
+            out.json(&JsonCommit { commit: id.to_string(), trailers })?;
         } else {
             out.bytes(&format_git(&commit.trailers))?;
             out.bytes(b"\n")?;

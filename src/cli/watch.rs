@@ -13,7 +13,7 @@ use super::output::usage;
 use super::run::{forward_stop, print_events, Args as RunArgs, Session};
 use crate::repo::Repo;
 use crate::runner::clock;
-use crate::runner::exec::{Ctx, Executor};
+use crate::runner::executor::{Ctx, Executor};
 use crate::runner::remote::{Advice, Breaker};
 use crate::runner::tick::{self, TickError};
 
@@ -40,19 +40,14 @@ pub struct Args {
 
 /// A cheap jitter source in [0, 1): the clock's nanoseconds and the pid.
 fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let mixed = (u64::from(nanos) ^ (u64::from(std::process::id()) << 17)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (mixed >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn now_f64() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {

@@ -31,9 +31,8 @@ impl Lease {
             StateRead::Valid(s) if s.is(Reserved::Working) => {}
             _ => return None,
         }
-        let lease_seconds = last_text(trailers, Key::LeaseSeconds)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(DEFAULT_LEASE_SECONDS);
+        let lease_seconds =
+            last_text(trailers, Key::LeaseSeconds).and_then(|v| v.parse::<u64>().ok()).unwrap_or(DEFAULT_LEASE_SECONDS);
         Some(Lease {
             origin_state: last_text(trailers, Key::OriginState),
             run_id: last_text(trailers, Key::RunId),
@@ -44,8 +43,7 @@ impl Lease {
     }
 
     pub fn expires_at(&self) -> i64 {
-        self.since
-            .saturating_add(self.lease_seconds.min(i64::MAX as u64) as i64)
+        self.since.saturating_add(self.lease_seconds.min(i64::MAX as u64) as i64)
     }
 
     /// Expired means `committer time + lease < now`.
@@ -54,9 +52,7 @@ impl Lease {
         if end < now {
             LeaseStatus::Expired { seconds_ago: now - end }
         } else {
-            LeaseStatus::Active {
-                seconds_left: end - now,
-            }
+            LeaseStatus::Active { seconds_left: end - now }
         }
     }
 }

@@ -67,10 +67,7 @@ impl TrailerArg {
             .collect::<Vec<_>>()
             .join(" ");
         let value = if one_line.is_empty() { "-".to_owned() } else { one_line };
-        TrailerArg {
-            key: key.as_str().to_owned(),
-            value,
-        }
+        TrailerArg { key: key.as_str().to_owned(), value }
     }
 }
 
@@ -78,9 +75,7 @@ impl FromStr for TrailerArg {
     type Err = MessageError;
     /// `Key: value` (git's form) or `Key=value` (as `git interpret-trailers --trailer` accepts).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let sep = s
-            .find([':', '='])
-            .ok_or_else(|| MessageError::MalformedTrailer(s.to_owned()))?;
+        let sep = s.find([':', '=']).ok_or_else(|| MessageError::MalformedTrailer(s.to_owned()))?;
         let key = s[..sep].trim();
         TrailerArg::new(key, &s[sep + 1..]).map_err(|e| match e {
             MessageError::MalformedTrailer(_) => MessageError::MalformedTrailer(s.to_owned()),
@@ -132,10 +127,7 @@ pub fn compose(
         msg.push_str(body);
         msg.push_str("\n\n");
     }
-    let state_trailer = TrailerArg {
-        key: Key::State.as_str().to_owned(),
-        value: state.to_string(),
-    };
+    let state_trailer = TrailerArg { key: Key::State.as_str().to_owned(), value: state.to_string() };
     for t in trailers.iter().chain(std::iter::once(&state_trailer)) {
         msg.push_str(&t.key);
         msg.push_str(": ");
@@ -149,10 +141,7 @@ pub fn compose(
     let parsed = trailers::parse(msg.as_bytes());
     let wanted = trailers.iter().chain(std::iter::once(&state_trailer));
     let same = parsed.len() == trailers.len() + 1
-        && parsed
-            .iter()
-            .zip(wanted)
-            .all(|(p, w)| p.key == w.key.as_bytes() && p.value == w.value.as_bytes());
+        && parsed.iter().zip(wanted).all(|(p, w)| p.key == w.key.as_bytes() && p.value == w.value.as_bytes());
     if !same {
         return Err(MessageError::BodyHidesTrailers);
     }
@@ -162,10 +151,7 @@ pub fn compose(
 /// The body of a message: what follows the subject paragraph, up to the trailer block, trimmed.
 /// This is what a handler receives as `BATON_BODY`.
 pub fn body_of(message: &[u8]) -> String {
-    let start = message
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(message.len());
+    let start = message.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(message.len());
     let msg = &message[start..];
     let subject_end = msg
         .windows(2)
@@ -193,10 +179,7 @@ mod tests {
 
     #[test]
     fn body_is_between_subject_and_trailers() {
-        assert_eq!(
-            body_of(b"subj\n\nline 1\n\nline 2\n\nK: v\ndwp-state: x\n"),
-            "line 1\n\nline 2"
-        );
+        assert_eq!(body_of(b"subj\n\nline 1\n\nline 2\n\nK: v\ndwp-state: x\n"), "line 1\n\nline 2");
         assert_eq!(body_of(b"subj\n\ndwp-state: x\n"), "");
         assert_eq!(body_of(b"\nsubj only"), "");
         assert_eq!(body_of(b"subj\n\njust a body\n"), "just a body");
@@ -209,30 +192,12 @@ mod tests {
 
     #[test]
     fn trailer_args() {
-        assert_eq!(
-            "K: v".parse::<TrailerArg>().unwrap(),
-            TrailerArg {
-                key: "K".into(),
-                value: "v".into()
-            }
-        );
+        assert_eq!("K: v".parse::<TrailerArg>().unwrap(), TrailerArg { key: "K".into(), value: "v".into() });
         assert_eq!("K=v".parse::<TrailerArg>().unwrap().value, "v");
-        assert!(matches!(
-            "no separator".parse::<TrailerArg>(),
-            Err(MessageError::MalformedTrailer(_))
-        ));
-        assert!(matches!(
-            "a b: c".parse::<TrailerArg>(),
-            Err(MessageError::MalformedTrailer(_))
-        ));
-        assert!(matches!(
-            "K:".parse::<TrailerArg>(),
-            Err(MessageError::EmptyTrailerValue { .. })
-        ));
-        assert!(matches!(
-            "K: a\nb".parse::<TrailerArg>(),
-            Err(MessageError::BadTrailerValue { .. })
-        ));
+        assert!(matches!("no separator".parse::<TrailerArg>(), Err(MessageError::MalformedTrailer(_))));
+        assert!(matches!("a b: c".parse::<TrailerArg>(), Err(MessageError::MalformedTrailer(_))));
+        assert!(matches!("K:".parse::<TrailerArg>(), Err(MessageError::EmptyTrailerValue { .. })));
+        assert!(matches!("K: a\nb".parse::<TrailerArg>(), Err(MessageError::BadTrailerValue { .. })));
     }
 
     #[test]
@@ -243,10 +208,7 @@ mod tests {
     #[test]
     fn scissors_in_body_is_refused() {
         let body = "x\n# ------------------------ >8 ------------------------\ny";
-        assert_eq!(
-            compose("s", Some(body), &[], &st("a")),
-            Err(MessageError::BodyHidesTrailers)
-        );
+        assert_eq!(compose("s", Some(body), &[], &st("a")), Err(MessageError::BodyHidesTrailers));
     }
 
     #[test]
@@ -254,10 +216,7 @@ mod tests {
         assert_eq!(compose("s", Some("  \n"), &[], &st("a")), Err(MessageError::EmptyBody));
         assert_eq!(validate_body(b"a\0b"), Err(MessageError::Nul));
         assert_eq!(validate_body(b"\xff"), Err(MessageError::NotUtf8));
-        assert!(matches!(
-            validate_body(&vec![b'a'; MAX_MESSAGE_BYTES + 1]),
-            Err(MessageError::TooLarge(_))
-        ));
+        assert!(matches!(validate_body(&vec![b'a'; MAX_MESSAGE_BYTES + 1]), Err(MessageError::TooLarge(_))));
         assert_eq!(compose("a\nb", None, &[], &st("a")), Err(MessageError::BadSubject));
     }
 }

@@ -78,10 +78,7 @@ impl Key {
 
     /// Keys only a runner writes: a user's `send` may not forge a lease.
     pub fn runner_only(self) -> bool {
-        matches!(
-            self,
-            Key::State | Key::OriginState | Key::RunId | Key::RunnerId | Key::LeaseSeconds | Key::StalledRun
-        )
+        matches!(self, Key::State | Key::OriginState | Key::RunId | Key::RunnerId | Key::LeaseSeconds | Key::StalledRun)
     }
 
     pub fn from_name(name: &str) -> Option<Key> {

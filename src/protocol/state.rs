@@ -151,11 +151,7 @@ impl StateRead {
 
 /// The value of the last trailer with this key (case-sensitive), if any.
 pub fn last_value(trailers: &[Trailer], key: Key) -> Option<&[u8]> {
-    trailers
-        .iter()
-        .rev()
-        .find(|t| t.key == key.as_str().as_bytes())
-        .map(|t| t.value.as_slice())
+    trailers.iter().rev().find(|t| t.key == key.as_str().as_bytes()).map(|t| t.value.as_slice())
 }
 
 /// The last value as text (lossy).
@@ -176,21 +172,9 @@ mod tests {
 
     #[test]
     fn invalid_names() {
-        for n in [
-            "",
-            ".",
-            "..",
-            "../x",
-            "/bin/sh",
-            "a/../../b",
-            "a..b",
-            "-x",
-            ".x",
-            "a b",
-            "é",
-            &"a".repeat(129),
-            "a/b",
-        ] {
+        for n in
+            ["", ".", "..", "../x", "/bin/sh", "a/../../b", "a..b", "-x", ".x", "a b", "é", &"a".repeat(129), "a/b"]
+        {
             assert!(State::parse(n).is_err(), "{n:?}");
         }
     }
@@ -198,10 +182,7 @@ mod tests {
     #[test]
     fn last_state_wins_and_keys_are_case_sensitive() {
         let t = crate::protocol::trailers::parse(b"t\n\ndwp-state: a\nDWP-State: c\ndwp-state: b\n");
-        assert_eq!(
-            StateRead::from_trailers(&t),
-            StateRead::Valid(State::parse("b").unwrap())
-        );
+        assert_eq!(StateRead::from_trailers(&t), StateRead::Valid(State::parse("b").unwrap()));
     }
 
     #[test]

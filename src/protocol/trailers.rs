@@ -69,10 +69,7 @@ fn last_line(buf: &[u8], len: usize) -> Option<usize> {
 }
 
 fn is_blank_line(buf: &[u8], pos: usize) -> bool {
-    buf[pos..]
-        .iter()
-        .find(|&&c| !(c != b'\n' && is_space(c)))
-        .is_none_or(|&c| c == b'\n')
+    buf[pos..].iter().find(|&&c| !(c != b'\n' && is_space(c))).is_none_or(|&c| c == b'\n')
 }
 
 /// Position of the separator in the line starting at `line`, if it is a well-formed `token:`
@@ -294,10 +291,7 @@ pub fn parse(message: &[u8]) -> Vec<Trailer> {
         .filter_map(|(s, e, _)| {
             let line = &buf[s..e];
             let sep = find_separator(line)?;
-            Some(Trailer {
-                key: trim(&line[..sep]).to_vec(),
-                value: unfold(trim(&line[sep + 1..])),
-            })
+            Some(Trailer { key: trim(&line[..sep]).to_vec(), value: unfold(trim(&line[sep + 1..])) })
         })
         .collect()
 }
@@ -333,10 +327,7 @@ mod tests {
     use super::*;
 
     fn pairs(msg: &str) -> Vec<(String, String)> {
-        parse(msg.as_bytes())
-            .iter()
-            .map(|t| (t.key_lossy().into_owned(), t.value_lossy().into_owned()))
-            .collect()
+        parse(msg.as_bytes()).iter().map(|t| (t.key_lossy().into_owned(), t.value_lossy().into_owned())).collect()
     }
 
     fn kv(items: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -345,10 +336,7 @@ mod tests {
 
     #[test]
     fn simple_block() {
-        assert_eq!(
-            pairs("title\n\nbody\n\ndwp-state: review\nA: b\n"),
-            kv(&[("dwp-state", "review"), ("A", "b")])
-        );
+        assert_eq!(pairs("title\n\nbody\n\ndwp-state: review\nA: b\n"), kv(&[("dwp-state", "review"), ("A", "b")]));
     }
 
     #[test]
@@ -375,10 +363,7 @@ mod tests {
     #[test]
     fn twenty_five_percent_rule_with_signed_off_by() {
         // 1 generated trailer out of 4 lines: 1*3 >= 3 holds.
-        assert_eq!(
-            pairs("t\n\nx\ny\nz\nSigned-off-by: A <a@b>\n"),
-            kv(&[("Signed-off-by", "A <a@b>")])
-        );
+        assert_eq!(pairs("t\n\nx\ny\nz\nSigned-off-by: A <a@b>\n"), kv(&[("Signed-off-by", "A <a@b>")]));
         // 1 of 5: 3 >= 4 fails.
         assert!(pairs("t\n\nw\nx\ny\nz\nSigned-off-by: A <a@b>\n").is_empty());
     }

@@ -42,9 +42,7 @@ pub fn git(dir: &Path) -> Command {
             cmd.env(var, v);
         }
     }
-    cmd.env("GIT_TERMINAL_PROMPT", "0")
-        .current_dir(dir)
-        .stdin(Stdio::null());
+    cmd.env("GIT_TERMINAL_PROMPT", "0").current_dir(dir).stdin(Stdio::null());
     cmd
 }
 
@@ -56,10 +54,7 @@ where
 {
     let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     let shown = args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
-    let out = git(dir)
-        .args(&args)
-        .output()
-        .with_context(|| format!("running git {shown}"))?;
+    let out = git(dir).args(&args).output().with_context(|| format!("running git {shown}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
@@ -72,13 +67,7 @@ where
 pub fn branch_key(branch: &str) -> String {
     let readable: String = branch
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .take(60)
         .collect();
     // FNV-1a: stable across Rust versions, unlike the std hasher.
@@ -97,18 +86,13 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(common_dir: &Path) -> Scratch {
-        Scratch {
-            root: common_dir.join("baton"),
-        }
+        Scratch { root: common_dir.join("baton") }
     }
     pub fn slots(&self) -> PathBuf {
         self.root.join("worktrees")
     }
     pub fn log_file(&self, branch: &str, run_id: &str) -> PathBuf {
-        self.root
-            .join("logs")
-            .join(branch_key(branch))
-            .join(format!("{run_id}.log"))
+        self.root.join("logs").join(branch_key(branch)).join(format!("{run_id}.log"))
     }
 }
 
@@ -271,24 +255,15 @@ impl Slot {
     /// `git worktree add --no-checkout --detach` does, without touching anything else; the
     /// checkout that follows fills in the index and the files.
     fn register(&self, common_dir: &Path, start: ObjectId) -> Result<()> {
-        let name = self
-            .path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .context("slot path has no name")?;
+        let name = self.path.file_name().and_then(|n| n.to_str()).context("slot path has no name")?;
         let admin = common_dir.join("worktrees").join(format!("baton-{name}"));
         if admin.exists() {
             std::fs::remove_dir_all(&admin).with_context(|| format!("removing stale {}", admin.display()))?;
         }
         std::fs::create_dir_all(&admin).with_context(|| format!("creating {}", admin.display()))?;
         std::fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
-        let slot = self
-            .path
-            .canonicalize()
-            .with_context(|| format!("resolving {}", self.path.display()))?;
-        let admin = admin
-            .canonicalize()
-            .with_context(|| format!("resolving {}", admin.display()))?;
+        let slot = self.path.canonicalize().with_context(|| format!("resolving {}", self.path.display()))?;
+        let admin = admin.canonicalize().with_context(|| format!("resolving {}", admin.display()))?;
         let write =
             |p: PathBuf, text: String| std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()));
         write(admin.join("commondir"), "../..\n".into())?;
@@ -317,11 +292,7 @@ impl Slot {
         run_git(path, ["clean", "-q", "-f", "-f", "-d", "-x"])?;
         let head = run_git(path, ["rev-parse", "HEAD"])?;
         if head.trim() != expected_head.to_string().as_str() {
-            bail!(
-                "worktree {} is at {} instead of {expected_head}",
-                path.display(),
-                head.trim()
-            );
+            bail!("worktree {} is at {} instead of {expected_head}", path.display(), head.trim());
         }
         Ok(())
     }
@@ -380,10 +351,7 @@ fn salvage_changes(path: &Path, branch: &str) -> Result<Option<String>> {
     let tree = run_git(path, ["write-tree"])?;
     let msg = format!("baton: uncommitted changes left in the worktree of {branch}");
     let commit = run_git(path, ["commit-tree", tree.trim(), "-p", "HEAD", "-m", &msg])?;
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let refname = format!("refs/baton/salvage/{}/{stamp}", branch_key(branch));
     run_git(path, ["update-ref", &refname, commit.trim()])?;
     tracing::info!(branch, %refname, "kept uncommitted changes of an earlier run");

@@ -56,18 +56,11 @@ pub fn read_board(
     select: impl Fn(&str) -> bool,
     role: Option<&str>,
 ) -> Result<Vec<BranchCard>> {
-    let heads: Vec<BranchHead> = repo
-        .branches(source)?
-        .into_iter()
-        .filter(|h| select(&h.branch))
-        .collect();
+    let heads: Vec<BranchHead> = repo.branches(source)?.into_iter().filter(|h| select(&h.branch)).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     if heads.len() < 512 || threads < 2 {
         let mut cache = HandlerCache::default();
-        return heads
-            .into_iter()
-            .map(|h| read_card(repo, &mut cache, h, role))
-            .collect();
+        return heads.into_iter().map(|h| read_card(repo, &mut cache, h, role)).collect();
     }
     let shared = repo.gix().clone().into_sync();
     let chunk = heads.len().div_ceil(threads);
@@ -79,9 +72,7 @@ pub fn read_board(
                 scope.spawn(move || {
                     let repo = Repo::from_sync(shared);
                     let mut cache = HandlerCache::default();
-                    part.iter()
-                        .map(|h| read_card(&repo, &mut cache, h.clone(), role))
-                        .collect::<Result<Vec<_>>>()
+                    part.iter().map(|h| read_card(&repo, &mut cache, h.clone(), role)).collect::<Result<Vec<_>>>()
                 })
             })
             .collect();
@@ -98,19 +89,11 @@ pub fn read_card(repo: &Repo, cache: &mut HandlerCache, head: BranchHead, role: 
     let state = commit.state();
     let lease = Lease::from_commit(&commit.trailers, commit.committer_time);
     let (handler, stalled_handler) = match &state {
-        StateRead::Valid(s) if s.is(Reserved::Working) => (
-            None,
-            Some(find_handler(repo, cache, &commit, role, Reserved::Stalled.as_str())?),
-        ),
+        StateRead::Valid(s) if s.is(Reserved::Working) => {
+            (None, Some(find_handler(repo, cache, &commit, role, Reserved::Stalled.as_str())?))
+        }
         StateRead::Valid(s) => (Some(find_handler(repo, cache, &commit, role, s.as_str())?), None),
         _ => (None, None),
     };
-    Ok(BranchCard {
-        head,
-        commit,
-        state,
-        lease,
-        handler,
-        stalled_handler,
-    })
+    Ok(BranchCard { head, commit, state, lease, handler, stalled_handler })
 }

@@ -2,10 +2,7 @@
 
 /// Seconds since the epoch.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// The time to stamp a commit with: `GIT_COMMITTER_DATE` when it is a plain
@@ -13,13 +10,7 @@ pub fn now() -> i64 {
 pub fn commit_time() -> i64 {
     std::env::var("GIT_COMMITTER_DATE")
         .ok()
-        .and_then(|v| {
-            v.trim()
-                .trim_start_matches('@')
-                .split_whitespace()
-                .next()
-                .and_then(|s| s.parse().ok())
-        })
+        .and_then(|v| v.trim().trim_start_matches('@').split_whitespace().next().and_then(|s| s.parse().ok()))
         .unwrap_or_else(now)
 }
 
@@ -47,12 +38,7 @@ pub fn iso_utc(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

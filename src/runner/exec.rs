@@ -1,195 +1,30 @@
-//! Executing planned actions: claim by compare-and-swap (a ref transaction locally, a push with
+//! One branch job: claim by compare-and-swap (a ref transaction locally, a push with
 //! an expected old value in remote mode), check the branch out in a worktree slot, run the
 //! handler, judge the outcome, and record every failure as a commit. Handlers of different
 //! branches run concurrently up to `jobs`, one per branch; nothing here decides what the next
 //! state is — only handlers do.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::messages::{self, Failure, TAIL_LINES};
 use super::plan::Action;
 use super::process::{run_handler, tail, HandlerRun};
 use super::remote::{self, Pushed};
+use super::executor::Ctx;
 use super::report::{Event, Kind};
 use super::validate::{judge, Exit, HeadFacts, Verdict};
 use super::{body_env, clock};
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, State};
-use crate::repo::worktree::{run_git, Scratch, Slot};
+use crate::repo::worktree::{run_git, Slot};
 use crate::repo::{Cas, CommitInfo, ObjectId, Repo};
 
-#[derive(Debug, Clone)]
-pub struct TickOptions {
-    pub jobs: usize,
-    pub timeout: Duration,
-    pub lease_seconds: u64,
-    pub keep_worktrees: bool,
-    pub grace: Duration,
-    pub runner_id: String,
-    /// Remote mode: the remote whose branches are the board.
-    pub remote: Option<String>,
-}
-
-/// Everything the branch jobs of a runner share.
-pub struct Ctx {
-    repo: RwLock<gix::ThreadSafeRepository>,
-    pub common_dir: PathBuf,
-    /// The user's checkout, when the repository has one (for `--current-branch include|only`).
-    pub main_workdir: Option<PathBuf>,
-    pub opts: TickOptions,
-    /// Flips to true on SIGINT/SIGTERM: stop claiming, give running handlers `grace`.
-    pub shutdown: watch::Receiver<bool>,
-    pub events: mpsc::UnboundedSender<Event>,
-}
-
-impl Ctx {
-    pub fn new(
-        repo: Repo,
-        opts: TickOptions,
-        shutdown: watch::Receiver<bool>,
-        events: mpsc::UnboundedSender<Event>,
-    ) -> Ctx {
-        Ctx {
-            common_dir: repo.common_dir().to_path_buf(),
-            main_workdir: repo.workdir().map(Path::to_path_buf),
-            repo: RwLock::new(repo.into_sync()),
-            opts,
-            shutdown,
-            events,
-        }
-    }
-    /// Swap in a freshly opened repository (a poller re-reads configuration every tick).
-    pub fn refresh(&self, repo: Repo) {
-        *self.repo.write().unwrap_or_else(|p| p.into_inner()) = repo.into_sync();
-    }
-    fn repo(&self) -> Repo {
-        Repo::from_sync(&self.repo.read().unwrap_or_else(|p| p.into_inner()))
-    }
-    fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
-    }
-    fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-    fn scratch(&self) -> Scratch {
-        Scratch::new(&self.common_dir)
-    }
-    fn remote(&self) -> Option<&str> {
-        self.opts.remote.as_deref()
-    }
-}
-
-/// `host:pid`, written as `dwp-runner-id`.
-pub fn runner_id() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into the buffer we own.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let host = if rc == 0 {
-        let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "unknown-host".to_owned()
-    };
-    format!("{host}:{}", std::process::id())
-}
-
-/// Runs actions as tasks, at most `jobs` handlers at once and one job per branch; a poller
-/// submits every tick while earlier handlers are still running.
-pub struct Executor {
-    ctx: Arc<Ctx>,
-    permits: Arc<Semaphore>,
-    set: tokio::task::JoinSet<()>,
-    in_flight: Arc<Mutex<HashSet<String>>>,
-}
-
-impl Executor {
-    pub fn new(ctx: Arc<Ctx>) -> Executor {
-        let permits = Arc::new(Semaphore::new(ctx.opts.jobs.max(1)));
-        Executor {
-            ctx,
-            permits,
-            set: tokio::task::JoinSet::new(),
-            in_flight: Default::default(),
-        }
-    }
-
-    pub fn ctx(&self) -> &Arc<Ctx> {
-        &self.ctx
-    }
-
-    /// Branches with a job queued or running.
-    pub fn busy(&self) -> HashSet<String> {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn submit(&mut self, actions: Vec<Action>) {
-        for action in actions {
-            if let Action::Notice { branch, message } = action {
-                let mut e = Event::new(&branch, Kind::Notice);
-                e.error = Some(message);
-                self.ctx.emit(e);
-                continue;
-            }
-            let branch = action.branch().to_owned();
-            if !self
-                .in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(branch.clone())
-            {
-                continue;
-            }
-            let (ctx, permits, in_flight) = (self.ctx.clone(), self.permits.clone(), self.in_flight.clone());
-            self.set.spawn(async move {
-                let mut shutdown = ctx.shutdown.clone();
-                let permit = tokio::select! {
-                    p = permits.acquire_owned() => p.ok(),
-                    _ = shutdown.wait_for(|s| *s) => None,
-                };
-                if permit.is_some() && !ctx.stopping() {
-                    if let Err(e) = run_action(&ctx, action).await {
-                        let mut ev = Event::new(&branch, Kind::Error);
-                        ev.error = Some(format!("{e:#}").replace('\n', " "));
-                        ctx.emit(ev);
-                    }
-                }
-                in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&branch);
-            });
-        }
-    }
-
-    /// Collect finished jobs without waiting.
-    pub fn reap(&mut self) {
-        while let Some(joined) = self.set.try_join_next() {
-            self.report_panic(joined);
-        }
-    }
-
-    pub async fn join_all(&mut self) {
-        while let Some(joined) = self.set.join_next().await {
-            self.report_panic(joined);
-        }
-    }
-
-    fn report_panic(&self, joined: Result<(), tokio::task::JoinError>) {
-        if let Err(e) = joined {
-            let mut ev = Event::new("-", Kind::Error);
-            ev.error = Some(format!("internal error in a branch job: {e}"));
-            self.ctx.emit(ev);
-        }
-    }
-}
-
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| anyhow!("internal error: {e}"))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| anyhow!("internal error: {e}"))?
 }
 
 struct Job {
@@ -208,37 +43,12 @@ struct Claim {
     trigger: CommitInfo,
 }
 
-async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
+pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
     match action {
-        Action::Run {
-            branch,
-            refname,
-            head,
-            state,
-            handler,
-            force_worktree,
-        } => {
-            run_branch(
-                ctx,
-                Job {
-                    branch,
-                    refname,
-                    head,
-                    state,
-                    handler,
-                    force_worktree,
-                },
-            )
-            .await
+        Action::Run { branch, refname, head, state, handler, force_worktree } => {
+            run_branch(ctx, Job { branch, refname, head, state, handler, force_worktree }).await
         }
-        Action::TakeOver {
-            branch,
-            refname,
-            head,
-            lease,
-            stalled_handler,
-            force_worktree,
-        } => {
+        Action::TakeOver { branch, refname, head, lease, stalled_handler, force_worktree } => {
             let c = ctx.clone();
             let (b, r) = (branch.clone(), refname.clone());
             let Some(stalled) = blocking(move || take_over(&c, &b, &r, head, &lease)).await? else {
@@ -247,18 +57,7 @@ async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
             match stalled_handler {
                 Some(handler) if !ctx.stopping() => {
                     let state = State::reserved_state(Reserved::Stalled);
-                    run_branch(
-                        ctx,
-                        Job {
-                            branch,
-                            refname,
-                            head: stalled,
-                            state,
-                            handler,
-                            force_worktree,
-                        },
-                    )
-                    .await
+                    run_branch(ctx, Job { branch, refname, head: stalled, state, handler, force_worktree }).await
                 }
                 _ => Ok(()),
             }
@@ -320,13 +119,7 @@ fn claim(ctx: &Ctx, job: &Job) -> Result<Option<Claim>> {
     let repo = ctx.repo();
     let trigger = repo.commit(job.head)?;
     let run_id = uuid::Uuid::new_v4().to_string();
-    let msg = messages::claim(
-        &job.state,
-        &run_id,
-        &ctx.opts.runner_id,
-        ctx.opts.lease_seconds,
-        ctx.remote(),
-    )?;
+    let msg = messages::claim(&job.state, &run_id, &ctx.opts.runner_id, ctx.opts.lease_seconds, ctx.remote())?;
     let id = repo.write_commit(trigger.tree, &[job.head], &msg, clock::now())?;
     let reflog = format!("baton: claim {}", job.state);
     let mut ev = Event::new(&job.branch, Kind::LostRace);
@@ -404,12 +197,9 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
         let repo = c.repo();
         let head = match c.remote() {
             None => repo.ref_id(&format!("refs/heads/{}", j.branch))?,
-            Some(_) => Some(
-                run_git(&wt, ["rev-parse", "HEAD"])?
-                    .trim()
-                    .parse::<ObjectId>()
-                    .map_err(|e| anyhow!("{e}"))?,
-            ),
+            Some(_) => {
+                Some(run_git(&wt, ["rev-parse", "HEAD"])?.trim().parse::<ObjectId>().map_err(|e| anyhow!("{e}"))?)
+            }
         };
         let facts = match head {
             None => None,
@@ -557,10 +347,7 @@ fn publish_result(ctx: &Ctx, branch: &str, run_id: &str, head: ObjectId) -> Resu
         Pushed::Failed(why) => format!("the result could not be pushed ({why})"),
     };
     let kept = format!("refs/baton/conflicts/{branch}/{run_id}");
-    match ctx
-        .repo()
-        .compare_and_swap(&kept, None, head, "baton: keep a result the remote refused")
-    {
+    match ctx.repo().compare_and_swap(&kept, None, head, "baton: keep a result the remote refused") {
         Ok(_) => Err(format!("{why}; kept at {kept}")),
         Err(e) => Err(format!("{why}; and it could not be kept at {kept}: {e:#}")),
     }
@@ -597,12 +384,7 @@ fn record_failure(
         publish_result(ctx, &job.branch, &claim.run_id, id).map_err(|e| anyhow!(e))?;
         return Ok((id, next.to_string()));
     }
-    match repo.compare_and_swap(
-        &format!("refs/heads/{}", job.branch),
-        Some(head),
-        id,
-        "baton: handler failed",
-    )? {
+    match repo.compare_and_swap(&format!("refs/heads/{}", job.branch), Some(head), id, "baton: handler failed")? {
         Cas::Updated => Ok((id, next.to_string())),
         Cas::Moved { .. } => Err(anyhow!("the branch moved while the failure was being recorded")),
     }

@@ -35,12 +35,7 @@ pub fn claim(
         TrailerArg::reserved(Key::LeaseSeconds, lease_seconds.to_string()),
     ];
     trailers.extend(source(remote));
-    Ok(compose(
-        &format!("baton: {state} claimed"),
-        None,
-        &trailers,
-        &State::reserved_state(Reserved::Working),
-    )?)
+    Ok(compose(&format!("baton: {state} claimed"), None, &trailers, &State::reserved_state(Reserved::Working))?)
 }
 
 /// The `stalled` commit written over an expired lease.
@@ -104,12 +99,7 @@ pub fn failure(f: &Failure<'_>) -> Result<Vec<u8>> {
     trailers.push(TrailerArg::reserved(Key::Error, f.reason));
     trailers.extend(source(f.remote));
     let body = failure_body(f.state.as_str(), f.reason, f.output_tail, f.log, f.worktree);
-    Ok(compose(
-        &format!("baton: {} failed", f.state),
-        Some(&body),
-        &trailers,
-        f.next,
-    )?)
+    Ok(compose(&format!("baton: {} failed", f.state), Some(&body), &trailers, f.next)?)
 }
 
 /// The body of a failure event: what happened, the output's tail, and where the rest is.
@@ -120,20 +110,13 @@ pub fn failure_body(state: &str, reason: &str, tail: &str, log: &Path, wt: &Path
     } else {
         body.push_str(&format!("\nLast {TAIL_LINES} lines of its output:\n\n"));
         for line in tail.lines() {
-            let clean: String = line
-                .chars()
-                .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
-                .collect();
+            let clean: String = line.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect();
             body.push_str("    ");
             body.push_str(clean.trim_end());
             body.push('\n');
         }
     }
-    body.push_str(&format!(
-        "\nFull log: {}\nWorktree kept at: {}\n",
-        log.display(),
-        wt.display()
-    ));
+    body.push_str(&format!("\nFull log: {}\nWorktree kept at: {}\n", log.display(), wt.display()));
     body
 }
 
@@ -169,14 +152,8 @@ mod tests {
 
     #[test]
     fn failure_state_follows_next_on_failure() {
-        assert_eq!(
-            failure_state(&parse(b"t\n\ndwp-next-on-failure: triage\n")),
-            st("triage")
-        );
-        assert_eq!(
-            failure_state(&parse(b"t\n\ndwp-next-on-failure: working\n")),
-            st("failed")
-        );
+        assert_eq!(failure_state(&parse(b"t\n\ndwp-next-on-failure: triage\n")), st("triage"));
+        assert_eq!(failure_state(&parse(b"t\n\ndwp-next-on-failure: working\n")), st("failed"));
         assert_eq!(failure_state(&parse(b"t\n\ndwp-next-on-failure: ../x\n")), st("failed"));
         assert_eq!(failure_state(&[]), st("failed"));
     }

@@ -4,6 +4,7 @@
 pub mod board;
 pub mod clock;
 pub mod exec;
+pub mod executor;
 pub mod messages;
 pub mod plan;
 pub mod process;

@@ -45,14 +45,7 @@ pub struct PlanInput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Claim the branch and run the handler at `handler` (repository-relative path).
-    Run {
-        branch: String,
-        refname: String,
-        head: ObjectId,
-        state: State,
-        handler: String,
-        force_worktree: bool,
-    },
+    Run { branch: String, refname: String, head: ObjectId, state: State, handler: String, force_worktree: bool },
     /// The lease expired: write `stalled`, then run the `stalled` handler if there is one.
     TakeOver {
         branch: String,
@@ -88,10 +81,7 @@ pub fn plan(inputs: &[PlanInput], now: i64, current: CurrentBranch) -> Vec<Actio
         let force_worktree = is_main;
         let refname = card.head.refname.clone();
         let head = card.head.id;
-        let notice = |message: String| Action::Notice {
-            branch: branch.clone(),
-            message,
-        };
+        let notice = |message: String| Action::Notice { branch: branch.clone(), message };
         let valid = match &card.state {
             StateRead::None => continue,
             StateRead::Invalid(v) => {
@@ -188,11 +178,7 @@ mod tests {
         };
         PlanInput {
             card: BranchCard {
-                head: BranchHead {
-                    branch: branch.into(),
-                    refname: format!("refs/heads/{branch}"),
-                    id,
-                },
+                head: BranchHead { branch: branch.into(), refname: format!("refs/heads/{branch}"), id },
                 state: commit.state(),
                 lease: Lease::from_commit(&trailers, time),
                 commit,
@@ -225,13 +211,7 @@ mod tests {
     fn invalid_states_and_unexecutable_handlers_are_noticed_not_run() {
         let inputs = vec![
             card("a", "t\n\ndwp-state: ../x\n", 0, None, None),
-            card(
-                "b",
-                "t\n\ndwp-state: x\n",
-                0,
-                Some(HandlerLookup::NotExecutable(".dwp/command/x".into())),
-                None,
-            ),
+            card("b", "t\n\ndwp-state: x\n", 0, Some(HandlerLookup::NotExecutable(".dwp/command/x".into())), None),
         ];
         let actions = plan(&inputs, 0, CurrentBranch::Skip);
         assert_eq!(actions.len(), 2);
@@ -245,9 +225,7 @@ mod tests {
         assert!(plan(&inputs, 1060, CurrentBranch::Skip).is_empty());
         let actions = plan(&inputs, 1061, CurrentBranch::Skip);
         match &actions[..] {
-            [Action::TakeOver {
-                lease, stalled_handler, ..
-            }] => {
+            [Action::TakeOver { lease, stalled_handler, .. }] => {
                 assert_eq!(lease.run_id.as_deref(), Some("r1"));
                 assert_eq!(stalled_handler.as_deref(), Some(".dwp/command/stalled"));
             }
@@ -261,30 +239,17 @@ mod tests {
         main.checkout = Checkout::Main;
         let other = card("other", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         let inputs = vec![main, other];
-        let names = |c| {
-            plan(&inputs, 0, c)
-                .iter()
-                .map(|a| a.branch().to_owned())
-                .collect::<Vec<_>>()
-        };
+        let names = |c| plan(&inputs, 0, c).iter().map(|a| a.branch().to_owned()).collect::<Vec<_>>();
         assert_eq!(names(CurrentBranch::Skip), ["other"]);
         assert_eq!(names(CurrentBranch::Include), ["main", "other"]);
         assert_eq!(names(CurrentBranch::Only), ["main"]);
-        assert!(matches!(
-            &plan(&inputs, 0, CurrentBranch::Only)[0],
-            Action::Run {
-                force_worktree: true,
-                ..
-            }
-        ));
+        assert!(matches!(&plan(&inputs, 0, CurrentBranch::Only)[0], Action::Run { force_worktree: true, .. }));
     }
 
     #[test]
     fn spread_rotates_without_losing_actions() {
-        let inputs: Vec<PlanInput> = ["a", "b", "c"]
-            .iter()
-            .map(|b| card(b, "t\n\ndwp-state: x\n", 0, found(".dwp/command/x"), None))
-            .collect();
+        let inputs: Vec<PlanInput> =
+            ["a", "b", "c"].iter().map(|b| card(b, "t\n\ndwp-state: x\n", 0, found(".dwp/command/x"), None)).collect();
         let names = |v: Vec<Action>| v.iter().map(|a| a.branch().to_owned()).collect::<Vec<_>>();
         assert_eq!(names(spread(plan(&inputs, 0, CurrentBranch::Skip), 4)), ["b", "c", "a"]);
         assert_eq!(names(spread(Vec::new(), 4)), Vec::<String>::new());
@@ -294,9 +259,6 @@ mod tests {
     fn branch_checked_out_elsewhere_is_noticed() {
         let mut a = card("a", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         a.checkout = Checkout::Elsewhere("/tmp/wt".into());
-        assert!(matches!(
-            &plan(&[a], 0, CurrentBranch::Skip)[..],
-            [Action::Notice { .. }]
-        ));
+        assert!(matches!(&plan(&[a], 0, CurrentBranch::Skip)[..], [Action::Notice { .. }]));
     }
 }

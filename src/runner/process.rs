@@ -40,10 +40,7 @@ pub struct HandlerRun<'a> {
 
 /// `BATON_TRAILER_<KEY>` name: key uppercased, `-` → `_`.
 pub fn trailer_env_name(prefix: &str, key: &str) -> String {
-    let k: String = key
-        .chars()
-        .map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() })
-        .collect();
+    let k: String = key.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }).collect();
     format!("{prefix}{k}")
 }
 
@@ -180,14 +177,8 @@ mod tests {
 
     #[test]
     fn trailer_env_names() {
-        assert_eq!(
-            trailer_env_name("BATON_TRAILER_", "dwp-next-on-failure"),
-            "BATON_TRAILER_DWP_NEXT_ON_FAILURE"
-        );
-        assert_eq!(
-            trailer_env_name("AYNIG_TRAILER_", "Reviewed-by"),
-            "AYNIG_TRAILER_REVIEWED_BY"
-        );
+        assert_eq!(trailer_env_name("BATON_TRAILER_", "dwp-next-on-failure"), "BATON_TRAILER_DWP_NEXT_ON_FAILURE");
+        assert_eq!(trailer_env_name("AYNIG_TRAILER_", "Reviewed-by"), "AYNIG_TRAILER_REVIEWED_BY");
     }
 
     #[test]
@@ -207,8 +198,6 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("outside"), dir.path().join(".dwp/command/x")).unwrap();
         std::fs::write(dir.path().join(".dwp/command/ok"), "").unwrap();
         assert!(resolve_inside(dir.path(), ".dwp/command/ok").is_ok());
-        assert!(resolve_inside(dir.path(), ".dwp/command/x")
-            .unwrap_err()
-            .contains("outside"));
+        assert!(resolve_inside(dir.path(), ".dwp/command/x").unwrap_err().contains("outside"));
     }
 }

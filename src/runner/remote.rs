@@ -29,15 +29,7 @@ pub enum Pushed {
 pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
     let spec = format!("+refs/heads/*:refs/remotes/{remote}/*");
     let out = git(dir)
-        .args([
-            "fetch",
-            "--quiet",
-            "--prune",
-            "--no-tags",
-            "--no-write-fetch-head",
-            remote,
-            &spec,
-        ])
+        .args(["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", remote, &spec])
         .output()
         .map_err(|e| format!("running git fetch: {e}"))?;
     if out.status.success() {
@@ -48,12 +40,7 @@ pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
 }
 
 fn first_line(bytes: &[u8], fallback: &str) -> String {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or(fallback)
-        .to_owned()
+    String::from_utf8_lossy(bytes).lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(fallback).to_owned()
 }
 
 /// Push `new` to `refs/heads/<branch>` on `remote`. With `expected`, the push is a
@@ -157,10 +144,7 @@ impl Breaker {
         let exp = self.base.as_secs_f64() * 2f64.powi(self.failures as i32 - 1);
         let capped = exp.min(self.cap.as_secs_f64());
         let wait = Duration::from_secs_f64(capped * (0.8 + 0.4 * jitter.clamp(0.0, 1.0)));
-        Advice::Backoff {
-            wait,
-            first: self.failures == 1,
-        }
+        Advice::Backoff { wait, first: self.failures == 1 }
     }
 }
 
@@ -171,10 +155,7 @@ mod tests {
     #[test]
     fn porcelain_rejection_and_acceptance() {
         let rejected = b"To ../origin\n!\tabc:refs/heads/t\t[rejected] (stale info)\nDone\n";
-        assert_eq!(
-            parse_push(false, rejected, b""),
-            Pushed::Rejected("[rejected] (stale info)".into())
-        );
+        assert_eq!(parse_push(false, rejected, b""), Pushed::Rejected("[rejected] (stale info)".into()));
         let ok = b"To ../origin\n \tabc:refs/heads/t\t1111..2222\nDone\n";
         assert_eq!(parse_push(true, ok, b""), Pushed::Accepted);
         assert_eq!(
@@ -187,34 +168,10 @@ mod tests {
     fn backoff_doubles_caps_and_trips() {
         let mut b = Breaker::new(Duration::from_secs(2));
         b.cap = Duration::from_secs(5);
-        assert_eq!(
-            b.failed(0.0, 0.5),
-            Advice::Backoff {
-                wait: Duration::from_secs(2),
-                first: true
-            }
-        );
-        assert_eq!(
-            b.failed(0.0, 0.5),
-            Advice::Backoff {
-                wait: Duration::from_secs(4),
-                first: false
-            }
-        );
-        assert_eq!(
-            b.failed(0.0, 0.5),
-            Advice::Backoff {
-                wait: Duration::from_secs(5),
-                first: false
-            }
-        );
-        assert_eq!(
-            b.failed(0.0, 0.5),
-            Advice::Backoff {
-                wait: Duration::from_secs(5),
-                first: false
-            }
-        );
+        assert_eq!(b.failed(0.0, 0.5), Advice::Backoff { wait: Duration::from_secs(2), first: true });
+        assert_eq!(b.failed(0.0, 0.5), Advice::Backoff { wait: Duration::from_secs(4), first: false });
+        assert_eq!(b.failed(0.0, 0.5), Advice::Backoff { wait: Duration::from_secs(5), first: false });
+        assert_eq!(b.failed(0.0, 0.5), Advice::Backoff { wait: Duration::from_secs(5), first: false });
         assert!(b.allows(0.0));
         assert!(matches!(b.failed(10.0, 0.5), Advice::Open { .. }));
         assert!(!b.allows(11.0));
@@ -228,12 +185,8 @@ mod tests {
     fn jitter_spreads_within_twenty_percent() {
         let mut lo = Breaker::new(Duration::from_secs(10));
         let mut hi = lo.clone();
-        let Advice::Backoff { wait: a, .. } = lo.failed(0.0, 0.0) else {
-            panic!()
-        };
-        let Advice::Backoff { wait: b, .. } = hi.failed(0.0, 0.999) else {
-            panic!()
-        };
+        let Advice::Backoff { wait: a, .. } = lo.failed(0.0, 0.0) else { panic!() };
+        let Advice::Backoff { wait: b, .. } = hi.failed(0.0, 0.999) else { panic!() };
         assert_eq!(a, Duration::from_secs(8));
         assert!(b > Duration::from_secs(11) && b < Duration::from_secs(12));
     }

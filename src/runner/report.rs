@@ -62,11 +62,7 @@ impl Event {
     pub fn log_line(&self) {
         let b = &self.branch;
         let st = self.state.as_deref().unwrap_or("-");
-        let short = |c: &Option<String>| {
-            c.as_deref()
-                .map(|c| c.get(..12).unwrap_or(c).to_owned())
-                .unwrap_or_default()
-        };
+        let short = |c: &Option<String>| c.as_deref().map(|c| c.get(..12).unwrap_or(c).to_owned()).unwrap_or_default();
         match self.action {
             Kind::Claimed => tracing::info!("{b}: claimed for {st} (run {})", self.run_id.as_deref().unwrap_or("")),
             Kind::Succeeded => tracing::info!(

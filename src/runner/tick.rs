@@ -50,10 +50,9 @@ fn user_worktrees(repo: &Repo) -> Vec<(String, PathBuf)> {
     };
     for entry in entries.flatten() {
         let dir = entry.path();
-        let (Ok(head), Ok(gitdir)) = (
-            std::fs::read_to_string(dir.join("HEAD")),
-            std::fs::read_to_string(dir.join("gitdir")),
-        ) else {
+        let (Ok(head), Ok(gitdir)) =
+            (std::fs::read_to_string(dir.join("HEAD")), std::fs::read_to_string(dir.join("gitdir")))
+        else {
             continue;
         };
         let Some(branch) = head.trim().strip_prefix("ref: refs/heads/") else {
@@ -82,10 +81,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Actio
     let repo = Repo::discover(cwd)?;
     let inputs: Vec<PlanInput> = match &spec.remote {
         Some(remote) => {
-            remote::fetch(repo.common_dir(), remote).map_err(|why| TickError::Fetch {
-                remote: remote.clone(),
-                why,
-            })?;
+            remote::fetch(repo.common_dir(), remote).map_err(|why| TickError::Fetch { remote: remote.clone(), why })?;
             let prefix = format!("{remote}/");
             let cards = read_board(
                 &repo,
@@ -97,28 +93,15 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Actio
                 .into_iter()
                 .map(|mut card| {
                     // Act on the remote's branch name; its head was read from the tracking ref.
-                    card.head.branch = card
-                        .head
-                        .branch
-                        .strip_prefix(&prefix)
-                        .unwrap_or(&card.head.branch)
-                        .to_owned();
-                    PlanInput {
-                        card,
-                        checkout: Checkout::Free,
-                    }
+                    card.head.branch = card.head.branch.strip_prefix(&prefix).unwrap_or(&card.head.branch).to_owned();
+                    PlanInput { card, checkout: Checkout::Free }
                 })
                 .collect()
         }
         None => {
             let main = main_branch(&repo);
             let elsewhere = user_worktrees(&repo);
-            let cards = read_board(
-                &repo,
-                &BranchSource::Local,
-                |b| selected(&spec.branches, b),
-                spec.role.as_deref(),
-            )?;
+            let cards = read_board(&repo, &BranchSource::Local, |b| selected(&spec.branches, b), spec.role.as_deref())?;
             cards
                 .into_iter()
                 .map(|card| {
@@ -137,18 +120,9 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Actio
     // Runners sharing a board start at different places (pid and clock as the seed).
     let seed = u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now as u64;
     let actions = spread(plan(&inputs, now, spec.current), seed);
-    let touches_main = actions.iter().any(|a| {
-        matches!(
-            a,
-            Action::Run {
-                force_worktree: true,
-                ..
-            } | Action::TakeOver {
-                force_worktree: true,
-                ..
-            }
-        )
-    });
+    let touches_main = actions
+        .iter()
+        .any(|a| matches!(a, Action::Run { force_worktree: true, .. } | Action::TakeOver { force_worktree: true, .. }));
     if touches_main {
         let dir = repo.workdir().context("no main worktree")?;
         let dirty = run_git(dir, ["status", "--porcelain", "--untracked-files=no"])?;

@@ -57,9 +57,7 @@ pub fn judge(exit: &Exit, head: Option<&HeadFacts>, run_id: &str) -> Verdict {
         Exit::Code(c) => return failed(format!("handler exited with status {c}")),
         Exit::Signal(s) => return failed(format!("handler was killed by signal {s}")),
         Exit::TimedOut { seconds } => {
-            return failed(format!(
-                "handler timed out after {seconds}s; its process group was killed"
-            ))
+            return failed(format!("handler timed out after {seconds}s; its process group was killed"))
         }
         Exit::Interrupted => {
             return failed("runner was interrupted; the handler was stopped after the grace period".into())
@@ -77,9 +75,7 @@ pub fn judge(exit: &Exit, head: Option<&HeadFacts>, run_id: &str) -> Verdict {
                 failed("newest commit is a working lease of another run".into())
             }
         }
-        StateRead::Valid(s) => Verdict::Succeeded {
-            next_state: s.to_string(),
-        },
+        StateRead::Valid(s) => Verdict::Succeeded { next_state: s.to_string() },
         StateRead::Invalid(v) => failed(format!("newest commit has an invalid dwp-state {v:?}")),
         StateRead::None => failed("newest commit has no dwp-state trailer".into()),
     }
@@ -91,12 +87,7 @@ mod tests {
     use crate::protocol::State;
 
     fn head(state: StateRead, run: Option<&str>) -> HeadFacts {
-        HeadFacts {
-            is_claim: false,
-            descends_from_claim: true,
-            state,
-            run_id: run.map(Into::into),
-        }
+        HeadFacts { is_claim: false, descends_from_claim: true, state, run_id: run.map(Into::into) }
     }
     fn valid(s: &str) -> StateRead {
         StateRead::Valid(State::parse(s).unwrap())
@@ -106,9 +97,7 @@ mod tests {
     fn success_needs_exit_zero_and_a_new_state() {
         assert_eq!(
             judge(&Exit::Code(0), Some(&head(valid("review"), None)), "r"),
-            Verdict::Succeeded {
-                next_state: "review".into()
-            }
+            Verdict::Succeeded { next_state: "review".into() }
         );
     }
 
@@ -129,28 +118,15 @@ mod tests {
 
     #[test]
     fn own_working_commit_parks_foreign_one_fails() {
-        assert_eq!(
-            judge(&Exit::Code(0), Some(&head(valid("working"), Some("r"))), "r"),
-            Verdict::Parked
-        );
-        assert!(matches!(
-            judge(&Exit::Code(0), Some(&head(valid("working"), Some("x"))), "r"),
-            Verdict::Failed { .. }
-        ));
+        assert_eq!(judge(&Exit::Code(0), Some(&head(valid("working"), Some("r"))), "r"), Verdict::Parked);
+        assert!(matches!(judge(&Exit::Code(0), Some(&head(valid("working"), Some("x"))), "r"), Verdict::Failed { .. }));
     }
 
     #[test]
     fn missing_or_invalid_state_fails() {
+        assert!(matches!(judge(&Exit::Code(0), Some(&head(StateRead::None, None)), "r"), Verdict::Failed { .. }));
         assert!(matches!(
-            judge(&Exit::Code(0), Some(&head(StateRead::None, None)), "r"),
-            Verdict::Failed { .. }
-        ));
-        assert!(matches!(
-            judge(
-                &Exit::Code(0),
-                Some(&head(StateRead::Invalid("../x".into()), None)),
-                "r"
-            ),
+            judge(&Exit::Code(0), Some(&head(StateRead::Invalid("../x".into()), None)), "r"),
             Verdict::Failed { .. }
         ));
     }

@@ -61,8 +61,7 @@ impl TestRepo {
     pub fn git_cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("git");
         base_env(&mut cmd, self.home());
-        cmd.env("GIT_AUTHOR_DATE", FIXED_DATE)
-            .env("GIT_COMMITTER_DATE", FIXED_DATE);
+        cmd.env("GIT_AUTHOR_DATE", FIXED_DATE).env("GIT_COMMITTER_DATE", FIXED_DATE);
         cmd.current_dir(&self.path).args(args);
         cmd
     }
@@ -70,11 +69,7 @@ impl TestRepo {
     /// Run git, assert success, return stdout.
     pub fn git(&self, args: &[&str]) -> String {
         let out = self.git_cmd(args).output().expect("spawn git");
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -92,11 +87,7 @@ impl TestRepo {
         let writer = std::thread::spawn(move || input.write_all(&data));
         let out = child.wait_with_output().unwrap();
         writer.join().unwrap().unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     }
 
@@ -150,27 +141,17 @@ impl TestRepo {
 
     /// The dwp-state of a branch head, read by git.
     pub fn state_of(&self, rev: &str) -> String {
-        self.git(&[
-            "log",
-            "-1",
-            "--format=%(trailers:key=dwp-state,valueonly,separator=%x2C)",
-            rev,
-        ])
-        .trim()
-        .rsplit(',')
-        .next()
-        .unwrap_or("")
-        .to_owned()
+        self.git(&["log", "-1", "--format=%(trailers:key=dwp-state,valueonly,separator=%x2C)", rev])
+            .trim()
+            .rsplit(',')
+            .next()
+            .unwrap_or("")
+            .to_owned()
     }
 
     /// A trailer value of a commit, read by git (last one).
     pub fn trailer_of(&self, rev: &str, key: &str) -> Option<String> {
-        let out = self.git(&[
-            "log",
-            "-1",
-            &format!("--format=%(trailers:key={key},valueonly,unfold)"),
-            rev,
-        ]);
+        let out = self.git(&["log", "-1", &format!("--format=%(trailers:key={key},valueonly,unfold)"), rev]);
         out.lines().rev().find(|l| !l.is_empty()).map(str::to_owned)
     }
 }
