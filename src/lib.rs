@@ -5,6 +5,7 @@
 //! parses arguments and prints.
 
 pub mod cli;
+pub mod history;
 pub mod protocol;
 pub mod repo;
 pub mod runner;

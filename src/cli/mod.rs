@@ -1,11 +1,18 @@
 //! Command-line entry: one file per subcommand, a single place mapping outcomes to exit codes
 //! (0 ok, 1 failure, 2 usage error), data on stdout, messages for people on stderr.
 
+mod checkpoints;
 mod events;
+mod graph;
 mod heartbeat;
+mod hooks;
 mod init;
+mod log;
+mod metrics;
 mod output;
+mod resume;
 mod run;
+mod scan;
 mod send;
 mod status;
 mod trailers;
@@ -45,6 +52,12 @@ enum Command {
     Init(init::Args),
     Run(run::Args),
     Watch(watch::Args),
+    Log(log::Args),
+    Checkpoints(checkpoints::Args),
+    Resume(resume::Args),
+    Metrics(metrics::Args),
+    Graph(graph::Args),
+    Hooks(hooks::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -102,6 +115,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Init(a) => init::cmd_init(&cwd, a),
         Command::Run(a) => run::cmd_run(&cwd, a),
         Command::Watch(a) => watch::cmd_watch(&cwd, a),
+        Command::Log(a) => log::cmd_log(&cwd, a),
+        Command::Checkpoints(a) => checkpoints::cmd_checkpoints(&cwd, a),
+        Command::Resume(a) => resume::cmd_resume(&cwd, a),
+        Command::Metrics(a) => metrics::cmd_metrics(&cwd, a),
+        Command::Graph(a) => graph::cmd_graph(&cwd, a),
+        Command::Hooks(a) => hooks::cmd_hooks(&cwd, a),
     }
 }
 

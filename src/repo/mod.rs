@@ -2,6 +2,7 @@
 //! compare-and-swap) happen in-process with gix; the `git` binary is used only where gix cannot do
 //! the job (linked worktree add/remove/prune, see [`worktree`]), always with a scrubbed environment.
 
+pub mod walk;
 pub mod worktree;
 
 use std::collections::HashMap;
@@ -99,9 +100,7 @@ impl Repo {
     }
 
     pub fn from_sync(sync: &gix::ThreadSafeRepository) -> Repo {
-        Repo {
-            inner: sync.to_thread_local(),
-        }
+        Repo { inner: sync.to_thread_local() }
     }
 
     pub fn is_bare(&self) -> bool {
@@ -119,11 +118,11 @@ impl Repo {
 
     /// The branch checked out in the worktree this process runs in, if HEAD is attached.
     pub fn head_branch(&self) -> Result<Option<String>> {
-        Ok(self.inner.head_name().context("reading HEAD")?.and_then(|n| {
-            n.as_bstr()
-                .strip_prefix(b"refs/heads/")
-                .map(|b| b.to_str_lossy().into_owned())
-        }))
+        Ok(self
+            .inner
+            .head_name()
+            .context("reading HEAD")?
+            .and_then(|n| n.as_bstr().strip_prefix(b"refs/heads/").map(|b| b.to_str_lossy().into_owned())))
     }
 
     /// Whether HEAD points to a commit at all (false for unborn branches).
@@ -136,18 +135,10 @@ impl Repo {
     pub fn branches(&self, source: &BranchSource) -> Result<Vec<BranchHead>> {
         let platform = self.inner.references().context("reading refs")?;
         let (iter, strip) = match source {
-            BranchSource::Local => (
-                platform.local_branches().context("reading refs/heads")?,
-                "refs/heads/".to_owned(),
-            ),
+            BranchSource::Local => (platform.local_branches().context("reading refs/heads")?, "refs/heads/".to_owned()),
             BranchSource::Remote(remote) => {
                 let prefix = format!("refs/remotes/{remote}/");
-                (
-                    platform
-                        .prefixed(prefix.as_str())
-                        .with_context(|| format!("reading {prefix}"))?,
-                    prefix,
-                )
+                (platform.prefixed(prefix.as_str()).with_context(|| format!("reading {prefix}"))?, prefix)
             }
         };
         let mut out = Vec::new();
@@ -176,15 +167,9 @@ impl Repo {
 
     /// The commit a ref points to, `None` if the ref does not exist.
     pub fn ref_id(&self, refname: &str) -> Result<Option<ObjectId>> {
-        match self
-            .inner
-            .try_find_reference(refname)
-            .with_context(|| format!("reading {refname}"))?
-        {
+        match self.inner.try_find_reference(refname).with_context(|| format!("reading {refname}"))? {
             None => Ok(None),
-            Some(mut r) => Ok(Some(
-                r.peel_to_id().with_context(|| format!("resolving {refname}"))?.detach(),
-            )),
+            Some(mut r) => Ok(Some(r.peel_to_id().with_context(|| format!("resolving {refname}"))?.detach())),
         }
     }
 
@@ -207,18 +192,13 @@ impl Repo {
             .rev_parse_single(rev.as_bytes().as_bstr())
             .map_err(|e| anyhow!("unknown revision {rev:?}: {e}"))?;
         let obj = id.object().with_context(|| format!("reading {rev}"))?;
-        let commit = obj
-            .peel_to_commit()
-            .map_err(|_| anyhow!("{rev:?} does not name a commit"))?;
+        let commit = obj.peel_to_commit().map_err(|_| anyhow!("{rev:?} does not name a commit"))?;
         Ok(commit.id)
     }
 
     /// Read and parse one commit.
     pub fn commit(&self, id: ObjectId) -> Result<CommitInfo> {
-        let commit = self
-            .inner
-            .find_commit(id)
-            .with_context(|| format!("reading commit {id}"))?;
+        let commit = self.inner.find_commit(id).with_context(|| format!("reading commit {id}"))?;
         let decoded = commit.decode().with_context(|| format!("decoding commit {id}"))?;
         let message = decoded.message.to_vec();
         let committer_time = decoded.committer().map(|s| s.seconds()).unwrap_or(0);
@@ -241,10 +221,7 @@ impl Repo {
     /// `now` is the committer/author time; identity comes from git config and `GIT_*` variables.
     pub fn write_commit(&self, tree: ObjectId, parents: &[ObjectId], message: &[u8], now: i64) -> Result<ObjectId> {
         let time = gix::date::Time::new(now, 0);
-        let committer = self
-            .inner
-            .committer()
-            .ok_or_else(|| anyhow!("no committer identity"))??;
+        let committer = self.inner.committer().ok_or_else(|| anyhow!("no committer identity"))??;
         let author = self.inner.author().ok_or_else(|| anyhow!("no author identity"))??;
         let sig = |s: gix::actor::SignatureRef<'_>| gix::actor::Signature {
             name: s.name.into(),
@@ -260,11 +237,7 @@ impl Repo {
             message: BString::from(message),
             extra_headers: Vec::new(),
         };
-        Ok(self
-            .inner
-            .write_object(&commit)
-            .context("writing the commit object")?
-            .detach())
+        Ok(self.inner.write_object(&commit).context("writing the commit object")?.detach())
     }
 
     /// The one way git-baton moves a ref: compare-and-swap with the value it read.
@@ -279,9 +252,7 @@ impl Repo {
         new: ObjectId,
         reflog: &str,
     ) -> Result<Cas> {
-        let name: FullName = refname
-            .try_into()
-            .map_err(|e| anyhow!("invalid ref name {refname:?}: {e}"))?;
+        let name: FullName = refname.try_into().map_err(|e| anyhow!("invalid ref name {refname:?}: {e}"))?;
         let expected_value = match expected {
             Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
             None => PreviousValue::MustNotExist,
@@ -294,11 +265,7 @@ impl Repo {
             }
             let edit = RefEdit {
                 change: Change::Update {
-                    log: LogChange {
-                        mode: RefLog::AndReference,
-                        force_create_reflog: false,
-                        message: reflog.into(),
-                    },
+                    log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: reflog.into() },
                     expected: expected_value.clone(),
                     new: Target::Object(new),
                 },
@@ -355,15 +322,9 @@ impl Repo {
     /// Look a handler up in a tree: `<dir>/<state>` must be an executable file; a symlink is
     /// followed once if it names a sibling in the same folder (never outside it).
     pub fn lookup_handler(&self, tree: ObjectId, dir: &str, state: &str) -> Result<HandlerLookup> {
-        let tree_obj = self
-            .inner
-            .find_tree(tree)
-            .with_context(|| format!("reading tree {tree}"))?;
+        let tree_obj = self.inner.find_tree(tree).with_context(|| format!("reading tree {tree}"))?;
         let path = format!("{dir}/{state}");
-        let Some(entry) = tree_obj
-            .lookup_entry_by_path(&path)
-            .with_context(|| format!("looking up {path}"))?
-        else {
+        let Some(entry) = tree_obj.lookup_entry_by_path(&path).with_context(|| format!("looking up {path}"))? else {
             return Ok(HandlerLookup::Missing);
         };
         use gix::object::tree::EntryKind;

@@ -42,6 +42,10 @@ pub fn git(dir: &Path) -> Command {
             cmd.env(var, v);
         }
     }
+    // The runner's own git calls run no hooks: a user's post-checkout hook has no business in a
+    // runner slot, and a git-baton hook must not start ticks from inside a tick. (Server-side
+    // hooks of a remote still run on push: they are the remote's to enforce.)
+    cmd.args(["-c", "core.hooksPath=/dev/null"]);
     cmd.env("GIT_TERMINAL_PROMPT", "0").current_dir(dir).stdin(Stdio::null());
     cmd
 }

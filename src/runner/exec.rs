@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 
+use super::executor::Ctx;
 use super::messages::{self, Failure, TAIL_LINES};
 use super::plan::Action;
 use super::process::{run_handler, tail, HandlerRun};
 use super::remote::{self, Pushed};
-use super::executor::Ctx;
 use super::report::{Event, Kind};
 use super::validate::{judge, Exit, HeadFacts, Verdict};
 use super::{body_env, clock};
