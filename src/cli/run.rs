@@ -143,6 +143,27 @@ pub fn forward_stop(tx: watch::Sender<bool>, grace: Duration) {
     });
 }
 
+/// Run one planned tick to the end, printing its events; returns the counts.
+pub async fn execute_and_print(
+    repo: crate::repo::Repo,
+    opts: TickOptions,
+    stop: watch::Receiver<bool>,
+    actions: Vec<crate::runner::plan::Action>,
+    json: bool,
+) -> Result<Summary> {
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let mut executor = Executor::new(Arc::new(Ctx::new(repo, opts, stop, events_tx)));
+    let work = tokio::spawn(async move {
+        executor.submit(actions);
+        executor.join_all().await;
+    });
+    // Printing stays on this task: stdout's lock is not Send. The channel closes when the
+    // executor (which holds the last sender) is done.
+    let summary = print_events(events_rx, json).await;
+    work.await.context("runner task")?;
+    summary
+}
+
 pub fn cmd_run(cwd: &Path, args: Args) -> Result<ExitCode> {
     let spec = args.spec()?;
     let opts = args.options()?;
@@ -151,18 +172,8 @@ pub fn cmd_run(cwd: &Path, args: Args) -> Result<ExitCode> {
     let json = args.json;
     let summary = session.runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
         forward_stop(stop_tx, opts.grace);
-        let mut executor = Executor::new(Arc::new(Ctx::new(repo, opts, stop_rx, events_tx)));
-        let work = tokio::spawn(async move {
-            executor.submit(actions);
-            executor.join_all().await;
-        });
-        // Printing stays on this task: stdout's lock is not Send. The channel closes when the
-        // executor (which holds the last sender) is done.
-        let summary = print_events(events_rx, json).await;
-        work.await.context("runner task")?;
-        summary
+        execute_and_print(repo, opts, stop_rx, actions, json).await
     })?;
     tracing::info!("{}", summary.line());
     if args.fail_on_error && (summary.failed > 0 || summary.errors > 0) {

@@ -32,7 +32,7 @@ pub enum TickError {
 }
 
 /// The branch checked out in the main worktree, from `<common dir>/HEAD`.
-fn main_branch(repo: &Repo) -> Option<String> {
+pub fn main_branch(repo: &Repo) -> Option<String> {
     if repo.is_bare() {
         return None;
     }

@@ -23,17 +23,15 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::cli::run::{forward_stop, print_events, Args as RunArgs, Session};
+use crate::cli::run::{execute_and_print, forward_stop, Args as RunArgs, Session};
 use crate::repo::worktree::{run_git, Scratch};
 use crate::repo::Repo;
 use crate::runner::clock;
-use crate::runner::executor::{Ctx, Executor};
 use crate::runner::plan::{Action, CurrentBranch};
 use crate::runner::tick::{self, TickSpec};
 
@@ -167,15 +165,6 @@ fn previous_branch(cwd: &Path) -> Option<String> {
     full.trim().strip_prefix("refs/heads/").filter(|b| !b.is_empty()).map(str::to_owned)
 }
 
-/// The branch checked out in the main worktree (`<common dir>/HEAD`), if any.
-fn main_branch(repo: &Repo) -> Option<String> {
-    if repo.is_bare() {
-        return None;
-    }
-    let head = std::fs::read_to_string(repo.common_dir().join("HEAD")).ok()?;
-    head.trim().strip_prefix("ref: refs/heads/").map(str::to_owned)
-}
-
 fn debounce() -> Duration {
     let ms = std::env::var(DEBOUNCE_VAR).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_DEBOUNCE_MS);
     Duration::from_millis(ms)
@@ -216,7 +205,7 @@ fn trigger(cwd: &Path, repo: &Repo, root: &Path, args: &Args) -> Result<()> {
         let _in_runtime = session.runtime.enter();
         forward_stop(stop_tx, opts.grace);
     }
-    let main = main_branch(repo);
+    let main = crate::runner::tick::main_branch(repo);
     loop {
         let Some(_held) = queue.try_lock()? else {
             note("another hook-started tick is running; it will take these branches next");
@@ -295,17 +284,7 @@ fn run_batch(
         let opts = args.run.options()?;
         let shutdown = stop.clone();
         let json = args.run.json;
-        let summary = session.runtime.block_on(async move {
-            let (events_tx, events_rx) = mpsc::unbounded_channel();
-            let mut executor = Executor::new(Arc::new(Ctx::new(repo, opts, shutdown, events_tx)));
-            let work = tokio::spawn(async move {
-                executor.submit(actions);
-                executor.join_all().await;
-            });
-            let summary = print_events(events_rx, json).await;
-            work.await.context("runner task")?;
-            summary
-        })?;
+        let summary = session.runtime.block_on(execute_and_print(repo, opts, shutdown, actions, json))?;
         note(format_args!("{} ({})", summary.line(), batch.join(" ")));
         if !runnable || summary.claimed + summary.took_over == 0 {
             break;
