@@ -423,8 +423,12 @@ fn sigint_stops_claiming_and_records_interrupted_handler() {
     let r = repo_with(&[(".dwp/command/slow", "#!/bin/sh\nsleep 60\n")]);
     r.task("t1", "slow", &[]);
     r.task("t2", "slow", &[]);
-    let mut child =
-        r.baton_cmd(&["run", "--json", "--jobs", "1", "--grace", "0.5"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = r
+        .baton_cmd(&["run", "--json", "--jobs", "1", "--grace", "0.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while r.state_of("t1") != "working" && r.state_of("t2") != "working" {
         assert!(Instant::now() < deadline, "never claimed");
