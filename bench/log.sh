@@ -42,40 +42,7 @@ note() { echo "# $*" >&2; }
 command -v git >/dev/null || die "git not found"
 command -v python3 >/dev/null || die "python3 not found (used to check the JSON output)"
 
-SCRIPT_START=${EPOCHREALTIME:-}
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-
-# --- the binary -------------------------------------------------------------------------------
-if [[ $# -ge 1 ]]; then
-    BATON=$1
-    [[ -x $BATON ]] || die "not an executable file: $BATON"
-else
-    target=${CARGO_TARGET_DIR:-target}
-    [[ $target == /* ]] || target=$ROOT/$target
-    BATON=$target/release/git-baton
-    if [[ ! -x $BATON ]]; then
-        note "building $BATON (cargo build --release --locked)"
-        (cd "$ROOT" && cargo build --release --locked) >&2
-        [[ -x $BATON ]] || die "build finished but $BATON is missing"
-    fi
-fi
-BATON=$(cd "$(dirname "$BATON")" && pwd)/$(basename "$BATON")
-
-# --- throw-away repository with a fixed environment ---------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/git-baton-bench.XXXXXX")
-if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-    trap 'echo "# kept $TMP" >&2' EXIT
-else
-    trap 'rm -rf "$TMP"' EXIT
-fi
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^GIT_' || true)
-export HOME=$TMP XDG_CONFIG_HOME=$TMP/.config GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
-unset RUST_LOG BATON_ROLE
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mkdir -p "$TMP/bin"
 ln -s "$BATON" "$TMP/bin/git-baton"
