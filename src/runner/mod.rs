@@ -10,6 +10,7 @@ pub mod plan;
 pub mod process;
 pub mod remote;
 pub mod report;
+pub mod select;
 pub mod tick;
 pub mod validate;
 

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::board::read_board;
 use super::plan::{plan, spread, Action, Checkout, CurrentBranch, PlanInput};
 use super::remote;
-use crate::cli::glob_match;
+use super::select::branch_selected;
 use crate::repo::worktree::{run_git, Scratch};
 use crate::repo::{BranchSource, Repo};
 
@@ -72,10 +72,6 @@ fn user_worktrees(repo: &Repo) -> Vec<(String, PathBuf)> {
     out
 }
 
-fn selected(globs: &[String], branch: &str) -> bool {
-    globs.is_empty() || globs.iter().any(|g| glob_match(g, branch))
-}
-
 /// Open the repository at `cwd`, fetch (remote mode), read every selected branch and plan.
 pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Action>), TickError> {
     let repo = Repo::discover(cwd)?;
@@ -86,7 +82,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Actio
             let cards = read_board(
                 &repo,
                 &BranchSource::Remote(remote.clone()),
-                |b| selected(&spec.branches, b.strip_prefix(&prefix).unwrap_or(b)),
+                |b| branch_selected(&spec.branches, b.strip_prefix(&prefix).unwrap_or(b)),
                 spec.role.as_deref(),
             )?;
             cards
@@ -101,7 +97,8 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Actio
         None => {
             let main = main_branch(&repo);
             let elsewhere = user_worktrees(&repo);
-            let cards = read_board(&repo, &BranchSource::Local, |b| selected(&spec.branches, b), spec.role.as_deref())?;
+            let cards =
+                read_board(&repo, &BranchSource::Local, |b| branch_selected(&spec.branches, b), spec.role.as_deref())?;
             cards
                 .into_iter()
                 .map(|card| {
