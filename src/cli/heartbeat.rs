@@ -57,7 +57,7 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
         Some(_) => args.branch.clone().ok_or_else(|| anyhow::anyhow!("BATON_REMOTE is set but BATON_BRANCH is not"))?,
         None => target_branch(&repo, args.branch.as_deref())?,
     };
-    let refname = match remote {
+    let refname = match &remote {
         Some(_) => "HEAD".to_owned(),
         None => format!("refs/heads/{branch}"),
     };
@@ -87,12 +87,10 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     if let Cas::Moved { .. } = cas {
         bail!("branch {branch:?} moved while renewing the lease; nothing was written");
     }
-    if let Ok(remote) = std::env::var("BATON_REMOTE") {
-        if refname == "HEAD" {
-            match crate::runner::remote::push(repo.common_dir(), &remote, &branch, id, None) {
-                crate::runner::remote::Pushed::Accepted => {}
-                other => bail!("renewal written locally ({id}) but not pushed to {remote}: {other:?}"),
-            }
+    if let Some(remote) = &remote {
+        match crate::runner::remote::push(repo.common_dir(), remote, &branch, id, None) {
+            crate::runner::remote::Pushed::Accepted => {}
+            other => bail!("renewal written locally ({id}) but not pushed to {remote}: {other:?}"),
         }
     }
     let mut out = Out::new();
