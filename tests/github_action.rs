@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{base_env, BATON};
+use common::BATON;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -76,16 +76,11 @@ impl Board {
     }
 
     fn cmd(&self, program: &str, dir: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(program);
-        base_env(&mut cmd, self.dir.path());
-        cmd.current_dir(dir).args(args).stdin(Stdio::null());
-        cmd
+        common::command_in(self.dir.path(), program, dir, args)
     }
 
     fn git(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.cmd("git", dir, args).output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::git_in(self.dir.path(), dir, args)
     }
 
     /// The state of a branch on origin, read by git.

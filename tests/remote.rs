@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{base_env, BATON};
+use common::BATON;
 
 /// A bare origin and clones of it, all in one temp dir.
 struct Cluster {
@@ -41,16 +41,11 @@ impl Cluster {
     }
 
     fn cmd(&self, program: &str, dir: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(program);
-        base_env(&mut cmd, self.home());
-        cmd.current_dir(dir).args(args).stdin(Stdio::null());
-        cmd
+        common::command_in(self.home(), program, dir, args)
     }
 
     fn git(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.cmd("git", dir, args).output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::git_in(self.home(), dir, args)
     }
 
     fn baton(&self, dir: &Path, args: &[&str]) -> std::process::Output {

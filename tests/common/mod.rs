@@ -34,6 +34,21 @@ pub fn base_env(cmd: &mut Command, home: &Path) {
         .env("LC_ALL", "C");
 }
 
+/// `program args…` in `dir` with the test environment rooted at `home`.
+pub fn command_in(home: &Path, program: &str, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
+    base_env(&mut cmd, home);
+    cmd.current_dir(dir).args(args).stdin(Stdio::null());
+    cmd
+}
+
+/// Run git in `dir` (test environment rooted at `home`), assert success, return stdout.
+pub fn git_in(home: &Path, dir: &Path, args: &[&str]) -> String {
+    let out = command_in(home, "git", dir, args).output().expect("spawn git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 impl TestRepo {
     /// `git init -b main` in a fresh temp dir.
     pub fn new() -> TestRepo {
