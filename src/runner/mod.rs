@@ -11,6 +11,7 @@ pub mod process;
 pub mod remote;
 pub mod report;
 pub mod select;
+pub mod source;
 pub mod tick;
 pub mod validate;
 
