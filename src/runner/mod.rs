@@ -5,6 +5,7 @@ pub mod board;
 pub mod clock;
 pub mod exec;
 pub mod executor;
+pub mod logcap;
 pub mod messages;
 pub mod plan;
 pub mod process;
