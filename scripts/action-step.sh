@@ -23,6 +23,9 @@
 #   INPUT_GRACE           on cancellation: seconds running handlers get before they are killed
 #                         and their failure recorded (5; GitHub kills the step ~10 s after SIGINT)
 #   INPUT_ROLE            prefer .dwp/roles/ROLE/command/ (none)
+#   INPUT_TRUSTED_REF     branch whose handlers and policy run (the remote's default branch;
+#                         "none": each task's own, AYNIG's behaviour)
+#   INPUT_PASS_ENV        variables (names or globs) passed to handlers besides the base (none)
 #   INPUT_FAIL_ON_ERROR   true: exit 1 if a handler failed or the runner reported an error (false)
 #   INPUT_GIT_BATON_PATH  the git-baton binary (git-baton on PATH)
 #   INPUT_GIT_USER_NAME, INPUT_GIT_USER_EMAIL
@@ -56,6 +59,8 @@ timeout=${INPUT_TIMEOUT:-3600}
 lease_seconds=${INPUT_LEASE_SECONDS:-}
 grace=${INPUT_GRACE:-5}
 role=${INPUT_ROLE:-}
+trusted_ref=${INPUT_TRUSTED_REF:-}
+pass_env=${INPUT_PASS_ENV:-}
 fail_on_error=$(printf '%s' "${INPUT_FAIL_ON_ERROR:-false}" | tr '[:upper:]' '[:lower:]')
 baton=${INPUT_GIT_BATON_PATH:-}
 user_name=${INPUT_GIT_USER_NAME:-github-actions[bot]}
@@ -102,6 +107,18 @@ git config user.email >/dev/null || git config user.email "$user_email"
 
 args=(run --remote "$remote" --json --jobs "$jobs" --timeout "$timeout" --lease-seconds "$lease_seconds" --grace "$grace")
 [ -z "$role" ] || args+=(--role "$role")
+if [ -z "$trusted_ref" ]; then
+  # The remote's default branch: from the checkout's refs/remotes/REMOTE/HEAD, else asked.
+  trusted_ref=$(git symbolic-ref -q --short "refs/remotes/$remote/HEAD" 2>/dev/null || true)
+  trusted_ref=${trusted_ref#"$remote"/}
+  [ -n "$trusted_ref" ] || trusted_ref=$({ git ls-remote --symref "$remote" HEAD 2>/dev/null || true; } |
+    sed -n 's|^ref: refs/heads/\(.*\)\tHEAD$|\1|p')
+  [ -n "$trusted_ref" ] || die "could not find the default branch of '$remote' for trusted-ref; set the input"
+fi
+[ "$trusted_ref" = none ] || args+=(--trusted-ref "$trusted_ref")
+set -f
+for v in $pass_env; do args+=(--pass-env "$v"); done
+set +f
 select=() # --branch GLOB..., shared with the final `status`
 set -f    # globs are for git-baton, not for the shell
 for g in $globs; do select+=(--branch "$g"); done

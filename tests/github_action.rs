@@ -102,7 +102,8 @@ impl Board {
         let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
         let script = format!("{ROOT}/examples/github-actions/simulate.sh");
         let mut cmd = self.cmd("bash", &self.workspace, &[&script]);
-        cmd.args(inputs)
+        cmd.arg("pass-env=LEDGER")
+            .args(inputs)
             .env("PATH", path)
             .env("TMPDIR", &sim)
             .env("LEDGER", &self.ledger)

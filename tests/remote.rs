@@ -214,10 +214,13 @@ fn rejected_result_is_kept_on_a_conflict_ref() {
     let out = c.baton(&r, &["run", "--remote", "origin", "--json"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("refs/baton/conflicts/t1/"), "{text}");
+    assert!(text.contains("refs/baton/rejected/t1/"), "{text}");
     assert_eq!(c.state("t1"), "review", "their work stands");
-    let kept = c.git(&r, &["for-each-ref", "--format=%(refname)", "refs/baton/conflicts/"]);
+    let kept = c.git(&r, &["for-each-ref", "--format=%(refname)", "refs/baton/rejected/"]);
     assert_eq!(kept.lines().count(), 1);
+    // Kept on the remote too: an ephemeral runner's result outlives its machine.
+    let on_origin = c.git(&c.origin, &["for-each-ref", "--format=%(refname)", "refs/baton/rejected/"]);
+    assert_eq!(on_origin, kept);
     assert_eq!(c.git(&r, &["log", "-1", "--format=%s", kept.trim()]).trim(), "mine");
 }
 

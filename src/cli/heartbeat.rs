@@ -13,9 +13,11 @@ use crate::runner::clock;
 
 /// Renew the lease of the run that holds this branch: append a `working` commit that keeps
 /// `dwp-origin-state`, `dwp-run-id` and `dwp-runner-id` (the tree is unchanged, so the handler's
-/// files and index stay as they are). Run it from inside the handler's worktree; it refuses when the
-/// branch's newest state is not a `working` lease (of `BATON_RUN_ID`, when set). Prints the new
-/// commit id.
+/// files and index stay as they are). Inside a handler (detached worktree, `BATON_BRANCH` set) the
+/// commit goes on the handler's HEAD and the branch is fast-forwarded to it by compare-and-swap
+/// (pushed in remote mode). It refuses when the newest state is not a `working` lease (of
+/// `BATON_RUN_ID`, when set). The runner renews its leases by itself; a handler needs this only to
+/// publish progress or to park the branch. Prints the new commit id.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// New lease length in seconds (default: the current lease's).
@@ -49,18 +51,18 @@ fn current_lease(repo: &Repo, head: crate::repo::ObjectId) -> Result<(Lease, Str
 
 pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
-    // Remote mode: the handler's worktree is detached at its work; the renewal goes on top of it
-    // and is pushed as a fast-forward (rejected if anyone else moved the branch).
-    let remote =
-        std::env::var("BATON_REMOTE").ok().filter(|r| !r.is_empty() && repo.head_branch().ok().flatten().is_none());
-    let branch = match &remote {
-        Some(_) => args.branch.clone().ok_or_else(|| anyhow::anyhow!("BATON_REMOTE is set but BATON_BRANCH is not"))?,
-        None => target_branch(&repo, args.branch.as_deref())?,
+    // Inside a handler the worktree is detached at the run's work: the renewal goes on top of it
+    // (so the handler's commits stay below it) and the branch is moved there by compare-and-swap —
+    // a fast-forward push in remote mode. Refused if anyone else moved the branch.
+    let detached = !repo.is_bare() && repo.head_branch()?.is_none();
+    let in_handler = detached && args.branch.is_some();
+    let remote = std::env::var("BATON_REMOTE").ok().filter(|r| !r.is_empty() && in_handler);
+    let branch = match in_handler {
+        true => args.branch.clone().unwrap_or_default(),
+        false => target_branch(&repo, args.branch.as_deref())?,
     };
-    let refname = match &remote {
-        Some(_) => "HEAD".to_owned(),
-        None => format!("refs/heads/{branch}"),
-    };
+    let branch_ref = format!("refs/heads/{branch}");
+    let refname = if in_handler { "HEAD".to_owned() } else { branch_ref.clone() };
     let Some(head) = repo.ref_id(&refname)? else {
         bail!("branch {branch:?} does not exist or has no commits yet");
     };
@@ -87,14 +89,33 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     if let Cas::Moved { .. } = cas {
         bail!("branch {branch:?} moved while renewing the lease; nothing was written");
     }
-    if let Some(remote) = &remote {
-        match crate::runner::remote::push(repo.common_dir(), remote, &branch, id, None) {
-            crate::runner::remote::Pushed::Accepted => {}
-            other => bail!("renewal written locally ({id}) but not pushed to {remote}: {other:?}"),
-        }
+    if in_handler {
+        publish(&repo, remote.as_deref(), &branch, &branch_ref, id)?;
     }
     let mut out = Out::new();
     out.line(&id.to_string())?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Move the branch to a heartbeat made on the handler's HEAD: a fast-forward only (the branch must
+/// still be this run's lease or an earlier heartbeat of it).
+fn publish(repo: &Repo, remote: Option<&str>, branch: &str, branch_ref: &str, id: crate::repo::ObjectId) -> Result<()> {
+    use crate::runner::remote::{push, Pushed};
+    if let Some(remote) = remote {
+        return match push(repo.common_dir(), remote, branch, id, None) {
+            Pushed::Accepted => Ok(()),
+            other => bail!("renewal written locally ({id}) but not pushed to {remote}: {other:?}"),
+        };
+    }
+    let Some(current) = repo.ref_id(branch_ref)? else {
+        bail!("lease lost: branch {branch:?} was deleted");
+    };
+    if !repo.descends_from(id, current)? {
+        bail!("lease lost: branch {branch:?} was moved to {current} by someone else");
+    }
+    match repo.compare_and_swap(branch_ref, Some(current), id, "baton: heartbeat")? {
+        Cas::Updated => Ok(()),
+        Cas::Moved { .. } => bail!("lease lost: branch {branch:?} moved while renewing the lease"),
+    }
 }

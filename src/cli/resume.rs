@@ -81,7 +81,7 @@ pub fn cmd_resume(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
         (None, Some(rev)) => {
             let id = repo.resolve_commit(rev)?;
-            if !repo.descends_from(head, id, usize::MAX)? {
+            if !repo.descends_from(head, id)? {
                 bail!("commit {id} is not on the history of branch {branch:?}");
             }
             let short = id.to_hex_with_len(12).to_string();

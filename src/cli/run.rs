@@ -10,6 +10,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::output::usage;
 use super::Out;
+use crate::policy::env::validate_pass_name;
+use crate::policy::{Base, Resolved};
 use crate::runner::clock;
 use crate::runner::executor::{runner_id, Ctx, Executor, TickOptions};
 use crate::runner::plan::CurrentBranch;
@@ -43,12 +45,23 @@ pub struct Args {
     /// Handlers of different branches running at once.
     #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub jobs: u64,
-    /// Kill a handler's process group after this many seconds.
-    #[arg(long, default_value_t = 3600, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
-    /// Lease written on claim; another runner may take the branch over when it expires.
-    #[arg(long, default_value_t = 300, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub lease_seconds: u64,
+    /// Kill a handler's process group after this many seconds (default 3600; the policy's
+    /// `timeout` overrides it).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Lease written on claim and renewed by the runner while the handler runs; another runner may
+    /// take the branch over when it expires (default 300; the policy's `lease` overrides it).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease_seconds: Option<u64>,
+    /// Pass this environment variable (name or `*`/`?` glob) to handlers; repeatable. Added to
+    /// the policy's `env.pass`; everything else but a documented base is dropped.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Read handlers and the policy from this ref's tree, never from the task's commit (also
+    /// `BATON_TRUSTED_REF`, git config `baton.trustedRef`). In remote mode a branch is read from
+    /// its remote-tracking ref.
+    #[arg(long, value_name = "REF")]
+    pub trusted_ref: Option<String>,
     /// Keep worktrees of successful runs (failed runs always keep theirs).
     #[arg(long)]
     pub keep_worktrees: bool,
@@ -67,11 +80,23 @@ impl Args {
     pub fn spec(&self) -> Result<TickSpec> {
         let role = self.role.clone().or_else(|| std::env::var("AYNIG_ROLE").ok()).filter(|r| !r.is_empty());
         tick::check_role(role.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
+        for name in &self.pass_env {
+            validate_pass_name(name).map_err(|e| usage(format!("--pass-env {name:?}: {e}")))?;
+        }
+        let mut base = Base { env_pass: self.pass_env.clone(), ..Base::default() };
+        if let Some(t) = self.timeout {
+            base.timeout = Resolved::command_line(t);
+        }
+        if let Some(l) = self.lease_seconds {
+            base.lease = Resolved::command_line(l);
+        }
         Ok(TickSpec {
             branches: self.branches.clone(),
             current: self.current_branch,
             role,
             remote: self.remote.clone(),
+            trusted_ref: self.trusted_ref.clone(),
+            base,
         })
     }
 
@@ -80,8 +105,6 @@ impl Args {
             .map_err(|_| usage("--grace must be a non-negative number of seconds"))?;
         Ok(TickOptions {
             jobs: self.jobs as usize,
-            timeout: Duration::from_secs(self.timeout),
-            lease_seconds: self.lease_seconds,
             keep_worktrees: self.keep_worktrees,
             grace,
             runner_id: runner_id(),
@@ -167,7 +190,9 @@ pub async fn execute_and_print(
 pub fn cmd_run(cwd: &Path, args: Args) -> Result<ExitCode> {
     let spec = args.spec()?;
     let opts = args.options()?;
-    let (repo, actions) = tick::prepare(cwd, &spec, clock::now()).map_err(anyhow::Error::from)?;
+    let tick::Prepared { repo, actions, source } =
+        tick::prepare(cwd, &spec, clock::now()).map_err(anyhow::Error::from)?;
+    tracing::debug!("{}", source.describe());
     let session = Session::new()?;
     let json = args.json;
     let summary = session.runtime.block_on(async move {

@@ -16,7 +16,9 @@ use crate::runner::clock;
 
 /// Write a state commit: same tree as the branch head, message `subject / body / trailers` with
 /// `dwp-state: STATE` last, moved onto the branch by compare-and-swap. Works on any branch (checked
-/// out or not) and never touches a working tree or index. Prints the new commit id (`--json`:
+/// out or not) and never touches a working tree or index. Inside a handler (detached worktree,
+/// `BATON_RUN_ID`/`BATON_BRANCH` set) it commits on the handler's HEAD instead, and the runner
+/// publishes the answer. Prints the new commit id (`--json`:
 /// `{"branch","commit","parent","state"}`).
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -93,6 +95,23 @@ fn read_body(opts: &SendOptions) -> Result<Option<Vec<u8>>> {
     })
 }
 
+/// Inside a handler's worktree (HEAD detached, `BATON_RUN_ID` and `BATON_BRANCH` set by the
+/// runner), a command without `--branch` — or with `--branch $BATON_BRANCH` — acts on the handler's
+/// HEAD: the branch it names.
+pub fn handler_branch(repo: &Repo, explicit: Option<&str>) -> Result<Option<String>> {
+    let (Ok(_run), Ok(branch)) = (std::env::var("BATON_RUN_ID"), std::env::var("BATON_BRANCH")) else {
+        return Ok(None);
+    };
+    if repo.is_bare() || repo.head_branch()?.is_some() {
+        return Ok(None);
+    }
+    match explicit.map(|b| b.strip_prefix("refs/heads/").unwrap_or(b)) {
+        None => Ok(Some(branch)),
+        Some(b) if b == branch => Ok(Some(branch)),
+        Some(_) => Ok(None),
+    }
+}
+
 /// The branch a command acts on: `--branch`, else the checked-out branch (errors name why not).
 pub fn target_branch(repo: &Repo, explicit: Option<&str>) -> Result<String> {
     if let Some(b) = explicit {
@@ -134,8 +153,14 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let message = compose(&subject, body.as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
 
     let repo = Repo::discover(cwd)?;
-    let branch = target_branch(&repo, opts.branch.as_deref())?;
-    let refname = format!("refs/heads/{branch}");
+    let branch = match handler_branch(&repo, opts.branch.as_deref())? {
+        Some(b) => b,
+        None => target_branch(&repo, opts.branch.as_deref())?,
+    };
+    // Inside a handler the answer is a commit on the handler's detached HEAD; the runner publishes
+    // it when the handler exits.
+    let in_handler = handler_branch(&repo, opts.branch.as_deref())?.is_some();
+    let refname = if in_handler { "HEAD".to_owned() } else { format!("refs/heads/{branch}") };
     let Some(head) = repo.ref_id(&refname)? else {
         bail!("branch {branch:?} does not exist or has no commits yet");
     };

@@ -81,7 +81,11 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
         Some(r) => BranchSource::Remote(r.clone()),
         None => BranchSource::Local,
     };
-    let cards = read_board(&repo, &source, |b| branch_selected(&args.branches, b), args.role.as_deref())?;
+    let setting = crate::runner::source::setting(&repo, None)?;
+    let handlers = crate::runner::source::resolve(&repo, setting.as_ref(), args.remote.as_deref())?;
+    tracing::debug!("{}", handlers.describe());
+    let opts = crate::runner::board::ReadOptions { role: args.role.as_deref(), handlers: &handlers };
+    let cards = read_board(&repo, &source, |b| branch_selected(&args.branches, b), opts)?;
     let now = clock::now();
     let rows: Vec<Row> = cards.iter().map(|c| row(c, now)).collect();
     let mut out = Out::new();

@@ -71,6 +71,7 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
             let mut executor = Executor::new(ctx);
             let mut breaker = Breaker::new(interval.max(Duration::from_secs(1)));
             let mut ticks = 0u64;
+            let mut said_source: Option<String> = None;
             tracing::info!("watching every {:.1}s", interval.as_secs_f64());
             loop {
                 executor.reap();
@@ -79,9 +80,13 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
                     let (dir, s) = (cwd.clone(), spec.clone());
                     let prepared = tokio::task::spawn_blocking(move || tick::prepare(&dir, &s, clock::now())).await;
                     match prepared {
-                        Ok(Ok((repo, actions))) => {
+                        Ok(Ok(tick::Prepared { repo, actions, source })) => {
                             if breaker.succeeded() {
                                 tracing::info!("remote reachable again");
+                            }
+                            if said_source.as_ref() != Some(&source.describe()) {
+                                tracing::info!("{}", source.describe());
+                                said_source = Some(source.describe());
                             }
                             executor.ctx().refresh(repo);
                             let busy = executor.busy();

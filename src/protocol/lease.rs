@@ -42,6 +42,16 @@ impl Lease {
         })
     }
 
+    /// The same lease, renewed by its runner at `at` for `seconds` (a record kept off the branch,
+    /// on `refs/baton/leases/<branch>`). Only a renewal of the same run counts, and only forward.
+    pub fn renewed(mut self, run_id: Option<&str>, at: i64, seconds: u64) -> Lease {
+        if run_id.is_some() && run_id == self.run_id.as_deref() && at > self.since {
+            self.since = at;
+            self.lease_seconds = seconds;
+        }
+        self
+    }
+
     pub fn expires_at(&self) -> i64 {
         self.since.saturating_add(self.lease_seconds.min(i64::MAX as u64) as i64)
     }
@@ -70,6 +80,16 @@ mod tests {
         assert_eq!(l.run_id.as_deref(), Some("r1"));
         assert_eq!(l.status(1060), LeaseStatus::Active { seconds_left: 0 });
         assert_eq!(l.status(1061), LeaseStatus::Expired { seconds_ago: 1 });
+    }
+
+    #[test]
+    fn renewals_of_the_same_run_extend_the_lease() {
+        let t = parse(b"t\n\ndwp-run-id: r1\ndwp-lease-seconds: 60\ndwp-state: working\n");
+        let l = Lease::from_commit(&t, 1000).unwrap();
+        assert_eq!(l.clone().renewed(Some("r1"), 1050, 30).expires_at(), 1080);
+        assert_eq!(l.clone().renewed(Some("r2"), 1050, 30).expires_at(), 1060, "another run's renewal");
+        assert_eq!(l.clone().renewed(Some("r1"), 900, 300).expires_at(), 1060, "an older renewal");
+        assert_eq!(l.renewed(None, 1050, 30).expires_at(), 1060);
     }
 
     #[test]

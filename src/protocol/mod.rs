@@ -24,6 +24,7 @@ pub enum Key {
     LogLevel,
     ExitCode,
     Error,
+    ErrorType,
     NextOnFailure,
     Checkpoint,
     ResumedFrom,
@@ -34,7 +35,7 @@ pub enum Key {
 }
 
 impl Key {
-    pub const ALL: [Key; 17] = [
+    pub const ALL: [Key; 18] = [
         Key::State,
         Key::OriginState,
         Key::RunId,
@@ -45,6 +46,7 @@ impl Key {
         Key::LogLevel,
         Key::ExitCode,
         Key::Error,
+        Key::ErrorType,
         Key::NextOnFailure,
         Key::Checkpoint,
         Key::ResumedFrom,
@@ -66,6 +68,7 @@ impl Key {
             Key::LogLevel => "dwp-log-level",
             Key::ExitCode => "dwp-exit-code",
             Key::Error => "dwp-error",
+            Key::ErrorType => "dwp-error-type",
             Key::NextOnFailure => "dwp-next-on-failure",
             Key::Checkpoint => "dwp-checkpoint",
             Key::ResumedFrom => "dwp-resumed-from",

@@ -2,6 +2,7 @@
 //! compare-and-swap) happen in-process with gix; the `git` binary is used only where gix cannot do
 //! the job (linked worktree add/remove/prune, see [`worktree`]), always with a scrubbed environment.
 
+pub mod handlers;
 pub mod walk;
 pub mod worktree;
 
@@ -288,6 +289,23 @@ impl Repo {
         )
     }
 
+    /// Delete `refname` if it still points to `expected` (a compare-and-swap; a ref that moved
+    /// is left alone and reported as an error).
+    pub fn delete_ref(&self, refname: &str, expected: ObjectId) -> Result<()> {
+        let name: FullName = refname.try_into().map_err(|e| anyhow!("invalid ref name {refname:?}: {e}"))?;
+        self.inner
+            .edit_reference(RefEdit {
+                change: Change::Delete {
+                    expected: PreviousValue::MustExistAndMatch(Target::Object(expected)),
+                    log: RefLog::AndReference,
+                },
+                name,
+                deref: false,
+            })
+            .with_context(|| format!("deleting {refname}"))?;
+        Ok(())
+    }
+
     /// Append a commit with `message` on top of `expected_head` (same tree: files, index and any
     /// worktree that has the branch checked out stay as they are) and move `refname` to it by
     /// compare-and-swap. Returns the new commit on success.
@@ -305,18 +323,20 @@ impl Repo {
         Ok((id, cas))
     }
 
-    /// Is `ancestor` reachable from `tip`? Walks at most `limit` commits.
-    pub fn descends_from(&self, tip: ObjectId, ancestor: ObjectId, limit: usize) -> Result<bool> {
+    /// Is `ancestor` reachable from `tip` (or equal to it)? Answered with a merge base, which
+    /// uses the commit-graph when present: no walk limit that could turn into a wrong answer.
+    pub fn descends_from(&self, tip: ObjectId, ancestor: ObjectId) -> Result<bool> {
         if tip == ancestor {
             return Ok(true);
         }
-        let walk = self.inner.rev_walk([tip]).all().context("walking history")?;
-        for info in walk.take(limit) {
-            if info.context("walking history")?.id == ancestor {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let base = self.inner.merge_base(tip, ancestor).map_err(|e| anyhow!("finding a merge base: {e}"))?;
+        Ok(base.is_some_and(|b| b.detach() == ancestor))
+    }
+
+    /// The commits reachable from `tip` but not from `base`, `base` excluded.
+    pub fn commits_between(&self, tip: ObjectId, base: ObjectId) -> Result<Vec<ObjectId>> {
+        let walk = self.inner.rev_walk([tip]).with_hidden([base]).all().context("walking history")?;
+        walk.map(|info| Ok(info.context("walking history")?.id)).collect()
     }
 
     /// Look a handler up in a tree: `<dir>/<state>` must be an executable file; a symlink is

@@ -1,10 +1,17 @@
 //! Reading the board: every selected branch, its head commit parsed, and the handler its state
 //! names — all in-process, one repository handle, handler lookups cached per tree.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use anyhow::Result;
 
-use crate::protocol::{Lease, Reserved, StateRead};
-use crate::repo::{BranchHead, BranchSource, CommitInfo, HandlerCache, HandlerLookup, Repo};
+use super::remote::renewals_prefix;
+use super::source::Source;
+use crate::policy::Policy;
+use crate::protocol::state::last_text;
+use crate::protocol::{Key, Lease, Reserved, StateRead};
+use crate::repo::{BranchHead, BranchSource, CommitInfo, HandlerCache, HandlerLookup, ObjectId, Repo};
 
 /// Folder of the default handlers.
 pub const COMMAND_DIR: &str = ".dwp/command";
@@ -25,24 +32,73 @@ pub struct BranchCard {
     pub handler: Option<HandlerLookup>,
     /// The `stalled` handler, looked up only for `working` heads (a takeover may run it).
     pub stalled_handler: Option<HandlerLookup>,
+    /// The policy that applies (read from the handler source; only for heads with a valid state).
+    pub policy: PolicyRead,
 }
 
-/// Looks a state's handler up: the role's folder first (when a role is set and has it), then
-/// `.dwp/command`.
+/// The policy file as read for a branch: none, a policy, or why it is broken (one line).
+#[derive(Debug, Clone, Default)]
+pub enum PolicyRead {
+    #[default]
+    None,
+    Ok(Arc<Policy>),
+    Broken(String),
+}
+
+/// Handler lookups and policies, cached per tree: branches that share a tree cost one lookup.
+#[derive(Default)]
+pub struct Cache {
+    handlers: HandlerCache,
+    policies: HashMap<ObjectId, PolicyRead>,
+}
+
+impl Cache {
+    fn policy(&mut self, repo: &Repo, tree: ObjectId) -> PolicyRead {
+        self.policies
+            .entry(tree)
+            .or_insert_with(|| match crate::policy::load::load(repo, tree) {
+                Ok(None) => PolicyRead::None,
+                Ok(Some(p)) => PolicyRead::Ok(Arc::new(p)),
+                Err(e) => PolicyRead::Broken(format!("{e:#}").replace('\n', " ")),
+            })
+            .clone()
+    }
+}
+
+/// Where the runners' lease renewals of a board live: `refs/baton/leases/<branch>` locally, the
+/// fetched copies `refs/baton/remote-leases/<remote>/<branch>` in remote mode.
+pub fn renewal_ref(source: &BranchSource, branch: &str) -> String {
+    match source {
+        BranchSource::Local => format!("refs/baton/leases/{branch}"),
+        BranchSource::Remote(r) => {
+            format!("{}{}", renewals_prefix(r), branch.strip_prefix(&format!("{r}/")).unwrap_or(branch))
+        }
+    }
+}
+
+/// How the board is read: which role's handlers, and from which tree.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions<'a> {
+    pub role: Option<&'a str>,
+    pub handlers: &'a Source,
+}
+
+/// Looks a state's handler up in `tree`: the role's folder first (when a role is set and has it),
+/// then `.dwp/command`.
 pub fn find_handler(
     repo: &Repo,
     cache: &mut HandlerCache,
-    commit: &CommitInfo,
+    tree: ObjectId,
     role: Option<&str>,
     state: &str,
 ) -> Result<HandlerLookup> {
     if let Some(role) = role {
-        let found = cache.lookup(repo, commit.tree, &role_dir(role), state)?;
+        let found = cache.lookup(repo, tree, &role_dir(role), state)?;
         if found != HandlerLookup::Missing {
             return Ok(found);
         }
     }
-    cache.lookup(repo, commit.tree, COMMAND_DIR, state)
+    cache.lookup(repo, tree, COMMAND_DIR, state)
 }
 
 /// Read the selected branches of `source` (filtered by `select` on the short name).
@@ -54,13 +110,13 @@ pub fn read_board(
     repo: &Repo,
     source: &BranchSource,
     select: impl Fn(&str) -> bool,
-    role: Option<&str>,
+    opts: ReadOptions<'_>,
 ) -> Result<Vec<BranchCard>> {
     let heads: Vec<BranchHead> = repo.branches(source)?.into_iter().filter(|h| select(&h.branch)).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     if heads.len() < 512 || threads < 2 {
-        let mut cache = HandlerCache::default();
-        return heads.into_iter().map(|h| read_card(repo, &mut cache, h, role)).collect();
+        let mut cache = Cache::default();
+        return heads.into_iter().map(|h| read_card(repo, &mut cache, source, h, opts)).collect();
     }
     let shared = repo.gix().clone().into_sync();
     let chunk = heads.len().div_ceil(threads);
@@ -71,8 +127,10 @@ pub fn read_board(
                 let shared = &shared;
                 scope.spawn(move || {
                     let repo = Repo::from_sync(shared);
-                    let mut cache = HandlerCache::default();
-                    part.iter().map(|h| read_card(&repo, &mut cache, h.clone(), role)).collect::<Result<Vec<_>>>()
+                    let mut cache = Cache::default();
+                    part.iter()
+                        .map(|h| read_card(&repo, &mut cache, source, h.clone(), opts))
+                        .collect::<Result<Vec<_>>>()
                 })
             })
             .collect();
@@ -84,16 +142,46 @@ pub fn read_board(
     })
 }
 
-pub fn read_card(repo: &Repo, cache: &mut HandlerCache, head: BranchHead, role: Option<&str>) -> Result<BranchCard> {
+pub fn read_card(
+    repo: &Repo,
+    cache: &mut Cache,
+    source: &BranchSource,
+    head: BranchHead,
+    opts: ReadOptions<'_>,
+) -> Result<BranchCard> {
     let commit = repo.commit(head.id)?;
     let state = commit.state();
-    let lease = Lease::from_commit(&commit.trailers, commit.committer_time);
+    let mut lease = Lease::from_commit(&commit.trailers, commit.committer_time);
+    let tree = opts.handlers.tree_for(commit.tree);
     let (handler, stalled_handler) = match &state {
         StateRead::Valid(s) if s.is(Reserved::Working) => {
-            (None, Some(find_handler(repo, cache, &commit, role, Reserved::Stalled.as_str())?))
+            if let Some(l) = lease.take() {
+                lease = Some(with_renewal(repo, &renewal_ref(source, &head.branch), l));
+            }
+            (None, Some(find_handler(repo, &mut cache.handlers, tree, opts.role, Reserved::Stalled.as_str())?))
         }
-        StateRead::Valid(s) => (Some(find_handler(repo, cache, &commit, role, s.as_str())?), None),
+        StateRead::Valid(s) => (Some(find_handler(repo, &mut cache.handlers, tree, opts.role, s.as_str())?), None),
         _ => (None, None),
     };
-    Ok(BranchCard { head, commit, state, lease, handler, stalled_handler })
+    let policy = match &state {
+        StateRead::Valid(_) => cache.policy(repo, tree),
+        _ => PolicyRead::None,
+    };
+    Ok(BranchCard { head, commit, state, lease, handler, stalled_handler, policy })
+}
+
+/// A lease extended by its runner's latest renewal record, if there is one for the same run. An
+/// unreadable record is ignored (the lease then stands on its own commit).
+fn with_renewal(repo: &Repo, refname: &str, lease: Lease) -> Lease {
+    let Ok(Some(id)) = repo.ref_id(refname) else {
+        return lease;
+    };
+    let Ok(renewal) = repo.commit(id) else {
+        return lease;
+    };
+    let run = last_text(&renewal.trailers, Key::RunId);
+    let Some(seconds) = last_text(&renewal.trailers, Key::LeaseSeconds).and_then(|v| v.parse::<u64>().ok()) else {
+        return lease;
+    };
+    lease.renewed(run.as_deref(), renewal.committer_time, seconds)
 }

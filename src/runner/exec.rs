@@ -1,27 +1,31 @@
-//! One branch job: claim by compare-and-swap (a ref transaction locally, a push with
-//! an expected old value in remote mode), check the branch out in a worktree slot, run the
-//! handler, judge the outcome, and record every failure as a commit. Handlers of different
-//! branches run concurrently up to `jobs`, one per branch; nothing here decides what the next
-//! state is — only handlers do.
+//! One branch job, as the protocol steps: claim the branch by compare-and-swap, check the claim
+//! out detached in a worktree slot, run the handler while the runner keeps the lease alive, judge
+//! the result, and publish it — or record the failure — with one more compare-and-swap. The
+//! handler never moves the branch itself; only a result that descends from this run's lease is
+//! published, anything else is a failure event and its commits are kept on
+//! `refs/baton/rejected/<branch>/<run-id>`. Whether the board is local or a remote is the
+//! [`Backend`]'s business, not this file's.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
+use tokio::sync::watch;
 
+use super::backend::Swap;
 use super::executor::Ctx;
 use super::messages::{self, Failure, TAIL_LINES};
-use super::plan::Action;
-use super::process::{run_handler, tail, HandlerRun};
-use super::remote::{self, Pushed};
+use super::plan::{Action, HandlerOrigin, RunSettings};
+use super::process::{run_handler, tail, trailer_env, HandlerRun};
 use super::report::{Event, Kind};
-use super::validate::{judge, Exit, HeadFacts, Verdict};
+use super::validate::{judge, Exit, FailOn, LeaseHead, ResultFacts, Verdict};
 use super::{body_env, clock};
+use crate::policy::env::{handler_env, mask, secrets};
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, State};
 use crate::repo::worktree::{run_git, Slot};
-use crate::repo::{Cas, CommitInfo, ObjectId, Repo};
+use crate::repo::{BranchSource, CommitInfo, ObjectId, Repo};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| anyhow!("internal error: {e}"))?
@@ -29,11 +33,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 struct Job {
     branch: String,
-    /// Where the head was read: `refs/heads/B`, or `refs/remotes/<remote>/B` in remote mode.
-    refname: String,
     head: ObjectId,
     state: State,
     handler: String,
+    origin: HandlerOrigin,
+    settings: RunSettings,
     force_worktree: bool,
 }
 
@@ -43,21 +47,30 @@ struct Claim {
     trigger: CommitInfo,
 }
 
+/// Where side records of a branch live.
+fn renewal_ref(branch: &str) -> String {
+    format!("refs/baton/leases/{branch}")
+}
+fn rejected_ref(branch: &str, run_id: &str) -> String {
+    format!("refs/baton/rejected/{branch}/{run_id}")
+}
+
 pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
     match action {
-        Action::Run { branch, refname, head, state, handler, force_worktree } => {
-            run_branch(ctx, Job { branch, refname, head, state, handler, force_worktree }).await
+        Action::Run { branch, head, state, handler, origin, settings, force_worktree, .. } => {
+            run_branch(ctx, Job { branch, head, state, handler, origin, settings, force_worktree }).await
         }
-        Action::TakeOver { branch, refname, head, lease, stalled_handler, force_worktree } => {
+        Action::TakeOver { branch, head, lease, stalled_handler, origin, settings, force_worktree, .. } => {
             let c = ctx.clone();
-            let (b, r) = (branch.clone(), refname.clone());
-            let Some(stalled) = blocking(move || take_over(&c, &b, &r, head, &lease)).await? else {
+            let b = branch.clone();
+            let Some(stalled) = blocking(move || take_over(&c, &b, head, &lease)).await? else {
                 return Ok(());
             };
             match stalled_handler {
                 Some(handler) if !ctx.stopping() => {
                     let state = State::reserved_state(Reserved::Stalled);
-                    run_branch(ctx, Job { branch, refname, head: stalled, state, handler, force_worktree }).await
+                    let job = Job { branch, head: stalled, state, handler, origin, settings, force_worktree };
+                    run_branch(ctx, job).await
                 }
                 _ => Ok(()),
             }
@@ -66,47 +79,27 @@ pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
     }
 }
 
-/// Publish `new` as the branch head in place of exactly `expected`: a ref transaction locally, a
-/// push with that expected old value in remote mode.
-fn publish_exact(
-    ctx: &Ctx,
-    repo: &Repo,
-    job_branch: &str,
-    refname: &str,
-    expected: ObjectId,
-    new: ObjectId,
-    reflog: &str,
-) -> Result<Pushed> {
-    match ctx.remote() {
-        None => Ok(match repo.compare_and_swap(refname, Some(expected), new, reflog)? {
-            Cas::Updated => Pushed::Accepted,
-            Cas::Moved { .. } => Pushed::Rejected("the branch moved".into()),
-        }),
-        Some(remote) => Ok(remote::push(&ctx.common_dir, remote, job_branch, new, Some(expected))),
-    }
-}
-
 /// Write `stalled` over an expired lease. Returns the new head, or None if another runner won.
-fn take_over(ctx: &Ctx, branch: &str, refname: &str, head: ObjectId, lease: &Lease) -> Result<Option<ObjectId>> {
+fn take_over(ctx: &Ctx, branch: &str, head: ObjectId, lease: &Lease) -> Result<Option<ObjectId>> {
     let repo = ctx.repo();
     let now = clock::now();
-    let msg = messages::stalled(lease, &ctx.opts.runner_id, now, ctx.remote())?;
+    let msg = messages::stalled(lease, &ctx.opts.runner_id, now, ctx.board.remote())?;
     let tree = repo.commit(head)?.tree;
     let id = repo.write_commit(tree, &[head], &msg, now)?;
-    let pushed = publish_exact(ctx, &repo, branch, refname, head, id, "baton: take over expired lease")?;
+    let swap = ctx.board.swap(&repo, branch, head, id, "baton: take over expired lease")?;
     let mut ev = Event::new(branch, Kind::LostRace);
     ev.state = lease.origin_state.clone();
     ev.run_id = lease.run_id.clone();
-    let accepted = pushed == Pushed::Accepted;
-    match pushed {
-        Pushed::Accepted => {
+    let accepted = swap == Swap::Done;
+    match swap {
+        Swap::Done => {
             ev.action = Kind::TookOver;
             ev.commit = Some(id.to_string());
             ev.next_state = Some(Reserved::Stalled.as_str().into());
             ev.error = Some(format!("lease expired {} s ago", now - lease.expires_at()));
         }
-        Pushed::Rejected(_) => {}
-        Pushed::Failed(why) => {
+        Swap::Lost(_) => {}
+        Swap::Failed(why) => {
             ev.action = Kind::Error;
             ev.error = Some(format!("could not push the takeover: {why}"));
         }
@@ -119,18 +112,19 @@ fn claim(ctx: &Ctx, job: &Job) -> Result<Option<Claim>> {
     let repo = ctx.repo();
     let trigger = repo.commit(job.head)?;
     let run_id = uuid::Uuid::new_v4().to_string();
-    let msg = messages::claim(&job.state, &run_id, &ctx.opts.runner_id, ctx.opts.lease_seconds, ctx.remote())?;
+    let msg =
+        messages::claim(&job.state, &run_id, &ctx.opts.runner_id, job.settings.lease_seconds, ctx.board.remote())?;
     let id = repo.write_commit(trigger.tree, &[job.head], &msg, clock::now())?;
     let reflog = format!("baton: claim {}", job.state);
     let mut ev = Event::new(&job.branch, Kind::LostRace);
     ev.state = Some(job.state.to_string());
-    match publish_exact(ctx, &repo, &job.branch, &job.refname, job.head, id, &reflog)? {
-        Pushed::Accepted => {}
-        Pushed::Rejected(_) => {
+    match ctx.board.swap(&repo, &job.branch, job.head, id, &reflog)? {
+        Swap::Done => {}
+        Swap::Lost(_) => {
             ctx.emit(ev);
             return Ok(None);
         }
-        Pushed::Failed(why) => {
+        Swap::Failed(why) => {
             ev.action = Kind::Error;
             ev.error = Some(format!("could not push the claim: {why}"));
             ctx.emit(ev);
@@ -150,6 +144,139 @@ async fn release(slot: Arc<Slot>, keep_for: Option<String>) {
         Ok(())
     })
     .await;
+}
+
+/// Is `head` this run's: the claim, or a `working` commit of the same run on top of it (a
+/// heartbeat the handler published)?
+fn is_ours(repo: &Repo, head: ObjectId, claim: &Claim) -> Result<bool> {
+    if head == claim.id {
+        return Ok(true);
+    }
+    let Ok(commit) = repo.commit(head) else {
+        return Ok(false);
+    };
+    let same_run = Lease::from_commit(&commit.trailers, commit.committer_time)
+        .is_some_and(|l| l.run_id.as_deref() == Some(claim.run_id.as_str()));
+    Ok(same_run && repo.descends_from(head, claim.id)?)
+}
+
+/// What the lease keeper knows while the handler runs.
+struct Keeper {
+    /// The newest lease head seen that is this run's (claim or heartbeat).
+    lease_head: ObjectId,
+    /// The renewal record on `refs/baton/leases/<branch>`, if one was written.
+    record: Option<ObjectId>,
+}
+
+/// One renewal: check the branch is still this run's, then write a fresh renewal record.
+/// Returns why the lease is lost, if it is.
+fn renew(ctx: &Ctx, job: &Job, claim: &Claim, keeper: &Mutex<Keeper>) -> Result<Option<String>> {
+    let repo = ctx.repo();
+    let Some(head) = ctx.board.head(&repo, &job.branch)? else {
+        return Ok(Some("the branch was deleted".into()));
+    };
+    let mut k = keeper.lock().unwrap_or_else(|p| p.into_inner());
+    if head != k.lease_head {
+        if !is_ours(&repo, head, claim)? {
+            return Ok(Some(format!("the branch was moved to {} by someone else", &head.to_string()[..12])));
+        }
+        k.lease_head = head;
+    }
+    let msg = messages::renewal(&claim.run_id, &ctx.opts.runner_id, job.settings.lease_seconds, ctx.board.remote())?;
+    let tree = repo.commit(head)?.tree;
+    let id = repo.write_commit(tree, &[head], &msg, clock::now())?;
+    let refname = renewal_ref(&job.branch);
+    let mut expected = k.record;
+    for _ in 0..2 {
+        match ctx.board.put(&repo, &refname, expected, id, "baton: renew lease")? {
+            Swap::Done => {
+                k.record = Some(id);
+                return Ok(None);
+            }
+            // A leftover record of an earlier run: replace it (it is ours to write).
+            Swap::Lost(_) => {
+                expected = match ctx.board.remote() {
+                    None => repo.ref_id(&refname)?,
+                    Some(r) => super::remote::ls_remote(repo.common_dir(), r, &refname).map_err(|e| anyhow!(e))?,
+                }
+            }
+            Swap::Failed(why) => {
+                tracing::warn!("{}: could not renew the lease: {why}", job.branch);
+                return Ok(None);
+            }
+        }
+    }
+    tracing::warn!("{}: the lease record {refname} keeps moving; not renewed this time", job.branch);
+    Ok(None)
+}
+
+/// Renew the lease about every third of its length until `done`; on a lost lease, tell the
+/// handler's supervisor through `lost`.
+async fn keep_lease(
+    ctx: Arc<Ctx>,
+    job: Arc<Job>,
+    claim: Arc<Claim>,
+    keeper: Arc<Mutex<Keeper>>,
+    lost: watch::Sender<Option<String>>,
+    mut done: watch::Receiver<bool>,
+) {
+    let every = Duration::from_secs_f64((job.settings.lease_seconds as f64 / 3.0).max(0.2));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = done.wait_for(|d| *d) => return,
+        }
+        let (c, j, cl, k) = (ctx.clone(), job.clone(), claim.clone(), keeper.clone());
+        match blocking(move || renew(&c, &j, &cl, &k)).await {
+            Ok(None) => {}
+            Ok(Some(why)) => {
+                let _ = lost.send(Some(why));
+                return;
+            }
+            Err(e) => tracing::warn!("{}: renewing the lease: {e:#}", job.branch),
+        }
+    }
+}
+
+/// The facts after the handler exited: the branch head, the handler's result, the verdict.
+struct Settled {
+    verdict: Verdict,
+    /// The branch head now (the lease head when it is still ours).
+    board_head: Option<ObjectId>,
+    /// The handler's result: the HEAD of its worktree (the claim if it cannot be read).
+    result: ObjectId,
+    /// Why the lease keeper stopped the handler, if it did.
+    lost_why: Option<String>,
+}
+
+fn settle(ctx: &Ctx, job: &Job, claim: &Claim, exit: &Exit, wt: &Path) -> Result<Settled> {
+    let repo = ctx.repo();
+    let result = run_git(wt, ["rev-parse", "--verify", "-q", "HEAD^{commit}"])
+        .ok()
+        .and_then(|s| s.trim().parse::<ObjectId>().ok())
+        .filter(|id| repo.commit(*id).is_ok())
+        .unwrap_or(claim.id);
+    let board_head = ctx.board.head(&repo, &job.branch)?;
+    let lease_head = match board_head {
+        None => LeaseHead::Gone,
+        Some(h) if is_ours(&repo, h, claim)? => LeaseHead::Ours,
+        Some(_) => LeaseHead::Foreign,
+    };
+    let commit = repo.commit(result)?;
+    let facts = ResultFacts {
+        is_claim: result == claim.id,
+        descends_from_lease: match board_head {
+            Some(h) if lease_head == LeaseHead::Ours => repo.descends_from(result, h)?,
+            _ => false,
+        },
+        state: commit.state(),
+        run_id: last_text(&commit.trailers, Key::RunId),
+    };
+    let lost_why = match exit {
+        Exit::LeaseLost(why) => Some(why.clone()),
+        _ => None,
+    };
+    Ok(Settled { verdict: judge(exit, lease_head, &facts, &claim.run_id), board_head, result, lost_why })
 }
 
 async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
@@ -177,95 +304,91 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     };
     let log = ctx.scratch().log_file(&job.branch, &claim.run_id);
 
-    // Locally the slot checks the branch out (the handler's commits move it); in remote mode it
-    // is detached at the claim and the runner pushes the result.
-    let (j, s, remote_mode) = (job.clone(), slot.clone(), ctx.remote().is_some());
-    let claim_id = claim.id;
-    let checked_out = blocking(move || match remote_mode {
-        false => s.check_out(&j.branch, claim_id, j.force_worktree),
-        true => s.check_out_detached(&j.branch, claim_id),
-    })
-    .await;
-    let exit = match checked_out {
-        Err(e) => Exit::SpawnFailed(format!("the worktree could not check out the branch: {e:#}")),
-        Ok(()) => run_handler(handler_run(ctx, &job, &claim, &slot.path, &log)).await,
+    // The handler works on a detached HEAD at the claim; only the runner moves the branch.
+    let (j, s, claim_id) = (job.clone(), slot.clone(), claim.id);
+    let checked_out = blocking(move || s.check_out_detached(&j.branch, claim_id)).await;
+    let program = match (&checked_out, job.origin) {
+        (Err(e), _) => Err(format!("the worktree could not check out the claim: {e:#}")),
+        (Ok(()), HandlerOrigin::Worktree) => Ok(slot.path.clone()),
+        (Ok(()), HandlerOrigin::Trusted(tree)) => {
+            let (c, root) = (ctx.clone(), ctx.scratch().root.join("handlers"));
+            blocking(move || c.repo().materialize_handlers(&root, tree)).await.map_err(|e| format!("{e:#}"))
+        }
+    };
+    let env = handler_environment(ctx, &job, &claim, &slot.path);
+    let keeper = Arc::new(Mutex::new(Keeper { lease_head: claim.id, record: None }));
+    let exit = match program {
+        Err(why) => Exit::SpawnFailed(why),
+        Ok(base) => {
+            let (lost_tx, lost_rx) = watch::channel(None);
+            let (done_tx, done_rx) = watch::channel(false);
+            let renewals =
+                tokio::spawn(keep_lease(ctx.clone(), job.clone(), claim.clone(), keeper.clone(), lost_tx, done_rx));
+            let program = base.join(&job.handler);
+            let folder = program.parent().map(Path::to_path_buf).unwrap_or_else(|| base.clone());
+            let exit = run_handler(HandlerRun {
+                program,
+                folder,
+                handler: &job.handler,
+                worktree: &slot.path,
+                log: &log,
+                log_max_bytes: job.settings.log_max_bytes,
+                env: env.clone(),
+                timeout: job.settings.timeout,
+                grace: ctx.opts.grace,
+                shutdown: ctx.shutdown.clone(),
+                lost: lost_rx,
+            })
+            .await;
+            let _ = done_tx.send(true);
+            let _ = renewals.await;
+            exit
+        }
     };
 
-    let (c, j, cl, wt) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone());
-    let exit2 = exit.clone();
-    let (verdict, head) = blocking(move || {
-        let repo = c.repo();
-        let head = match c.remote() {
-            None => repo.ref_id(&format!("refs/heads/{}", j.branch))?,
-            Some(_) => {
-                Some(run_git(&wt, ["rev-parse", "HEAD"])?.trim().parse::<ObjectId>().map_err(|e| anyhow!("{e}"))?)
-            }
-        };
-        let facts = match head {
-            None => None,
-            Some(h) => {
-                let commit = repo.commit(h)?;
-                Some(HeadFacts {
-                    is_claim: h == cl.id,
-                    descends_from_claim: repo.descends_from(h, cl.id, 10_000)?,
-                    state: commit.state(),
-                    run_id: last_text(&commit.trailers, Key::RunId),
-                })
-            }
-        };
-        Ok((judge(&exit2, facts.as_ref(), &cl.run_id), head))
-    })
-    .await?;
+    let (c, j, cl, wt, x) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone(), exit.clone());
+    let settled = blocking(move || settle(&c, &j, &cl, &x, &wt)).await?;
+    let settled_result = settled.result;
 
     let mut ev = Event::new(&job.branch, Kind::Succeeded);
     ev.state = Some(job.state.to_string());
     ev.run_id = Some(claim.run_id.clone());
-    ev.commit = head.map(|h| h.to_string());
+    ev.commit = Some(settled.result.to_string());
     ev.log = Some(log.display().to_string());
     ev.exit_code = match exit {
         Exit::Code(c) => Some(c),
         _ => None,
     };
     ev.duration_ms = Some(started.elapsed().as_millis() as u64);
-    match verdict {
-        Verdict::Succeeded { next_state } => {
-            ev.next_state = Some(next_state);
-            finish_success(ctx, &job, &claim, head, &mut ev).await;
-        }
-        Verdict::Parked => {
-            ev.action = Kind::Parked;
-            ev.next_state = Some(Reserved::Working.as_str().into());
-            finish_success(ctx, &job, &claim, head, &mut ev).await;
-        }
-        Verdict::Failed { reason, exit_code } => {
-            let head = head.context("branch head vanished")?;
-            let (c, j, cl, w, l) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone(), log.clone());
-            let r = reason.clone();
-            let written = blocking(move || record_failure(&c, &j, &cl, head, &r, exit_code, &l, &w)).await;
-            ev.action = Kind::Failed;
-            ev.error = Some(reason);
-            match written {
-                Ok((id, next)) => {
-                    ev.commit = Some(id.to_string());
-                    ev.next_state = Some(next);
-                }
-                Err(e) => {
-                    ev.action = Kind::Error;
-                    ev.error = Some(format!(
-                        "{}; and the failure could not be recorded: {e:#}",
-                        ev.error.take().unwrap_or_default()
-                    ));
-                }
+    let secrets = secrets(&passed_only(&env, &job.settings.env_pass));
+    let (c, j, cl, w, l) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone(), log.clone());
+    let record = blocking(move || Ok(record_outcome(&c, &j, &cl, settled, &secrets, &l, &w))).await?;
+    apply_record(&mut ev, record);
+
+    // Bring the user's checkout along when it has this branch (a two-tree merge keeps local
+    // edits and refuses to overwrite them).
+    if job.force_worktree && matches!(ev.action, Kind::Succeeded | Kind::Parked | Kind::Failed) {
+        if let (Some(main), Some(new)) = (ctx.main_workdir.clone(), ev.commit.clone()) {
+            let old = claim.trigger.tree.to_string();
+            if let Err(e) = blocking(move || run_git(&main, ["read-tree", "-m", "-u", &old, &new]).map(|_| ())).await {
+                tracing::warn!("{}: could not update your checkout to the new head: {e:#}", job.branch);
             }
         }
-        Verdict::BranchGone => {
-            ev.action = Kind::Error;
-            ev.error = Some("the branch was deleted during the run; nothing could be recorded".into());
+    }
+    // The renewal record has done its job.
+    let record = keeper.lock().unwrap_or_else(|p| p.into_inner()).record;
+    let (c, j, cl) = (ctx.clone(), job.clone(), claim.clone());
+    let result = settled_result;
+    if let Ok(Some(notice)) = blocking(move || {
+        let repo = c.repo();
+        if let Some(r) = record {
+            c.board.delete(&repo, &renewal_ref(&j.branch), r);
         }
-        Verdict::LeaseLost => {
-            ev.action = Kind::Error;
-            ev.error = Some("the branch was moved off this run's lease by someone else; their history stands, this run's result was not recorded".into());
-        }
+        stray_branches(&repo, &j.branch, &cl, result)
+    })
+    .await
+    {
+        ctx.emit(notice);
     }
     // A successful run returns its slot to the pool; anything else keeps it for the branch.
     let ok = matches!(ev.action, Kind::Succeeded | Kind::Parked);
@@ -278,114 +401,217 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     Ok(())
 }
 
-fn handler_run<'a>(ctx: &Ctx, job: &'a Job, claim: &'a Claim, wt: &'a Path, log: &'a Path) -> HandlerRun<'a> {
+/// The handler's environment: the documented base, what the policy and `--pass-env` pass, and
+/// the protocol's own variables.
+fn handler_environment(ctx: &Ctx, job: &Job, claim: &Claim, wt: &Path) -> Vec<(String, String)> {
+    let mut env = handler_env(&ctx.runner_env, &job.settings.env_pass);
+    env.retain(|(k, _)| !k.starts_with("BATON_") && !k.starts_with("AYNIG_"));
     let body = body_env(&claim.trigger.message);
     let commit = claim.trigger.id.to_string();
-    let mut env = vec![
+    let mut ours = vec![
         ("BATON_STATE", job.state.to_string()),
         ("BATON_BODY", body.clone()),
         ("BATON_COMMIT", commit.clone()),
         ("BATON_BRANCH", job.branch.clone()),
         ("BATON_RUN_ID", claim.run_id.clone()),
         ("BATON_RUNNER_ID", ctx.opts.runner_id.clone()),
-        ("BATON_LEASE_SECONDS", ctx.opts.lease_seconds.to_string()),
+        ("BATON_LEASE_SECONDS", job.settings.lease_seconds.to_string()),
         ("BATON_CLAIM_COMMIT", claim.id.to_string()),
         ("BATON_WORKTREE", wt.display().to_string()),
         ("AYNIG_BODY", body),
         ("AYNIG_COMMIT_HASH", commit),
         ("AYNIG_STATE", job.state.to_string()),
+        ("AYNIG_BRANCH", job.branch.clone()),
     ];
-    if let Some(remote) = ctx.remote() {
-        env.push(("BATON_REMOTE", remote.to_owned()));
+    if let Some(remote) = ctx.board.remote() {
+        ours.push(("BATON_REMOTE", remote.to_owned()));
     }
-    HandlerRun {
-        handler: &job.handler,
-        worktree: wt,
-        log,
-        env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-        trigger_trailers: &claim.trigger.trailers,
-        timeout: ctx.opts.timeout,
-        grace: ctx.opts.grace,
-        shutdown: ctx.shutdown.clone(),
-    }
+    env.extend(ours.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env.extend(trailer_env(&claim.trigger.trailers));
+    env
 }
 
-/// After a good run: in remote mode push the handler's commits (a fast-forward of the lease);
-/// with `--current-branch` bring the user's checkout along.
-async fn finish_success(ctx: &Arc<Ctx>, job: &Arc<Job>, claim: &Arc<Claim>, head: Option<ObjectId>, ev: &mut Event) {
-    if let (Some(_), Some(head)) = (ctx.remote(), head) {
-        let (c, j, run) = (ctx.clone(), job.clone(), claim.run_id.clone());
-        let outcome = match blocking(move || Ok(publish_result(&c, &j.branch, &run, head))).await {
-            Ok(r) => r,
-            Err(e) => Err(format!("{e:#}")),
-        };
-        if let Err(why) = outcome {
-            ev.action = Kind::Error;
-            ev.error = Some(why);
+/// The variables of `env` that were passed by name or glob (their values may be secrets).
+fn passed_only(env: &[(String, String)], pass: &[String]) -> Vec<(String, String)> {
+    env.iter().filter(|(k, _)| pass.iter().any(|p| crate::policy::env::name_glob(p, k))).cloned().collect()
+}
+
+/// What the runner wrote after a run, for the event.
+struct Recorded {
+    action: Kind,
+    commit: Option<ObjectId>,
+    next_state: Option<String>,
+    error: Option<String>,
+}
+
+fn apply_record(ev: &mut Event, r: Recorded) {
+    ev.action = r.action;
+    if let Some(c) = r.commit {
+        ev.commit = Some(c.to_string());
+    }
+    ev.next_state = r.next_state;
+    ev.error = r.error;
+}
+
+/// Keep a result that is not published on `refs/baton/rejected/<branch>/<run>` (and on the
+/// remote in remote mode). Returns a phrase for the event.
+fn keep_rejected(ctx: &Ctx, repo: &Repo, job: &Job, claim: &Claim, result: ObjectId) -> String {
+    if result == claim.id || repo.descends_from(claim.id, result).unwrap_or(false) {
+        return String::new(); // nothing beyond what the branch already has
+    }
+    let refname = rejected_ref(&job.branch, &claim.run_id);
+    match ctx.board.put(repo, &refname, None, result, "baton: keep a result that was not published") {
+        Ok(Swap::Done) => format!("; its commits are kept at {refname}"),
+        Ok(other) => {
+            // Locally at least, whatever the remote said.
+            let _ = repo.compare_and_swap(&refname, None, result, "baton: keep a result that was not published");
+            format!("; its commits are kept at {refname} (not on the remote: {other:?})")
         }
-        return;
-    }
-    if job.force_worktree {
-        // The user's checkout has this branch: bring its files along (a two-tree merge keeps
-        // local edits and refuses to overwrite them).
-        if let (Some(main), Some(new)) = (ctx.main_workdir.clone(), ev.commit.clone()) {
-            let old = claim.trigger.tree.to_string();
-            if let Err(e) = blocking(move || run_git(&main, ["read-tree", "-m", "-u", &old, &new]).map(|_| ())).await {
-                tracing::warn!("{}: could not update your checkout to the new head: {e:#}", job.branch);
-            }
-        }
+        Err(e) => format!("; and its commits could not be kept at {refname}: {e:#}"),
     }
 }
 
-/// Push a run's result in remote mode. A rejection after the handler ran is a real conflict: the
-/// result is kept on `refs/baton/conflicts/<branch>/<run-id>`, never forced over someone's work.
-fn publish_result(ctx: &Ctx, branch: &str, run_id: &str, head: ObjectId) -> Result<(), String> {
-    let remote = ctx.remote().unwrap_or("origin");
-    let why = match remote::push(&ctx.common_dir, remote, branch, head, None) {
-        Pushed::Accepted => return Ok(()),
-        Pushed::Rejected(why) => format!("the remote refused the result ({why})"),
-        Pushed::Failed(why) => format!("the result could not be pushed ({why})"),
-    };
-    let kept = format!("refs/baton/conflicts/{branch}/{run_id}");
-    match ctx.repo().compare_and_swap(&kept, None, head, "baton: keep a result the remote refused") {
-        Ok(_) => Err(format!("{why}; kept at {kept}")),
-        Err(e) => Err(format!("{why}; and it could not be kept at {kept}: {e:#}")),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record_failure(
+/// Publish or record: the only place a run's outcome reaches the branch.
+fn record_outcome(
     ctx: &Ctx,
     job: &Job,
     claim: &Claim,
-    head: ObjectId,
-    reason: &str,
-    exit_code: Option<i32>,
+    settled: Settled,
+    secrets: &[String],
     log: &Path,
     wt: &Path,
-) -> Result<(ObjectId, String)> {
+) -> Recorded {
     let repo = ctx.repo();
-    let next = messages::failure_state(&claim.trigger.trailers);
-    let msg = messages::failure(&Failure {
-        state: &job.state,
-        run_id: &claim.run_id,
-        runner_id: &ctx.opts.runner_id,
-        exit_code,
-        reason,
-        output_tail: &tail(log, TAIL_LINES),
-        log,
-        worktree: wt,
-        next: &next,
-        remote: ctx.remote(),
-    })?;
-    let tree = repo.commit(head)?.tree;
-    let id = repo.write_commit(tree, &[head], &msg, clock::now())?;
-    if ctx.remote().is_some() {
-        publish_result(ctx, &job.branch, &claim.run_id, id).map_err(|e| anyhow!(e))?;
-        return Ok((id, next.to_string()));
+    let result = settled.result;
+    let lost = |why: String| {
+        let kept = keep_rejected(ctx, &repo, job, claim, result);
+        Recorded {
+            action: Kind::Error,
+            commit: None,
+            next_state: None,
+            error: Some(format!("this run lost its lease: {why}; the branch was left as it is{kept}")),
+        }
+    };
+    let Some(lease_head) = settled.board_head else {
+        let kept = keep_rejected(ctx, &repo, job, claim, result);
+        return Recorded {
+            action: Kind::Error,
+            commit: None,
+            next_state: None,
+            error: Some(format!("the branch was deleted during the run; nothing could be recorded{kept}")),
+        };
+    };
+    match settled.verdict {
+        Verdict::Succeeded { .. } | Verdict::Parked => {
+            let parked = settled.verdict == Verdict::Parked;
+            let next = match &settled.verdict {
+                Verdict::Succeeded { next_state } => next_state.clone(),
+                _ => Reserved::Working.as_str().to_owned(),
+            };
+            let swapped = match result == lease_head {
+                true => Ok(Swap::Done), // a heartbeat the handler already published
+                false => {
+                    ctx.board.swap(&repo, &job.branch, lease_head, result, &format!("baton: {} answered", job.state))
+                }
+            };
+            match swapped {
+                Ok(Swap::Done) => Recorded {
+                    action: if parked { Kind::Parked } else { Kind::Succeeded },
+                    commit: Some(result),
+                    next_state: Some(next),
+                    error: None,
+                },
+                Ok(Swap::Lost(why)) => lost(format!("the branch moved while the result was published ({why})")),
+                Ok(Swap::Failed(why)) => {
+                    let kept = keep_rejected(ctx, &repo, job, claim, result);
+                    Recorded {
+                        action: Kind::Error,
+                        commit: None,
+                        next_state: None,
+                        error: Some(format!("the result could not be published ({why}){kept}")),
+                    }
+                }
+                Err(e) => lost(format!("{e:#}")),
+            }
+        }
+        Verdict::Failed { reason, exit_code, error_type, on } => {
+            let (base, kept) = match on {
+                FailOn::Result => (result, String::new()),
+                FailOn::Lease => (lease_head, keep_rejected(ctx, &repo, job, claim, result)),
+            };
+            let next = messages::failure_state(&claim.trigger.trailers);
+            let written = (|| -> Result<(ObjectId, Swap)> {
+                let msg = messages::failure(&Failure {
+                    state: &job.state,
+                    run_id: &claim.run_id,
+                    runner_id: &ctx.opts.runner_id,
+                    exit_code,
+                    reason: &reason,
+                    output_tail: &mask(&tail(log, TAIL_LINES), secrets),
+                    log,
+                    worktree: wt,
+                    next: &next,
+                    remote: ctx.board.remote(),
+                    error_type: error_type.as_str(),
+                })?;
+                let tree = repo.commit(base)?.tree;
+                let id = repo.write_commit(tree, &[base], &msg, clock::now())?;
+                Ok((id, ctx.board.swap(&repo, &job.branch, lease_head, id, "baton: handler failed")?))
+            })();
+            match written {
+                Ok((id, Swap::Done)) => Recorded {
+                    action: Kind::Failed,
+                    commit: Some(id),
+                    next_state: Some(next.to_string()),
+                    error: Some(format!("{reason}{kept}")),
+                },
+                Ok((_, Swap::Lost(why))) => lost(format!("the branch moved while the failure was recorded ({why})")),
+                Ok((_, Swap::Failed(why))) => Recorded {
+                    action: Kind::Error,
+                    commit: None,
+                    next_state: None,
+                    error: Some(format!("{reason}; and the failure could not be recorded: {why}{kept}")),
+                },
+                Err(e) => Recorded {
+                    action: Kind::Error,
+                    commit: None,
+                    next_state: None,
+                    error: Some(format!("{reason}; and the failure could not be recorded: {e:#}{kept}")),
+                },
+            }
+        }
+        Verdict::LeaseLost => {
+            lost(settled.lost_why.unwrap_or_else(|| {
+                format!("the branch was moved to {} by someone else", &lease_head.to_string()[..12])
+            }))
+        }
+        Verdict::BranchGone => lost("the branch was deleted".into()),
     }
-    match repo.compare_and_swap(&format!("refs/heads/{}", job.branch), Some(head), id, "baton: handler failed")? {
-        Cas::Updated => Ok((id, next.to_string())),
-        Cas::Moved { .. } => Err(anyhow!("the branch moved while the failure was being recorded")),
+}
+
+/// After a run: does any other local branch now point at a commit of this run (a handler that
+/// ran `git branch -f other HEAD`)? One notice naming them.
+fn stray_branches(repo: &Repo, branch: &str, claim: &Claim, result: ObjectId) -> Result<Option<Event>> {
+    let mut ours: std::collections::HashSet<ObjectId> = std::collections::HashSet::new();
+    ours.insert(claim.id);
+    ours.extend(repo.commits_between(result, claim.trigger.id)?);
+    let strays: Vec<String> = repo
+        .branches(&BranchSource::Local)?
+        .into_iter()
+        .filter(|b| b.branch != branch && ours.contains(&b.id))
+        .map(|b| b.branch)
+        .collect();
+    if strays.is_empty() {
+        return Ok(None);
     }
+    let mut ev = Event::new(branch, Kind::Notice);
+    ev.run_id = Some(claim.run_id.clone());
+    ev.error = Some(format!(
+        "branch{} {} now point{} at a commit of run {} (moved by its handler?)",
+        if strays.len() > 1 { "es" } else { "" },
+        strays.join(", "),
+        if strays.len() > 1 { "" } else { "s" },
+        claim.run_id
+    ));
+    Ok(Some(ev))
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use super::backend::{Backend, Local, Remote};
 use super::exec::run_action;
 use super::plan::Action;
 use super::report::{Event, Kind};
@@ -18,8 +19,6 @@ use crate::repo::Repo;
 #[derive(Debug, Clone)]
 pub struct TickOptions {
     pub jobs: usize,
-    pub timeout: Duration,
-    pub lease_seconds: u64,
     pub keep_worktrees: bool,
     pub grace: Duration,
     pub runner_id: String,
@@ -34,6 +33,10 @@ pub struct Ctx {
     /// The user's checkout, when the repository has one (for `--current-branch include|only`).
     pub main_workdir: Option<PathBuf>,
     pub opts: TickOptions,
+    /// The board: the local repository, or a shared remote.
+    pub board: Arc<dyn Backend>,
+    /// The runner's own environment (UTF-8 entries), read once; handlers get a filtered copy.
+    pub runner_env: Vec<(String, String)>,
     /// Flips to true on SIGINT/SIGTERM: stop claiming, give running handlers `grace`.
     pub shutdown: watch::Receiver<bool>,
     pub events: mpsc::UnboundedSender<Event>,
@@ -46,7 +49,15 @@ impl Ctx {
         shutdown: watch::Receiver<bool>,
         events: mpsc::UnboundedSender<Event>,
     ) -> Ctx {
+        let board: Arc<dyn Backend> = match &opts.remote {
+            Some(name) => Arc::new(Remote { name: name.clone() }),
+            None => Arc::new(Local),
+        };
+        let runner_env =
+            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
         Ctx {
+            board,
+            runner_env,
             common_dir: repo.common_dir().to_path_buf(),
             main_workdir: repo.workdir().map(Path::to_path_buf),
             repo: RwLock::new(repo.into_sync()),
@@ -70,9 +81,6 @@ impl Ctx {
     }
     pub(crate) fn scratch(&self) -> Scratch {
         Scratch::new(&self.common_dir)
-    }
-    pub(crate) fn remote(&self) -> Option<&str> {
-        self.opts.remote.as_deref()
     }
 }
 

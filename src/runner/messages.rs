@@ -64,6 +64,24 @@ pub fn stalled(lease: &Lease, runner_id: &str, now: i64, remote: Option<&str>) -
     )?)
 }
 
+/// A lease renewal written by the runner while its handler runs. It is not a state commit (no
+/// `dwp-state`): it lives off the branch, on `refs/baton/leases/<branch>`, with the lease head as
+/// its parent, so `log` of a long run stays readable and the handler's detached work still
+/// descends from the branch head.
+pub fn renewal(run_id: &str, runner_id: &str, lease_seconds: u64, remote: Option<&str>) -> Result<Vec<u8>> {
+    let mut trailers = vec![
+        TrailerArg::reserved(Key::RunId, run_id),
+        TrailerArg::reserved(Key::RunnerId, runner_id),
+        TrailerArg::reserved(Key::LeaseSeconds, lease_seconds.to_string()),
+    ];
+    trailers.extend(source(remote));
+    let mut msg = format!("baton: lease of run {run_id} renewed\n\n").into_bytes();
+    for t in &trailers {
+        msg.extend_from_slice(format!("{}: {}\n", t.key, t.value).as_bytes());
+    }
+    Ok(msg)
+}
+
 /// The state a failure moves the branch to: the triggering commit's `dwp-next-on-failure` when it
 /// is a valid state other than `working`, else `failed`.
 pub fn failure_state(trigger: &[Trailer]) -> State {
@@ -85,6 +103,7 @@ pub struct Failure<'a> {
     pub worktree: &'a Path,
     pub next: &'a State,
     pub remote: Option<&'a str>,
+    pub error_type: &'a str,
 }
 
 pub fn failure(f: &Failure<'_>) -> Result<Vec<u8>> {
@@ -97,6 +116,7 @@ pub fn failure(f: &Failure<'_>) -> Result<Vec<u8>> {
         trailers.push(TrailerArg::reserved(Key::ExitCode, code.to_string()));
     }
     trailers.push(TrailerArg::reserved(Key::Error, f.reason));
+    trailers.push(TrailerArg::reserved(Key::ErrorType, f.error_type));
     trailers.extend(source(f.remote));
     let body = failure_body(f.state.as_str(), f.reason, f.output_tail, f.log, f.worktree);
     Ok(compose(&format!("baton: {} failed", f.state), Some(&body), &trailers, f.next)?)
@@ -173,6 +193,7 @@ mod tests {
             worktree: Path::new("/w"),
             next: &next,
             remote: None,
+            error_type: "logic",
         };
         let m = failure(&f).unwrap();
         let t = parse(&m);
@@ -180,5 +201,16 @@ mod tests {
         assert_eq!(last_text(&t, Key::Error).as_deref(), Some("exit 2"));
         assert_eq!(last_text(&t, Key::ExitCode).as_deref(), Some("2"));
         assert!(String::from_utf8_lossy(&m).contains("    dwp-state: done x"));
+        assert_eq!(last_text(&t, Key::ErrorType).as_deref(), Some("logic"));
+    }
+
+    #[test]
+    fn renewal_is_not_a_state_commit() {
+        let m = renewal("r1", "h:1", 60, Some("origin")).unwrap();
+        let t = parse(&m);
+        assert_eq!(StateRead::from_trailers(&t), StateRead::None);
+        assert_eq!(last_text(&t, Key::RunId).as_deref(), Some("r1"));
+        assert_eq!(last_text(&t, Key::LeaseSeconds).as_deref(), Some("60"));
+        assert_eq!(last_text(&t, Key::Source).as_deref(), Some("git:origin"));
     }
 }

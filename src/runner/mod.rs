@@ -1,6 +1,7 @@
 //! The runner: `plan` decides (pure), `exec` acts (claims, worktrees, processes, validation),
 //! `validate` judges an outcome (pure), `report` says what happened.
 
+pub mod backend;
 pub mod board;
 pub mod clock;
 pub mod exec;

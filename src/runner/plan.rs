@@ -6,11 +6,13 @@
 //! (an invalid state, a handler that is not executable, a branch checked out elsewhere).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::protocol::{Lease, LeaseStatus, Reserved, State, StateRead};
 use crate::repo::{HandlerLookup, ObjectId};
 
-use super::board::BranchCard;
+use super::board::{BranchCard, PolicyRead};
+use crate::policy::{Base, Policy};
 
 /// Where a branch is checked out, as far as the runner cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,50 @@ pub enum CurrentBranch {
     Only,
 }
 
+/// Where a handler file is taken from when it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandlerOrigin {
+    /// The task's own commit, checked out in the worktree (no trusted ref).
+    Worktree,
+    /// The `.dwp/` folder of this trusted tree.
+    Trusted(ObjectId),
+}
+
+/// What one run of a handler is allowed: the effective policy for its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSettings {
+    pub timeout: Duration,
+    pub lease_seconds: u64,
+    /// Names or globs of the runner's environment variables passed to the handler.
+    pub env_pass: Vec<String>,
+    pub log_max_bytes: u64,
+}
+
+/// What shapes a plan besides the board itself.
+#[derive(Debug, Clone)]
+pub struct PlanConfig {
+    pub current: CurrentBranch,
+    pub handlers: HandlerOrigin,
+    /// The runner's own settings (command line or built-in), before the policy file.
+    pub base: Base,
+}
+
+impl RunSettings {
+    /// What the policy says for `state` (the runner's own values where it says nothing).
+    pub fn for_state(policy: Option<&Policy>, state: &str, base: &Base) -> RunSettings {
+        let e = match policy {
+            Some(p) => p.effective(state, base),
+            None => Policy::default().effective(state, base),
+        };
+        RunSettings {
+            timeout: Duration::from_secs(e.timeout.value),
+            lease_seconds: e.lease.value,
+            env_pass: e.pass_names(),
+            log_max_bytes: e.log_max_bytes.value,
+        }
+    }
+}
+
 /// One branch as the planner sees it.
 #[derive(Debug, Clone)]
 pub struct PlanInput {
@@ -45,7 +91,16 @@ pub struct PlanInput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Claim the branch and run the handler at `handler` (repository-relative path).
-    Run { branch: String, refname: String, head: ObjectId, state: State, handler: String, force_worktree: bool },
+    Run {
+        branch: String,
+        refname: String,
+        head: ObjectId,
+        state: State,
+        handler: String,
+        origin: HandlerOrigin,
+        settings: RunSettings,
+        force_worktree: bool,
+    },
     /// The lease expired: write `stalled`, then run the `stalled` handler if there is one.
     TakeOver {
         branch: String,
@@ -53,6 +108,8 @@ pub enum Action {
         head: ObjectId,
         lease: Lease,
         stalled_handler: Option<String>,
+        origin: HandlerOrigin,
+        settings: RunSettings,
         force_worktree: bool,
     },
     /// Not actionable, but a person should know.
@@ -68,8 +125,12 @@ impl Action {
 }
 
 /// Decide what this tick does.
-pub fn plan(inputs: &[PlanInput], now: i64, current: CurrentBranch) -> Vec<Action> {
+pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> {
+    let current = config.current;
+    let origin = config.handlers;
     let mut actions = Vec::new();
+    // A broken policy: its branches are skipped, with one notice per distinct problem.
+    let mut broken: Vec<(String, Vec<String>)> = Vec::new();
     for input in inputs {
         let card = &input.card;
         let branch = card.head.branch.clone();
@@ -89,6 +150,23 @@ pub fn plan(inputs: &[PlanInput], now: i64, current: CurrentBranch) -> Vec<Actio
                 continue;
             }
             StateRead::Valid(s) => s,
+        };
+        let policy = match &card.policy {
+            PolicyRead::None => None,
+            PolicyRead::Ok(p) => Some(p.as_ref()),
+            PolicyRead::Broken(why) => {
+                let wants_work =
+                    card.lease.as_ref().map_or(matches!(card.handler, Some(HandlerLookup::Found(_))), |l| {
+                        matches!(l.status(now), LeaseStatus::Expired { .. })
+                    });
+                if wants_work {
+                    match broken.iter_mut().find(|(w, _)| w == why) {
+                        Some((_, branches)) => branches.push(branch.clone()),
+                        None => broken.push((why.clone(), vec![branch.clone()])),
+                    }
+                }
+                continue;
+            }
         };
         let blocked_by_checkout = |actions: &mut Vec<Action>| -> bool {
             if let Checkout::Elsewhere(path) = &input.checkout {
@@ -113,6 +191,8 @@ pub fn plan(inputs: &[PlanInput], now: i64, current: CurrentBranch) -> Vec<Actio
                     head,
                     lease: lease.clone(),
                     stalled_handler,
+                    origin,
+                    settings: RunSettings::for_state(policy, Reserved::Stalled.as_str(), &config.base),
                     force_worktree,
                 });
             }
@@ -129,6 +209,8 @@ pub fn plan(inputs: &[PlanInput], now: i64, current: CurrentBranch) -> Vec<Actio
                     head,
                     state: valid.clone(),
                     handler: path.clone(),
+                    origin,
+                    settings: RunSettings::for_state(policy, valid.as_str(), &config.base),
                     force_worktree,
                 });
             }
@@ -137,6 +219,16 @@ pub fn plan(inputs: &[PlanInput], now: i64, current: CurrentBranch) -> Vec<Actio
             }
             _ => {}
         }
+    }
+    for (why, branches) in broken {
+        let more = match branches.len() {
+            1 => String::new(),
+            n => format!(" (and {} more branch{})", n - 1, if n > 2 { "es" } else { "" }),
+        };
+        actions.push(Action::Notice {
+            branch: branches[0].clone(),
+            message: format!("policy is broken, not run{more}: {why}"),
+        });
     }
     actions
 }
@@ -184,9 +276,14 @@ mod tests {
                 commit,
                 handler,
                 stalled_handler: stalled,
+                policy: PolicyRead::None,
             },
             checkout: Checkout::Free,
         }
+    }
+
+    fn cfg(current: CurrentBranch) -> PlanConfig {
+        PlanConfig { current, handlers: HandlerOrigin::Worktree, base: Base::default() }
     }
 
     fn found(p: &str) -> Option<HandlerLookup> {
@@ -200,7 +297,7 @@ mod tests {
             card("b", "t\n\ndwp-state: done\n", 0, Some(HandlerLookup::Missing), None),
             card("c", "no state", 0, None, None),
         ];
-        let actions = plan(&inputs, 100, CurrentBranch::Skip);
+        let actions = plan(&inputs, 100, &cfg(CurrentBranch::Skip));
         assert_eq!(actions.len(), 1);
         assert!(
             matches!(&actions[0], Action::Run { branch, handler, .. } if branch == "a" && handler == ".dwp/command/build")
@@ -213,7 +310,7 @@ mod tests {
             card("a", "t\n\ndwp-state: ../x\n", 0, None, None),
             card("b", "t\n\ndwp-state: x\n", 0, Some(HandlerLookup::NotExecutable(".dwp/command/x".into())), None),
         ];
-        let actions = plan(&inputs, 0, CurrentBranch::Skip);
+        let actions = plan(&inputs, 0, &cfg(CurrentBranch::Skip));
         assert_eq!(actions.len(), 2);
         assert!(actions.iter().all(|a| matches!(a, Action::Notice { .. })));
     }
@@ -222,8 +319,8 @@ mod tests {
     fn live_lease_is_left_alone_expired_lease_is_taken_over() {
         let msg = "t\n\ndwp-origin-state: build\ndwp-run-id: r1\ndwp-lease-seconds: 60\ndwp-state: working\n";
         let inputs = vec![card("a", msg, 1000, None, found(".dwp/command/stalled"))];
-        assert!(plan(&inputs, 1060, CurrentBranch::Skip).is_empty());
-        let actions = plan(&inputs, 1061, CurrentBranch::Skip);
+        assert!(plan(&inputs, 1060, &cfg(CurrentBranch::Skip)).is_empty());
+        let actions = plan(&inputs, 1061, &cfg(CurrentBranch::Skip));
         match &actions[..] {
             [Action::TakeOver { lease, stalled_handler, .. }] => {
                 assert_eq!(lease.run_id.as_deref(), Some("r1"));
@@ -239,11 +336,11 @@ mod tests {
         main.checkout = Checkout::Main;
         let other = card("other", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         let inputs = vec![main, other];
-        let names = |c| plan(&inputs, 0, c).iter().map(|a| a.branch().to_owned()).collect::<Vec<_>>();
+        let names = |c| plan(&inputs, 0, &cfg(c)).iter().map(|a| a.branch().to_owned()).collect::<Vec<_>>();
         assert_eq!(names(CurrentBranch::Skip), ["other"]);
         assert_eq!(names(CurrentBranch::Include), ["main", "other"]);
         assert_eq!(names(CurrentBranch::Only), ["main"]);
-        assert!(matches!(&plan(&inputs, 0, CurrentBranch::Only)[0], Action::Run { force_worktree: true, .. }));
+        assert!(matches!(&plan(&inputs, 0, &cfg(CurrentBranch::Only))[0], Action::Run { force_worktree: true, .. }));
     }
 
     #[test]
@@ -251,7 +348,7 @@ mod tests {
         let inputs: Vec<PlanInput> =
             ["a", "b", "c"].iter().map(|b| card(b, "t\n\ndwp-state: x\n", 0, found(".dwp/command/x"), None)).collect();
         let names = |v: Vec<Action>| v.iter().map(|a| a.branch().to_owned()).collect::<Vec<_>>();
-        assert_eq!(names(spread(plan(&inputs, 0, CurrentBranch::Skip), 4)), ["b", "c", "a"]);
+        assert_eq!(names(spread(plan(&inputs, 0, &cfg(CurrentBranch::Skip)), 4)), ["b", "c", "a"]);
         assert_eq!(names(spread(Vec::new(), 4)), Vec::<String>::new());
     }
 
@@ -259,6 +356,6 @@ mod tests {
     fn branch_checked_out_elsewhere_is_noticed() {
         let mut a = card("a", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         a.checkout = Checkout::Elsewhere("/tmp/wt".into());
-        assert!(matches!(&plan(&[a], 0, CurrentBranch::Skip)[..], [Action::Notice { .. }]));
+        assert!(matches!(&plan(&[a], 0, &cfg(CurrentBranch::Skip))[..], [Action::Notice { .. }]));
     }
 }

@@ -7,35 +7,37 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 
+use super::logcap::CappedLog;
 use super::validate::Exit;
 use crate::protocol::Trailer;
 
-/// Variables that would point a handler's git at another repository, index or worktree.
-const SCRUBBED_VARS: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_PREFIX",
-    "GIT_NAMESPACE",
-    "GIT_CEILING_DIRECTORIES",
-    // Set again below when (and only when) this run is in remote mode.
-    "BATON_REMOTE",
-];
+/// Settings that keep git's detached auto-maintenance (`git gc --auto`, `git maintenance run
+/// --auto`) from starting inside a handler: it would outlive the handler, and every process of a
+/// run is stopped when the run ends.
+const NO_AUTO_MAINTENANCE: &[(&str, &str)] = &[("maintenance.auto", "false"), ("gc.auto", "0")];
+
+/// How long output is still collected after the handler's process group was stopped (a process
+/// that left the group with `setsid` may hold the pipe open; it is not waited for).
+const DRAIN: Duration = Duration::from_secs(2);
 
 /// Everything needed to start a handler.
 pub struct HandlerRun<'a> {
-    /// Repository-relative path of the handler, e.g. `.dwp/command/build`.
+    /// The program to run (in the worktree, or in the trusted handler folder).
+    pub program: PathBuf,
+    /// The folder the program must stay inside (symlinks included).
+    pub folder: PathBuf,
+    /// Repository-relative name, for messages (`.dwp/command/build`).
     pub handler: &'a str,
     pub worktree: &'a Path,
     pub log: &'a Path,
+    pub log_max_bytes: u64,
+    /// The complete environment of the handler (nothing else is inherited).
     pub env: Vec<(String, String)>,
-    pub trigger_trailers: &'a [Trailer],
     pub timeout: Duration,
     pub grace: Duration,
     pub shutdown: watch::Receiver<bool>,
+    /// Set by the lease keeper when the run lost its lease: stop the handler at once.
+    pub lost: watch::Receiver<Option<String>>,
 }
 
 /// `BATON_TRAILER_<KEY>` name: key uppercased, `-` → `_`.
@@ -44,8 +46,27 @@ pub fn trailer_env_name(prefix: &str, key: &str) -> String {
     format!("{prefix}{k}")
 }
 
-/// Start the handler and wait for it, its timeout, or the end of the grace period after a
-/// shutdown request. Never fails: a handler that cannot be started is an [`Exit::SpawnFailed`].
+/// The environment entries that reach every handler besides the filtered ones: its trailers
+/// (`BATON_TRAILER_*`, `AYNIG_TRAILER_*`) and git settings that keep git from leaving detached
+/// maintenance processes behind.
+pub fn trailer_env(trailers: &[Trailer]) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for t in trailers {
+        let (key, value) = (t.key_lossy(), t.value_lossy());
+        env.push((trailer_env_name("BATON_TRAILER_", &key), value.to_string()));
+        env.push((trailer_env_name("AYNIG_TRAILER_", &key), value.to_string()));
+    }
+    env.push(("GIT_CONFIG_COUNT".into(), NO_AUTO_MAINTENANCE.len().to_string()));
+    for (i, (k, v)) in NO_AUTO_MAINTENANCE.iter().enumerate() {
+        env.push((format!("GIT_CONFIG_KEY_{i}"), (*k).into()));
+        env.push((format!("GIT_CONFIG_VALUE_{i}"), (*v).into()));
+    }
+    env
+}
+
+/// Start the handler and wait for it, its timeout, a lost lease, or the end of the grace period
+/// after a shutdown request. Never fails: a handler that cannot be started is an
+/// [`Exit::SpawnFailed`]. Whatever way it ends, no process of its group outlives the run.
 pub async fn run_handler(run: HandlerRun<'_>) -> Exit {
     match spawn_and_wait(run).await {
         Ok(exit) => exit,
@@ -54,50 +75,44 @@ pub async fn run_handler(run: HandlerRun<'_>) -> Exit {
 }
 
 /// The handler must resolve (symlinks included) inside its own folder.
-fn resolve_inside(worktree: &Path, handler: &str) -> std::result::Result<PathBuf, String> {
-    let program = worktree.join(handler);
-    let Some(folder) = program.parent() else {
-        return Err(format!("{handler} has no folder"));
-    };
+fn resolve_inside(program: &Path, folder: &Path, handler: &str) -> std::result::Result<PathBuf, String> {
     match (program.canonicalize(), folder.canonicalize()) {
-        (Ok(p), Ok(f)) if p.starts_with(&f) => Ok(program),
+        (Ok(p), Ok(f)) if p.starts_with(&f) => Ok(program.to_path_buf()),
         (Err(e), _) => Err(format!("{handler}: {e}")),
         _ => Err(format!("{handler} resolves outside {}", folder.display())),
     }
 }
 
 async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
-    let program = match resolve_inside(run.worktree, run.handler) {
+    let program = match resolve_inside(&run.program, &run.folder, run.handler) {
         Ok(p) => p,
         Err(why) => return Ok(Exit::SpawnFailed(why)),
     };
     if let Some(dir) = run.log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let out = std::fs::File::create(run.log).with_context(|| format!("creating log {}", run.log.display()))?;
-    let err = out.try_clone()?;
+    let mut log =
+        CappedLog::create(run.log, run.log_max_bytes).with_context(|| format!("creating log {}", run.log.display()))?;
+    // One pipe for stdout and stderr: the runner reads it and keeps the log within its cap.
+    let (reader, writer) = std::io::pipe().context("creating the output pipe")?;
+    let writer2 = writer.try_clone().context("duplicating the output pipe")?;
 
     let mut cmd = tokio::process::Command::new(&program);
     cmd.current_dir(run.worktree)
+        .env_clear()
+        .envs(run.env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err)
+        .stdout(writer)
+        .stderr(writer2)
         .process_group(0)
         .kill_on_drop(false);
-    for var in SCRUBBED_VARS {
-        cmd.env_remove(var);
-    }
-    for (k, v) in &run.env {
-        cmd.env(k, v);
-    }
-    for t in run.trigger_trailers {
-        let (key, value) = (t.key_lossy(), t.value_lossy());
-        cmd.env(trailer_env_name("BATON_TRAILER_", &key), value.as_ref());
-        cmd.env(trailer_env_name("AYNIG_TRAILER_", &key), value.as_ref());
-    }
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // The runner's copies of the write end must go, or the reader never sees the end.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
+            let _ = log.finish();
             let hint = match e.raw_os_error() {
                 Some(libc::ENOEXEC) => " (no #! line?)",
                 Some(libc::EACCES) => " (not executable?)",
@@ -106,12 +121,39 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
             return Ok(Exit::SpawnFailed(format!("{}: {e}{hint}", run.handler)));
         }
     };
+    let copier = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut reader = reader;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if log.write(&buf[..n]).is_err() {
+                        // Keep draining so the handler never blocks on a full pipe.
+                        continue;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        log.finish()
+    });
     let pid = child.id().map(|p| p as i32);
     let mut shutdown = run.shutdown.clone();
     let grace = run.grace;
     let stop_after_grace = async move {
         let _ = shutdown.wait_for(|s| *s).await;
         tokio::time::sleep(grace).await;
+    };
+    let mut lost = run.lost.clone();
+    let lease_lost = async move {
+        let why = lost.wait_for(|l| l.is_some()).await.map(|w| w.clone().unwrap_or_default());
+        match why {
+            Ok(why) => why,
+            Err(_) => std::future::pending().await,
+        }
     };
     let exit = tokio::select! {
         status = child.wait() => {
@@ -125,21 +167,24 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
         }
         _ = tokio::time::sleep(run.timeout) => Exit::TimedOut { seconds: run.timeout.as_secs() },
         _ = stop_after_grace => Exit::Interrupted,
+        why = lease_lost => Exit::LeaseLost(why),
     };
-    // A handler that timed out or was interrupted is stopped with its whole process group. After a
-    // normal exit, background processes it started on purpose (git's own auto-maintenance, for
-    // one) are left alone, as a shell would.
-    if let (Some(pid), Exit::TimedOut { .. } | Exit::Interrupted) = (pid, &exit) {
+    // No process of a run survives it: whatever the handler left behind in its process group
+    // (a background job, a daemon that did not leave the group) is stopped now.
+    if let Some(pid) = pid {
         kill_group(pid, &mut child).await;
     }
+    let _ = tokio::time::timeout(DRAIN, copier).await;
     Ok(exit)
 }
 
-/// SIGTERM to the process group, SIGKILL after 2 s for whatever is left.
+/// SIGTERM to the process group, SIGKILL after 2 s for whatever is left. Costs nothing when the
+/// group is already empty.
 async fn kill_group(pgid: i32, child: &mut tokio::process::Child) {
     // SAFETY: plain syscalls on a process group we created (the handler's pid is its pgid).
     let signal = |sig| unsafe { libc::killpg(pgid, sig) } == 0;
     if !signal(0) {
+        let _ = child.wait().await;
         return;
     }
     signal(libc::SIGTERM);
@@ -150,7 +195,7 @@ async fn kill_group(pgid: i32, child: &mut tokio::process::Child) {
         if !signal(0) {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     signal(libc::SIGKILL);
     let _ = child.wait().await;
@@ -197,7 +242,8 @@ mod tests {
         std::fs::write(dir.path().join("outside"), "").unwrap();
         std::os::unix::fs::symlink(dir.path().join("outside"), dir.path().join(".dwp/command/x")).unwrap();
         std::fs::write(dir.path().join(".dwp/command/ok"), "").unwrap();
-        assert!(resolve_inside(dir.path(), ".dwp/command/ok").is_ok());
-        assert!(resolve_inside(dir.path(), ".dwp/command/x").unwrap_err().contains("outside"));
+        let folder = dir.path().join(".dwp/command");
+        assert!(resolve_inside(&folder.join("ok"), &folder, ".dwp/command/ok").is_ok());
+        assert!(resolve_inside(&folder.join("x"), &folder, ".dwp/command/x").unwrap_err().contains("outside"));
     }
 }

@@ -25,11 +25,19 @@ pub enum Pushed {
     Failed(String),
 }
 
-/// `git fetch` every branch of `remote` into `refs/remotes/<remote>/`, pruning deleted ones.
+/// Where the lease renewals of `remote`'s runners are fetched to.
+pub fn renewals_prefix(remote: &str) -> String {
+    format!("refs/baton/remote-leases/{remote}/")
+}
+
+/// `git fetch` every branch of `remote` into `refs/remotes/<remote>/`, and the runners' lease
+/// renewals (`refs/baton/leases/*`) into `refs/baton/remote-leases/<remote>/`, pruning deleted
+/// ones.
 pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
     let spec = format!("+refs/heads/*:refs/remotes/{remote}/*");
+    let leases = format!("+refs/baton/leases/*:{}*", renewals_prefix(remote));
     let out = git(dir)
-        .args(["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", remote, &spec])
+        .args(["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", remote, &spec, &leases])
         .output()
         .map_err(|e| format!("running git fetch: {e}"))?;
     if out.status.success() {
@@ -39,6 +47,26 @@ pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
     }
 }
 
+/// The value of one ref on `remote` (`None`: it does not exist there).
+pub fn ls_remote(dir: &Path, remote: &str, refname: &str) -> Result<Option<ObjectId>, String> {
+    let out = git(dir)
+        .args(["ls-remote", "--refs", remote, refname])
+        .output()
+        .map_err(|e| format!("running git ls-remote: {e}"))?;
+    if !out.status.success() {
+        return Err(first_line(&out.stderr, "git ls-remote failed"));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines() {
+        if let Some((id, name)) = line.split_once('\t') {
+            if name == refname {
+                return id.parse::<ObjectId>().map(Some).map_err(|e| format!("git ls-remote: {e}"));
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn first_line(bytes: &[u8], fallback: &str) -> String {
     String::from_utf8_lossy(bytes).lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(fallback).to_owned()
 }
@@ -46,13 +74,35 @@ fn first_line(bytes: &[u8], fallback: &str) -> String {
 /// Push `new` to `refs/heads/<branch>` on `remote`. With `expected`, the push is a
 /// compare-and-swap on that exact old value; without, a plain fast-forward-only push.
 pub fn push(dir: &Path, remote: &str, branch: &str, new: ObjectId, expected: Option<ObjectId>) -> Pushed {
-    let dst = format!("refs/heads/{branch}");
+    push_ref(dir, remote, &format!("refs/heads/{branch}"), Some(new), expected.map(Some))
+}
+
+/// Push `new` (`None`: delete) to `dst` on `remote`. `expected`: `Some(Some(id))` — a
+/// compare-and-swap on that old value; `Some(None)` — the ref must not exist yet; `None` — a
+/// plain fast-forward-only push.
+pub fn push_ref(
+    dir: &Path,
+    remote: &str,
+    dst: &str,
+    new: Option<ObjectId>,
+    expected: Option<Option<ObjectId>>,
+) -> Pushed {
     let mut cmd = git(dir);
     cmd.args(["push", "--porcelain", "--quiet"]);
-    if let Some(old) = expected {
-        cmd.arg(format!("--force-with-lease={dst}:{old}"));
+    match expected {
+        Some(Some(old)) => {
+            cmd.arg(format!("--force-with-lease={dst}:{old}"));
+        }
+        Some(None) => {
+            cmd.arg(format!("--force-with-lease={dst}:"));
+        }
+        None => {}
     }
-    cmd.arg(remote).arg(format!("{new}:{dst}"));
+    let spec = match new {
+        Some(id) => format!("{id}:{dst}"),
+        None => format!(":{dst}"),
+    };
+    cmd.arg("--").arg(remote).arg(spec);
     let out = match cmd.output() {
         Ok(o) => o,
         Err(e) => return Pushed::Failed(format!("running git push: {e}")),

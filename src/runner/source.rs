@@ -110,11 +110,14 @@ pub fn resolve(repo: &Repo, setting: Option<&TrustedSetting>, remote: Option<&st
     };
     let read = ref_to_read(&s.refname, remote);
     let Some(id) = repo.ref_id(&read).with_context(|| format!("reading the trusted ref {read} ({})", s.from))? else {
-        bail!("the trusted ref {read} ({} = {}) does not exist; refusing to run handlers from anywhere else", s.from, s.refname);
+        bail!(
+            "the trusted ref {read} ({} = {}) does not exist; refusing to run handlers from anywhere else",
+            s.from,
+            s.refname
+        );
     };
-    let commit = repo
-        .commit(id)
-        .map_err(|_| anyhow!("the trusted ref {read} ({}) does not point to a commit", s.from))?;
+    let commit =
+        repo.commit(id).map_err(|_| anyhow!("the trusted ref {read} ({}) does not point to a commit", s.from))?;
     Ok(Source::Trusted { refname: s.refname.clone(), read, commit: id, tree: commit.tree })
 }
 

@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::board::read_board;
-use super::plan::{plan, spread, Action, Checkout, CurrentBranch, PlanInput};
+use super::board::{read_board, ReadOptions};
+use super::plan::{plan, spread, Action, Checkout, CurrentBranch, HandlerOrigin, PlanConfig, PlanInput};
 use super::remote;
 use super::select::branch_selected;
+use super::source::{self, Source};
+use crate::policy::Base;
 use crate::repo::worktree::{run_git, Scratch};
 use crate::repo::{BranchSource, Repo};
 
@@ -19,6 +21,18 @@ pub struct TickSpec {
     pub current: CurrentBranch,
     pub role: Option<String>,
     pub remote: Option<String>,
+    /// `--trusted-ref` (else `BATON_TRUSTED_REF`, else `baton.trustedRef`).
+    pub trusted_ref: Option<String>,
+    /// The runner's own settings, before the policy file.
+    pub base: Base,
+}
+
+/// A planned tick.
+pub struct Prepared {
+    pub repo: Repo,
+    pub actions: Vec<Action>,
+    /// Where handlers and policy came from.
+    pub source: Source,
 }
 
 /// Why a tick could not be planned.
@@ -73,17 +87,23 @@ fn user_worktrees(repo: &Repo) -> Vec<(String, PathBuf)> {
 }
 
 /// Open the repository at `cwd`, fetch (remote mode), read every selected branch and plan.
-pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Action>), TickError> {
+pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickError> {
     let repo = Repo::discover(cwd)?;
+    let setting = source::setting(&repo, spec.trusted_ref.as_deref())?;
+    if let Some(remote) = &spec.remote {
+        remote::fetch(repo.common_dir(), remote).map_err(|why| TickError::Fetch { remote: remote.clone(), why })?;
+    }
+    // Resolved after the fetch: in remote mode the trusted ref is the remote's.
+    let handlers = source::resolve(&repo, setting.as_ref(), spec.remote.as_deref())?;
+    let opts = ReadOptions { role: spec.role.as_deref(), handlers: &handlers };
     let inputs: Vec<PlanInput> = match &spec.remote {
         Some(remote) => {
-            remote::fetch(repo.common_dir(), remote).map_err(|why| TickError::Fetch { remote: remote.clone(), why })?;
             let prefix = format!("{remote}/");
             let cards = read_board(
                 &repo,
                 &BranchSource::Remote(remote.clone()),
                 |b| branch_selected(&spec.branches, b.strip_prefix(&prefix).unwrap_or(b)),
-                spec.role.as_deref(),
+                opts,
             )?;
             cards
                 .into_iter()
@@ -97,8 +117,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Actio
         None => {
             let main = main_branch(&repo);
             let elsewhere = user_worktrees(&repo);
-            let cards =
-                read_board(&repo, &BranchSource::Local, |b| branch_selected(&spec.branches, b), spec.role.as_deref())?;
+            let cards = read_board(&repo, &BranchSource::Local, |b| branch_selected(&spec.branches, b), opts)?;
             cards
                 .into_iter()
                 .map(|card| {
@@ -116,7 +135,15 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Actio
     };
     // Runners sharing a board start at different places (pid and clock as the seed).
     let seed = u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now as u64;
-    let actions = spread(plan(&inputs, now, spec.current), seed);
+    let config = PlanConfig {
+        current: spec.current,
+        handlers: match &handlers {
+            Source::Task => HandlerOrigin::Worktree,
+            Source::Trusted { tree, .. } => HandlerOrigin::Trusted(*tree),
+        },
+        base: spec.base.clone(),
+    };
+    let actions = spread(plan(&inputs, now, &config), seed);
     let touches_main = actions
         .iter()
         .any(|a| matches!(a, Action::Run { force_worktree: true, .. } | Action::TakeOver { force_worktree: true, .. }));
@@ -130,7 +157,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<(Repo, Vec<Actio
             )));
         }
     }
-    Ok((repo, actions))
+    Ok(Prepared { repo, actions, source: handlers })
 }
 
 /// A role must be a plain name (it becomes a path component).

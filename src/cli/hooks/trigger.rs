@@ -266,9 +266,9 @@ fn run_batch(
         let mut repo = None;
         for spec in &specs {
             match tick::prepare(cwd, spec, clock::now()) {
-                Ok((r, a)) => {
-                    actions.extend(a);
-                    repo.get_or_insert(r);
+                Ok(prepared) => {
+                    actions.extend(prepared.actions);
+                    repo.get_or_insert(prepared.repo);
                 }
                 Err(e) => note(format_args!("not running {}: {e:#}", spec.branches.join(" "))),
             }

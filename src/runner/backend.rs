@@ -1,0 +1,110 @@
+//! One door to the board for the branch job, local or remote: read a branch head, move it by
+//! compare-and-swap, and keep side records (lease renewals, rejected results) under
+//! `refs/baton/`. Locally every move is a ref transaction on the value read; in remote mode it is
+//! a push with that expected old value, and side records are written locally and pushed. The
+//! branch job above reads as the protocol steps only (claim, renew, publish, take over, record).
+
+use anyhow::{anyhow, Result};
+
+use super::remote::{self, Pushed};
+use crate::repo::{Cas, ObjectId, Repo};
+
+/// What a compare-and-swap on the board did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    Done,
+    /// The ref did not hold the expected value: somebody else moved it.
+    Lost(String),
+    /// The board could not be reached or refused for another reason.
+    Failed(String),
+}
+
+/// The board as the branch job sees it.
+pub trait Backend: Send + Sync {
+    /// The remote's name in remote mode (written as `dwp-source: git:<name>`).
+    fn remote(&self) -> Option<&str>;
+    /// The branch head as the board has it now (`None`: the branch does not exist).
+    fn head(&self, repo: &Repo, branch: &str) -> Result<Option<ObjectId>>;
+    /// Move `refs/heads/<branch>` from exactly `expected` to `new`.
+    fn swap(&self, repo: &Repo, branch: &str, expected: ObjectId, new: ObjectId, why: &str) -> Result<Swap>;
+    /// Write a side record `refname` (under `refs/baton/`), expecting it to hold `expected`
+    /// (`None`: must not exist). Remote mode keeps it locally too.
+    fn put(&self, repo: &Repo, refname: &str, expected: Option<ObjectId>, new: ObjectId, why: &str) -> Result<Swap>;
+    /// Delete a side record if it still holds `expected`; best effort (`gc` removes leftovers).
+    fn delete(&self, repo: &Repo, refname: &str, expected: ObjectId);
+}
+
+/// The local repository is the board.
+pub struct Local;
+
+fn cas(repo: &Repo, refname: &str, expected: Option<ObjectId>, new: ObjectId, why: &str) -> Result<Swap> {
+    Ok(match repo.compare_and_swap(refname, expected, new, why)? {
+        Cas::Updated => Swap::Done,
+        Cas::Moved { actual } => Swap::Lost(match actual {
+            Some(a) => format!("{refname} is at {a}"),
+            None => format!("{refname} does not exist"),
+        }),
+    })
+}
+
+impl Backend for Local {
+    fn remote(&self) -> Option<&str> {
+        None
+    }
+    fn head(&self, repo: &Repo, branch: &str) -> Result<Option<ObjectId>> {
+        repo.ref_id(&format!("refs/heads/{branch}"))
+    }
+    fn swap(&self, repo: &Repo, branch: &str, expected: ObjectId, new: ObjectId, why: &str) -> Result<Swap> {
+        cas(repo, &format!("refs/heads/{branch}"), Some(expected), new, why)
+    }
+    fn put(&self, repo: &Repo, refname: &str, expected: Option<ObjectId>, new: ObjectId, why: &str) -> Result<Swap> {
+        cas(repo, refname, expected, new, why)
+    }
+    fn delete(&self, repo: &Repo, refname: &str, expected: ObjectId) {
+        if let Err(e) = repo.delete_ref(refname, expected) {
+            tracing::debug!("removing {refname}: {e:#}");
+        }
+    }
+}
+
+/// A shared remote is the board; git's push with an expected old value is the compare-and-swap.
+pub struct Remote {
+    pub name: String,
+}
+
+fn pushed(p: Pushed) -> Swap {
+    match p {
+        Pushed::Accepted => Swap::Done,
+        Pushed::Rejected(why) => Swap::Lost(why),
+        Pushed::Failed(why) => Swap::Failed(why),
+    }
+}
+
+impl Backend for Remote {
+    fn remote(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+    fn head(&self, repo: &Repo, branch: &str) -> Result<Option<ObjectId>> {
+        remote::ls_remote(repo.common_dir(), &self.name, &format!("refs/heads/{branch}")).map_err(|e| anyhow!(e))
+    }
+    fn swap(&self, repo: &Repo, branch: &str, expected: ObjectId, new: ObjectId, _why: &str) -> Result<Swap> {
+        let dst = format!("refs/heads/{branch}");
+        Ok(pushed(remote::push_ref(repo.common_dir(), &self.name, &dst, Some(new), Some(Some(expected)))))
+    }
+    fn put(&self, repo: &Repo, refname: &str, expected: Option<ObjectId>, new: ObjectId, why: &str) -> Result<Swap> {
+        let swap = pushed(remote::push_ref(repo.common_dir(), &self.name, refname, Some(new), Some(expected)));
+        if swap == Swap::Done {
+            // The local copy follows the remote's (whatever it held before).
+            let local = repo.ref_id(refname)?;
+            let _ = repo.compare_and_swap(refname, local, new, why);
+        }
+        Ok(swap)
+    }
+    fn delete(&self, repo: &Repo, refname: &str, expected: ObjectId) {
+        match remote::push_ref(repo.common_dir(), &self.name, refname, None, Some(Some(expected))) {
+            Pushed::Accepted => {}
+            other => tracing::debug!("removing {refname} on {}: {other:?}", self.name),
+        }
+        let _ = repo.delete_ref(refname, expected);
+    }
+}
