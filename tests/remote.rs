@@ -274,3 +274,66 @@ fn watch_works_locally_too() {
     assert!(out.status.success());
     assert_eq!(r.state_of("t1"), "done");
 }
+
+/// A handler that runs three times its lease on one clone while a second clone polls the same
+/// remote: the runner's renewals reach the remote (`refs/baton/leases/<branch>`), the poller
+/// never takes the live run over, and the handler runs exactly once.
+#[test]
+fn remote_runner_renews_its_lease_while_the_handler_runs() {
+    let ledger_dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_dir.path().join("ledger");
+    let script = format!(
+        "#!/bin/sh\nset -e\necho \"$BATON_RUN_ID\" >> {l}\nsleep 6\ngit commit -q --allow-empty -m slow -m 'dwp-state: done'\n",
+        l = ledger.display()
+    );
+    let c = Cluster::new(&[(".dwp/command/todo", &script), (".dwp/command/stalled", "#!/bin/sh\nexit 0\n")]);
+    c.task("t1", "todo");
+    let (a, b) = (c.clone_as("a"), c.clone_as("b"));
+    let first =
+        c.cmd(BATON, &a, &["run", "--remote", "origin", "--lease-seconds", "2"]).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("the claim", Duration::from_secs(10), || c.state("t1") == "working");
+    let poller = c
+        .cmd(BATON, &b, &["watch", "--remote", "origin", "--json", "--interval", "0.5", "--max-ticks", "14"])
+        .args(["--lease-seconds", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let polled = poller.wait_with_output().unwrap();
+    let polled = String::from_utf8_lossy(&polled.stdout);
+    assert!(!polled.contains("took-over"), "the second runner took a live run over: {polled}");
+    assert_eq!(std::fs::read_to_string(&ledger).unwrap().lines().count(), 1);
+    assert_eq!(c.state("t1"), "done");
+    let leases = c.git(&c.origin, &["for-each-ref", "refs/baton/leases/"]);
+    assert!(leases.trim().is_empty(), "renewal record left on origin: {leases}");
+}
+
+/// kill -9 of a remote runner: its renewals stop, the lease expires on the remote, and a runner
+/// on another clone takes over.
+#[test]
+fn remote_killed_runner_is_taken_over_after_expiry() {
+    let c = Cluster::new(&[
+        (".dwp/command/todo", "#!/bin/sh\nsleep 30\n"),
+        (".dwp/command/stalled", "#!/bin/sh\nexit 0\n"),
+    ]);
+    c.task("t1", "todo");
+    let (a, b) = (c.clone_as("a"), c.clone_as("b"));
+    let mut first =
+        c.cmd(BATON, &a, &["run", "--remote", "origin", "--lease-seconds", "2"]).stderr(Stdio::null()).spawn().unwrap();
+    wait_until("a renewal on origin", Duration::from_secs(10), || {
+        !c.git(&c.origin, &["for-each-ref", "refs/baton/leases/"]).trim().is_empty()
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+    let _ = first.wait();
+    let start = Instant::now();
+    wait_until("the takeover", Duration::from_secs(20), || {
+        let out = c.baton(&b, &["run", "--remote", "origin", "--json", "--lease-seconds", "2"]);
+        String::from_utf8_lossy(&out.stdout).contains("took-over")
+    });
+    assert!(start.elapsed() >= Duration::from_millis(500), "taken over before the renewal expired");
+    let stalled = c.git(&c.origin, &["log", "--format=%(trailers:key=dwp-stalled-run,valueonly)", "t1"]);
+    assert!(!stalled.trim().is_empty(), "no stalled commit on origin");
+}

@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 
 use super::output::usage;
 use super::Out;
+use crate::repo::worktree::run_git;
 use crate::repo::Repo;
+use crate::runner::source;
 
 const SAMPLE_HANDLER: &str = include_str!("../../state-scripts/hello");
 const GITIGNORE_LINES: &[&str] = &["# git-baton scratch (runner worktrees and logs live under .git/baton)", "/.baton/"];
@@ -21,8 +23,10 @@ and expects it to answer with a commit naming the next state (`git commit` with 
 | state | what it does |\n|---|---|\n| hello | sample: writes hello.txt and moves the branch to `done` |\n";
 
 /// Create `.dwp/command/` with a sample `hello` handler, `.dwp/COMMANDS.md`, and `.gitignore`
-/// entries for the runner's scratch folder, in the top of the working tree. Existing files are left
-/// as they are; re-running changes nothing. Prints each path it created.
+/// entries for the runner's scratch folder, in the top of the working tree, and set
+/// `baton.trustedRef` to the default branch when the repository has no such setting (handlers and
+/// policy then run from that branch only, never from a task's commit). Existing files and settings
+/// are left as they are; re-running changes nothing. Prints each thing it did.
 #[derive(clap::Args, Debug)]
 pub struct Args {}
 
@@ -78,6 +82,41 @@ pub fn cmd_init(cwd: &Path, _args: Args) -> Result<ExitCode> {
         f.write_all(text.as_bytes())?;
         out.line(&format!("updated {}", gitignore.display()))?;
     }
+    if let Some(branch) = set_trusted_ref(&repo, &top)? {
+        out.line(&format!(
+            "set {} = refs/heads/{branch}: handlers and .dwp/policy.toml run from {branch} only \
+             (commit them there; `git config --unset {}` runs each task's own, as AYNIG does)",
+            source::CONFIG_KEY,
+            source::CONFIG_KEY
+        ))?;
+    }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The repository's default branch: the one `origin/HEAD` names in a clone, else the branch
+/// checked out here, else `init.defaultBranch`, else `main`.
+fn default_branch(repo: &Repo) -> String {
+    let config = repo.gix().config_snapshot();
+    if let Ok(Some(r)) = repo.gix().try_find_reference("refs/remotes/origin/HEAD") {
+        if let Some(name) = r.target().try_name() {
+            if let Some(b) = name.as_bstr().to_string().strip_prefix("refs/remotes/origin/") {
+                return b.to_owned();
+            }
+        }
+    }
+    if let Some(b) = crate::runner::tick::main_branch(repo) {
+        return b;
+    }
+    config.string("init.defaultBranch").map(|b| b.to_string()).unwrap_or_else(|| "main".into())
+}
+
+/// Set `baton.trustedRef` to the default branch unless the repository already has a setting.
+fn set_trusted_ref(repo: &Repo, top: &Path) -> Result<Option<String>> {
+    if repo.gix().config_snapshot().string(source::CONFIG_KEY).is_some() {
+        return Ok(None);
+    }
+    let branch = default_branch(repo);
+    run_git(top, ["config", source::CONFIG_KEY, &format!("refs/heads/{branch}")])?;
+    Ok(Some(branch))
 }

@@ -115,6 +115,13 @@ fn is_registered(common_dir: &Path, path: &Path) -> bool {
     gitdir.starts_with(common.join("worktrees")) && gitdir.join("HEAD").exists()
 }
 
+/// A slot's HEAD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotHead {
+    Detached(ObjectId),
+    Ref(String),
+}
+
 /// A worktree slot held by this process for one run.
 ///
 /// Handlers run in numbered slots `<common dir>/baton/worktrees/slot-N`. A slot is taken with an
@@ -311,6 +318,19 @@ impl Slot {
         run_git(&self.path, ["checkout", "-q", "-f", "--detach", &id])?;
         run_git(&self.path, ["clean", "-q", "-f", "-f", "-d", "-x"])?;
         Ok(())
+    }
+
+    /// What the slot's HEAD holds, read from git's files without a subprocess: a commit id when
+    /// detached, or the ref it names (`ref: refs/heads/x`, when a handler checked a branch out).
+    pub fn head(&self) -> Option<SlotHead> {
+        let dot_git = std::fs::read_to_string(self.path.join(".git")).ok()?;
+        let gitdir = PathBuf::from(dot_git.trim().strip_prefix("gitdir: ")?);
+        let head = std::fs::read_to_string(gitdir.join("HEAD")).ok()?;
+        let head = head.trim();
+        match head.strip_prefix("ref: ") {
+            Some(r) => Some(SlotHead::Ref(r.trim().to_owned())),
+            None => head.parse::<ObjectId>().ok().map(SlotHead::Detached),
+        }
     }
 
     /// Give the slot back. `keep_for`: keep it with everything in it for that branch (failed run or

@@ -24,7 +24,7 @@ use super::{body_env, clock};
 use crate::policy::env::{handler_env, mask, secrets};
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, State};
-use crate::repo::worktree::{run_git, Slot};
+use crate::repo::worktree::{run_git, Slot, SlotHead};
 use crate::repo::{BranchSource, CommitInfo, ObjectId, Repo};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -249,13 +249,15 @@ struct Settled {
     lost_why: Option<String>,
 }
 
-fn settle(ctx: &Ctx, job: &Job, claim: &Claim, exit: &Exit, wt: &Path) -> Result<Settled> {
+fn settle(ctx: &Ctx, job: &Job, claim: &Claim, exit: &Exit, slot: &Slot) -> Result<Settled> {
     let repo = ctx.repo();
-    let result = run_git(wt, ["rev-parse", "--verify", "-q", "HEAD^{commit}"])
-        .ok()
-        .and_then(|s| s.trim().parse::<ObjectId>().ok())
-        .filter(|id| repo.commit(*id).is_ok())
-        .unwrap_or(claim.id);
+    let result = match slot.head() {
+        Some(SlotHead::Detached(id)) => Some(id),
+        Some(SlotHead::Ref(r)) => repo.ref_id(&r).ok().flatten(),
+        None => None,
+    }
+    .filter(|id| repo.commit(*id).is_ok())
+    .unwrap_or(claim.id);
     let board_head = ctx.board.head(&repo, &job.branch)?;
     let lease_head = match board_head {
         None => LeaseHead::Gone,
@@ -346,8 +348,8 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
         }
     };
 
-    let (c, j, cl, wt, x) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone(), exit.clone());
-    let settled = blocking(move || settle(&c, &j, &cl, &x, &wt)).await?;
+    let (c, j, cl, s, x) = (ctx.clone(), job.clone(), claim.clone(), slot.clone(), exit.clone());
+    let settled = blocking(move || settle(&c, &j, &cl, &x, &s)).await?;
     let settled_result = settled.result;
 
     let mut ev = Event::new(&job.branch, Kind::Succeeded);
