@@ -14,7 +14,7 @@ use anyhow::{anyhow, Result};
 use tokio::sync::watch;
 
 use super::backend::Swap;
-use super::executor::Ctx;
+use super::context::Ctx;
 use super::messages::{self, Failure, TAIL_LINES};
 use super::plan::{Action, HandlerOrigin, RunSettings};
 use super::process::{run_handler, tail, trailer_env, HandlerRun};

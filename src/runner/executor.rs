@@ -1,102 +1,15 @@
-//! The runner's shared context and its executor: actions become tasks, at most `jobs` handlers
-//! run at once and one job per branch; a poller submits every tick while earlier handlers are
-//! still running.
+//! The executor: actions become tasks, at most `jobs` handlers run at once and one job per
+//! branch; a poller submits every tick while earlier handlers are still running.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::Semaphore;
 
-use super::backend::{Backend, Local, Remote};
+pub use super::context::{runner_id, Ctx, TickOptions};
 use super::exec::run_action;
 use super::plan::Action;
 use super::report::{Event, Kind};
-use crate::repo::worktree::Scratch;
-use crate::repo::Repo;
-
-#[derive(Debug, Clone)]
-pub struct TickOptions {
-    pub jobs: usize,
-    pub keep_worktrees: bool,
-    pub grace: Duration,
-    pub runner_id: String,
-    /// Remote mode: the remote whose branches are the board.
-    pub remote: Option<String>,
-}
-
-/// Everything the branch jobs of a runner share.
-pub struct Ctx {
-    repo: RwLock<gix::ThreadSafeRepository>,
-    pub common_dir: PathBuf,
-    /// The user's checkout, when the repository has one (for `--current-branch include|only`).
-    pub main_workdir: Option<PathBuf>,
-    pub opts: TickOptions,
-    /// The board: the local repository, or a shared remote.
-    pub board: Arc<dyn Backend>,
-    /// The runner's own environment (UTF-8 entries), read once; handlers get a filtered copy.
-    pub runner_env: Vec<(String, String)>,
-    /// Flips to true on SIGINT/SIGTERM: stop claiming, give running handlers `grace`.
-    pub shutdown: watch::Receiver<bool>,
-    pub events: mpsc::UnboundedSender<Event>,
-}
-
-impl Ctx {
-    pub fn new(
-        repo: Repo,
-        opts: TickOptions,
-        shutdown: watch::Receiver<bool>,
-        events: mpsc::UnboundedSender<Event>,
-    ) -> Ctx {
-        let board: Arc<dyn Backend> = match &opts.remote {
-            Some(name) => Arc::new(Remote { name: name.clone() }),
-            None => Arc::new(Local),
-        };
-        let runner_env =
-            std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
-        Ctx {
-            board,
-            runner_env,
-            common_dir: repo.common_dir().to_path_buf(),
-            main_workdir: repo.workdir().map(Path::to_path_buf),
-            repo: RwLock::new(repo.into_sync()),
-            opts,
-            shutdown,
-            events,
-        }
-    }
-    /// Swap in a freshly opened repository (a poller re-reads configuration every tick).
-    pub fn refresh(&self, repo: Repo) {
-        *self.repo.write().unwrap_or_else(|p| p.into_inner()) = repo.into_sync();
-    }
-    pub(crate) fn repo(&self) -> Repo {
-        Repo::from_sync(&self.repo.read().unwrap_or_else(|p| p.into_inner()))
-    }
-    pub(crate) fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
-    }
-    pub(crate) fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-    pub(crate) fn scratch(&self) -> Scratch {
-        Scratch::new(&self.common_dir)
-    }
-}
-
-/// `host:pid`, written as `dwp-runner-id`.
-pub fn runner_id() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into the buffer we own.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let host = if rc == 0 {
-        let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "unknown-host".to_owned()
-    };
-    format!("{host}:{}", std::process::id())
-}
 
 /// Runs actions as tasks, at most `jobs` handlers at once and one job per branch; a poller
 /// submits every tick while earlier handlers are still running.

@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod board;
 pub mod clock;
+pub mod context;
 pub mod exec;
 pub mod executor;
 pub mod logcap;
