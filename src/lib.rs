@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod history;
+pub mod policy;
 pub mod protocol;
 pub mod repo;
 pub mod runner;

@@ -1,0 +1,610 @@
+//! The policy file, `.dwp/policy.toml`: per-state limits a runner applies to handlers, read from
+//! the same tree as the handlers (the task's commit, or the trusted ref's — see
+//! [`crate::runner::source`]). This module is pure: it parses text and answers "what applies to
+//! state S?"; reading the file from git is [`load`].
+//!
+//! ```toml
+//! [defaults]
+//! timeout = "1h"              # "30s", "5m", "2h", "7d"; at most 30d
+//! lease = "5m"                # at most 7d
+//! log.max_bytes = "10MiB"     # or an integer
+//! env.pass = ["AWS_*"]        # extra variables handlers get (names or `*`/`?` globs)
+//!
+//! [states.build]
+//! timeout = "2h"
+//! ```
+//!
+//! Each table (`[defaults]`, `[states.<state>]`) has the shape of [`Settings`]; each sub-table is
+//! its own struct with `deny_unknown_fields`, so a typo is an error and a new key is one field.
+//! Every error names the file, the 1-based line and the dotted key.
+
+pub mod duration;
+pub mod env;
+pub mod load;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+pub use duration::{ByteSize, Seconds};
+pub use env::PassName;
+pub use load::{load, parse_file, parse_file_as, POLICY_PATH};
+
+/// Built-in handler timeout, in seconds.
+pub const BUILT_IN_TIMEOUT: u64 = 3600;
+/// Built-in lease length, in seconds.
+pub const BUILT_IN_LEASE: u64 = 300;
+/// Built-in cap on a handler's recorded log, in bytes.
+pub const BUILT_IN_LOG_MAX_BYTES: u64 = 10 << 20;
+/// Longest `timeout` a policy may set.
+pub const MAX_TIMEOUT: u64 = 30 * 86_400;
+/// Longest `lease` a policy may set.
+pub const MAX_LEASE: u64 = 7 * 86_400;
+
+/// One table of the policy: `[defaults]` or `[states.<name>]`. Values keep their place in the
+/// file (`Spanned`), so a decision can say which line made it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct Settings {
+    /// How long a handler may run.
+    pub timeout: Option<Spanned<Seconds>>,
+    /// How long a claim lasts without a heartbeat.
+    pub lease: Option<Spanned<Seconds>>,
+    #[serde(default)]
+    pub env: EnvSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// `env.*`: the handler environment.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct EnvSettings {
+    /// Names or globs of runner variables passed to handlers, on top of the base set.
+    pub pass: Option<Spanned<Vec<PassName>>>,
+}
+
+/// `log.*`: what the runner records of a handler's output.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct LogSettings {
+    /// Cap on the recorded output.
+    pub max_bytes: Option<Spanned<ByteSize>>,
+}
+
+/// The whole file. Only these two top-level tables exist.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    defaults: Settings,
+    #[serde(default)]
+    states: BTreeMap<StateName, Settings>,
+}
+
+/// A `[states.<name>]` key, validated like a `dwp-state` value.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct StateName(String);
+
+impl<'de> Deserialize<'de> for StateName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::protocol::State::parse(&s)
+            .map(|_| StateName(s))
+            .map_err(|e| serde::de::Error::custom(format!("not a valid state: {e}")))
+    }
+}
+
+/// A parsed, validated policy. [`Policy::default`] is the empty policy (no file).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policy {
+    defaults: Settings,
+    states: BTreeMap<String, Settings>,
+    /// Byte offset of each line's start, to turn spans into line numbers.
+    line_starts: Vec<usize>,
+}
+
+/// Why a policy file was refused: `FILE:LINE: KEY: MESSAGE` on one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyError {
+    pub file: String,
+    /// 1-based; None only when the parser could not say where.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `states.build.timeout` or `defaults.env.pass[1]`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Where an effective value came from. Displayed (and serialised) as `built-in`, `command line`,
+/// `.dwp/policy.toml:4 [defaults]` or `.dwp/policy.toml:9 [states.build]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    BuiltIn,
+    CommandLine,
+    Defaults { line: usize },
+    State { state: String, line: usize },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::BuiltIn => f.write_str("built-in"),
+            Origin::CommandLine => f.write_str("command line"),
+            Origin::Defaults { line } => write!(f, "{POLICY_PATH}:{line} [defaults]"),
+            Origin::State { state, line } => write!(f, "{POLICY_PATH}:{line} [states.{}]", key_segment(state)),
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resolved<T> {
+    pub value: T,
+    pub from: Origin,
+}
+
+impl<T> Resolved<T> {
+    pub fn built_in(value: T) -> Resolved<T> {
+        Resolved { value, from: Origin::BuiltIn }
+    }
+    pub fn command_line(value: T) -> Resolved<T> {
+        Resolved { value, from: Origin::CommandLine }
+    }
+}
+
+/// The runner's own values, which a policy file overrides: built-ins, or what its command line
+/// set. `env_pass` holds the `--pass-env` names (each already checked by
+/// [`env::validate_pass_name`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    /// Seconds.
+    pub timeout: Resolved<u64>,
+    /// Seconds.
+    pub lease: Resolved<u64>,
+    /// Bytes.
+    pub log_max_bytes: Resolved<u64>,
+    pub env_pass: Vec<String>,
+}
+
+impl Default for Base {
+    /// The built-ins: 1h timeout, 5m lease, 10 MiB of log, nothing extra passed.
+    fn default() -> Base {
+        Base {
+            timeout: Resolved::built_in(BUILT_IN_TIMEOUT),
+            lease: Resolved::built_in(BUILT_IN_LEASE),
+            log_max_bytes: Resolved::built_in(BUILT_IN_LOG_MAX_BYTES),
+            env_pass: Vec::new(),
+        }
+    }
+}
+
+/// What applies to one state. Serialises as
+/// `{"timeout":{"value":3600,"from":"built-in"},"lease":{…},"log_max_bytes":{…},
+/// "env_pass":[{"value":"AWS_*","from":".dwp/policy.toml:5 [defaults]"}]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Effective {
+    /// Seconds.
+    pub timeout: Resolved<u64>,
+    /// Seconds.
+    pub lease: Resolved<u64>,
+    /// Bytes.
+    pub log_max_bytes: Resolved<u64>,
+    /// The union of the command line's, `[defaults]`'s and the state's names, in that order,
+    /// each once (with its first origin).
+    pub env_pass: Vec<Resolved<String>>,
+}
+
+impl Effective {
+    /// The names and globs to hand to [`env::handler_env`].
+    pub fn pass_names(&self) -> Vec<String> {
+        self.env_pass.iter().map(|p| p.value.clone()).collect()
+    }
+}
+
+impl Policy {
+    /// Parse and validate the text of a policy file; `file` is the name errors carry.
+    pub fn parse(text: &str, file: &str) -> Result<Policy, PolicyError> {
+        let line_starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        let error = |span: Option<Range<usize>>, key: Option<String>, message: String| PolicyError {
+            file: file.to_owned(),
+            line: span.map(|s| line_at(&line_starts, s.start)),
+            key,
+            message: message.replace('\n', " "),
+        };
+        let root = DeTable::parse(text).map_err(|e| error(e.span(), None, format!("invalid TOML: {}", e.message())))?;
+        let parsed = File::deserialize(toml::de::Deserializer::from(root.clone())).map_err(|e| {
+            let key = e.span().and_then(|s| key_path(root.get_ref(), &s));
+            error(e.span(), key, friendly(e.message()))
+        })?;
+        let mut tables: Vec<(String, &Settings)> = vec![("defaults".into(), &parsed.defaults)];
+        tables.extend(parsed.states.iter().map(|(k, v)| (format!("states.{}", key_segment(&k.0)), v)));
+        for (table, settings) in tables {
+            check_limits(settings)
+                .map_err(|(span, key, msg)| error(Some(span), Some(format!("{table}.{key}")), msg))?;
+        }
+        Ok(Policy {
+            defaults: parsed.defaults,
+            states: parsed.states.into_iter().map(|(k, v)| (k.0, v)).collect(),
+            line_starts,
+        })
+    }
+
+    pub fn defaults(&self) -> &Settings {
+        &self.defaults
+    }
+
+    /// The `[states.<name>]` table, if the file has one.
+    pub fn state(&self, name: &str) -> Option<&Settings> {
+        self.states.get(name)
+    }
+
+    /// Names of the states with a table, sorted.
+    pub fn states(&self) -> impl Iterator<Item = &str> {
+        self.states.keys().map(String::as_str)
+    }
+
+    /// The 1-based line of a span of this policy's text.
+    pub fn line_of(&self, span: Range<usize>) -> usize {
+        line_at(&self.line_starts, span.start)
+    }
+
+    /// What applies to `state`: per key, its `[states.<state>]` value, else `[defaults]`, else the
+    /// runner's (`base`). `env.pass` is the union of all three.
+    pub fn effective(&self, state: &str, base: &Base) -> Effective {
+        let table = self.states.get(state);
+        let pick = |get: Lookup, base: &Resolved<u64>| {
+            if let Some((value, span)) = table.and_then(get) {
+                Resolved { value, from: Origin::State { state: state.to_owned(), line: self.line_of(span) } }
+            } else if let Some((value, span)) = get(&self.defaults) {
+                Resolved { value, from: Origin::Defaults { line: self.line_of(span) } }
+            } else {
+                base.clone()
+            }
+        };
+        let mut env_pass: Vec<Resolved<String>> = Vec::new();
+        let mut add = |name: &str, from: Origin| {
+            if !env_pass.iter().any(|p| p.value == name) {
+                env_pass.push(Resolved { value: name.to_owned(), from });
+            }
+        };
+        for name in &base.env_pass {
+            add(name, Origin::CommandLine);
+        }
+        if let Some(pass) = &self.defaults.env.pass {
+            let line = self.line_of(pass.span());
+            pass.get_ref().iter().for_each(|n| add(n.as_str(), Origin::Defaults { line }));
+        }
+        if let Some(pass) = table.and_then(|t| t.env.pass.as_ref()) {
+            let line = self.line_of(pass.span());
+            pass.get_ref().iter().for_each(|n| add(n.as_str(), Origin::State { state: state.to_owned(), line }));
+        }
+        Effective {
+            timeout: pick(|s| s.timeout.as_ref().map(|v| (v.get_ref().0, v.span())), &base.timeout),
+            lease: pick(|s| s.lease.as_ref().map(|v| (v.get_ref().0, v.span())), &base.lease),
+            log_max_bytes: pick(|s| s.log.max_bytes.as_ref().map(|v| (v.get_ref().0, v.span())), &base.log_max_bytes),
+            env_pass,
+        }
+    }
+}
+
+/// Reads one numeric key of a table: its value and where it is written.
+type Lookup = fn(&Settings) -> Option<(u64, Range<usize>)>;
+
+/// Limits that depend on the key, not just the syntax: (span, key within the table, message).
+fn check_limits(s: &Settings) -> Result<(), (Range<usize>, &'static str, String)> {
+    let bounded = [("timeout", &s.timeout, MAX_TIMEOUT), ("lease", &s.lease, MAX_LEASE)];
+    for (key, value, max) in bounded {
+        if let Some(v) = value.as_ref().filter(|v| v.get_ref().0 > max) {
+            let msg = format!("{} is more than the maximum of {}", v.get_ref(), duration::format_duration(max));
+            return Err((v.span(), key, msg));
+        }
+    }
+    Ok(())
+}
+
+fn line_at(line_starts: &[usize], offset: usize) -> usize {
+    line_starts.partition_point(|&s| s <= offset).max(1)
+}
+
+/// serde's wording, in the file's terms: `unknown field `x`, expected one of `a`, `b`` →
+/// `unknown key (known: a, b)`.
+fn friendly(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_owned();
+    };
+    // rest: "x`, expected one of `a`, `b`" — the names are every other backtick-delimited piece.
+    let known: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+    if known.is_empty() {
+        "unknown key (this table takes no keys)".to_owned()
+    } else {
+        format!("unknown key (known: {})", known.join(", "))
+    }
+}
+
+/// A key as written in a dotted path: bare if TOML allows it, quoted otherwise.
+fn key_segment(k: &str) -> String {
+    if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        k.to_owned()
+    } else {
+        format!("{k:?}")
+    }
+}
+
+/// The dotted path of the key or value an error's span points at, e.g. `states.build.timeout`.
+fn key_path(root: &DeTable<'_>, span: &Range<usize>) -> Option<String> {
+    let mut path = Vec::new();
+    if !locate_in_table(root, span, &mut path) {
+        return None;
+    }
+    let mut out = String::new();
+    for seg in path {
+        if !out.is_empty() && !seg.starts_with('[') {
+            out.push('.');
+        }
+        out.push_str(&seg);
+    }
+    Some(out)
+}
+
+fn locate_in_table(table: &DeTable<'_>, span: &Range<usize>, path: &mut Vec<String>) -> bool {
+    for (k, v) in table.iter() {
+        path.push(key_segment(k.get_ref()));
+        if k.span() == *span || locate_in_value(v, span, path) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// Innermost first: a child that holds the span beats its parent (a table's own span is its
+/// header, or the whole inline table).
+fn locate_in_value(v: &Spanned<DeValue<'_>>, span: &Range<usize>, path: &mut Vec<String>) -> bool {
+    match v.get_ref() {
+        DeValue::Table(t) if locate_in_table(t, span, path) => return true,
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(format!("[{i}]"));
+                if locate_in_value(item, span, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    let own = v.span();
+    own == *span || own.contains(&span.start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Policy {
+        Policy::parse(text, POLICY_PATH).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(text: &str) -> PolicyError {
+        Policy::parse(text, POLICY_PATH).expect_err(text)
+    }
+
+    const FULL: &str = r#"# a comment
+[defaults]
+timeout = "1h"
+lease = "5m"
+log.max_bytes = 10485760
+env.pass = ["OPENAI_API_KEY", "AWS_*"]
+
+[states.build]
+timeout = "2h"
+env.pass = ["GITHUB_TOKEN", "AWS_*"]
+log = { max_bytes = "512KiB" }
+
+[states.review.env]
+pass = ["X?"]
+"#;
+
+    #[test]
+    fn every_key_parses() {
+        let p = parse(FULL);
+        let d = p.defaults();
+        assert_eq!(d.timeout.as_ref().map(|v| v.get_ref().0), Some(3600));
+        assert_eq!(d.lease.as_ref().map(|v| v.get_ref().0), Some(300));
+        assert_eq!(d.log.max_bytes.as_ref().map(|v| v.get_ref().0), Some(10 << 20));
+        let pass: Vec<&str> = d.env.pass.as_ref().unwrap().get_ref().iter().map(PassName::as_str).collect();
+        assert_eq!(pass, ["OPENAI_API_KEY", "AWS_*"]);
+        let b = p.state("build").unwrap();
+        assert_eq!(b.timeout.as_ref().map(|v| p.line_of(v.span())), Some(9));
+        assert_eq!(b.log.max_bytes.as_ref().map(|v| v.get_ref().0), Some(512 << 10));
+        assert!(b.lease.is_none());
+        assert_eq!(p.states().collect::<Vec<_>>(), ["build", "review"]);
+        assert!(p.state("deploy").is_none());
+    }
+
+    #[test]
+    fn empty_and_absent_policies_are_the_built_ins() {
+        for p in [parse(""), parse("# nothing\n"), parse("[defaults]\n[states]\n"), Policy::default()] {
+            let e = p.effective("build", &Base::default());
+            assert_eq!(e.timeout, Resolved::built_in(3600));
+            assert_eq!(e.lease, Resolved::built_in(300));
+            assert_eq!(e.log_max_bytes, Resolved::built_in(10 << 20));
+            assert!(e.env_pass.is_empty());
+        }
+    }
+
+    #[test]
+    fn state_beats_defaults_beats_command_line_beats_built_in() {
+        let p = parse(FULL);
+        let base = Base {
+            timeout: Resolved::command_line(60),
+            lease: Resolved::command_line(120),
+            env_pass: vec!["AWS_*".into(), "CLI_VAR".into()],
+            ..Base::default()
+        };
+        let st = |line| Origin::State { state: "build".into(), line };
+        let e = p.effective("build", &base);
+        assert_eq!(e.timeout, Resolved { value: 7200, from: st(9) });
+        assert_eq!(e.lease, Resolved { value: 300, from: Origin::Defaults { line: 4 } });
+        assert_eq!(e.log_max_bytes, Resolved { value: 512 << 10, from: st(11) });
+        let pass: Vec<(&str, String)> = e.env_pass.iter().map(|p| (p.value.as_str(), p.from.to_string())).collect();
+        assert_eq!(
+            pass,
+            [
+                ("AWS_*", "command line".to_owned()),
+                ("CLI_VAR", "command line".to_owned()),
+                ("OPENAI_API_KEY", ".dwp/policy.toml:6 [defaults]".to_owned()),
+                ("GITHUB_TOKEN", ".dwp/policy.toml:10 [states.build]".to_owned()),
+            ]
+        );
+        assert_eq!(e.pass_names(), ["AWS_*", "CLI_VAR", "OPENAI_API_KEY", "GITHUB_TOKEN"]);
+
+        // A state without a table gets [defaults], then the command line, then the built-ins.
+        let e = p.effective("deploy", &base);
+        assert_eq!(e.timeout, Resolved { value: 3600, from: Origin::Defaults { line: 3 } });
+        let e = parse("[defaults]\nlease = \"1m\"\n").effective("deploy", &base);
+        assert_eq!(e.timeout, Resolved::command_line(60));
+        assert_eq!(e.lease.from.to_string(), ".dwp/policy.toml:2 [defaults]");
+        assert_eq!(e.log_max_bytes, Resolved::built_in(10 << 20));
+        // A sub-table only in the state: env.pass of the state unites with the command line's.
+        let e = p.effective("review", &Base::default());
+        assert_eq!(e.pass_names(), ["OPENAI_API_KEY", "AWS_*", "X?"]);
+        assert_eq!(e.env_pass[2].from.to_string(), ".dwp/policy.toml:14 [states.review]");
+    }
+
+    #[test]
+    fn origins_serialise_as_one_string() {
+        let e = parse("[states.\"a.b\"]\ntimeout = \"1m\"\n").effective("a.b", &Base::default());
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["timeout"], serde_json::json!({"value": 60, "from": ".dwp/policy.toml:2 [states.\"a.b\"]"}));
+        assert_eq!(json["lease"], serde_json::json!({"value": 300, "from": "built-in"}));
+        assert_eq!(json["env_pass"], serde_json::json!([]));
+        assert_eq!(Origin::CommandLine.to_string(), "command line");
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases: &[(&str, usize, Option<&str>, &str)] = &[
+            (
+                "[defaults]\ntimeout = \"5x\"\n",
+                2,
+                Some("defaults.timeout"),
+                "invalid duration \"5x\": use a number followed by s, m, h or d",
+            ),
+            (
+                "\n\n[defaults]\ntmeout = \"1h\"\n",
+                4,
+                Some("defaults.tmeout"),
+                "unknown key (known: timeout, lease, env, log)",
+            ),
+            (
+                "[states.build]\n\n\n\n\n\ntimeout = \"5x\"\n",
+                7,
+                Some("states.build.timeout"),
+                "invalid duration \"5x\"",
+            ),
+            (
+                "[states.build]\nlease = \"1h\"\nretry = 3\n",
+                3,
+                Some("states.build.retry"),
+                "unknown key (known: timeout, lease, env, log)",
+            ),
+            ("[defaults]\nenv.pas = [\"X\"]\n", 2, Some("defaults.env.pas"), "unknown key (known: pass)"),
+            ("[defaults.log]\nmax = 1\n", 2, Some("defaults.log.max"), "unknown key (known: max_bytes)"),
+            ("[default]\ntimeout = \"1h\"\n", 1, Some("default"), "unknown key (known: defaults, states)"),
+            ("top = 1\n", 1, Some("top"), "unknown key (known: defaults, states)"),
+            (
+                "[states.\"../x\"]\ntimeout = \"1h\"\n",
+                1,
+                Some("states.\"../x\""),
+                "not a valid state: state name \"../x\"",
+            ),
+            ("[states.\"\"]\n", 1, Some("states.\"\""), "not a valid state: state name is empty"),
+            (
+                "[defaults]\ntimeout = 5\n",
+                2,
+                Some("defaults.timeout"),
+                "invalid type: integer `5`, expected a duration string",
+            ),
+            ("[defaults]\nlease = \"0s\"\n", 2, Some("defaults.lease"), "must be more than zero"),
+            ("[defaults]\ntimeout = \"31d\"\n", 2, Some("defaults.timeout"), "31d is more than the maximum of 30d"),
+            (
+                "[defaults]\ntimeout = \"30d\"\n[states.x]\nlease = \"8d\"\n",
+                4,
+                Some("states.x.lease"),
+                "8d is more than the maximum of 7d",
+            ),
+            (
+                "[defaults]\nlog.max_bytes = 0\n",
+                2,
+                Some("defaults.log.max_bytes"),
+                "invalid size 0: must be more than zero",
+            ),
+            ("[defaults]\nlog.max_bytes = -1\n", 2, Some("defaults.log.max_bytes"), "must be more than zero"),
+            ("[defaults]\nlog.max_bytes = \"10MB\"\n", 2, Some("defaults.log.max_bytes"), "invalid size \"10MB\""),
+            ("[defaults]\nlog.max_bytes = 1.5\n", 2, Some("defaults.log.max_bytes"), "invalid type: floating point"),
+            (
+                "[defaults]\nenv.pass = [\"OK\",\n  \"NOT-OK\"]\n",
+                3,
+                Some("defaults.env.pass[1]"),
+                "\"NOT-OK\" is not an environment variable name",
+            ),
+            ("[defaults]\nenv.pass = [\"\"]\n", 2, Some("defaults.env.pass[0]"), "empty environment variable name"),
+            (
+                "[defaults]\nenv.pass = \"X\"\n",
+                2,
+                Some("defaults.env.pass"),
+                "invalid type: string \"X\", expected a sequence",
+            ),
+            ("[defaults]\nenv = 1\n", 2, Some("defaults.env"), "expected a table"),
+            ("[states]\nbuild = 1\n", 2, Some("states.build"), "expected a table"),
+            ("[defaults]\n[defaults.timeout]\nx = 1\n", 2, Some("defaults.timeout"), "invalid type: map"),
+            ("[defaults]\ntimeout = \"1h\"\ntimeout = \"2h\"\n", 3, None, "invalid TOML: duplicate key"),
+            ("[defaults]\nlease = \"5m\"\n\ntimeout = \n", 4, None, "invalid TOML:"),
+            ("[defaults\n", 1, None, "invalid TOML:"),
+            ("[defaults]\nlog = { max_bytes = \"x\" }\n", 2, Some("defaults.log.max_bytes"), "invalid size \"x\""),
+        ];
+        for (text, line, key, msg) in cases {
+            let e = err(text);
+            assert_eq!((e.line, e.key.as_deref()), (Some(*line), *key), "{text:?}: {e}");
+            assert!(e.message.contains(msg), "{text:?}: {e}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+            assert_eq!(e.file, POLICY_PATH);
+        }
+        let e = err("[defaults]\ntimeout = \"5x\"\n");
+        assert_eq!(
+            e.to_string(),
+            ".dwp/policy.toml:2: defaults.timeout: invalid duration \"5x\": use a number followed by s, m, h or d"
+        );
+    }
+
+    #[test]
+    fn friendly_rewrites_only_unknown_fields() {
+        assert_eq!(friendly("unknown field `x`, expected `a`"), "unknown key (known: a)");
+        assert_eq!(friendly("unknown field `x`, there are no fields"), "unknown key (this table takes no keys)");
+        assert_eq!(friendly("something else"), "something else");
+    }
+}
