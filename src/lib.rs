@@ -5,6 +5,7 @@
 //! parses arguments and prints.
 
 pub mod cli;
+pub mod gc;
 pub mod history;
 pub mod policy;
 pub mod protocol;

@@ -3,6 +3,7 @@
 
 mod checkpoints;
 mod events;
+mod gc;
 mod graph;
 mod heartbeat;
 mod hooks;
@@ -57,6 +58,7 @@ enum Command {
     Resume(resume::Args),
     Metrics(metrics::Args),
     Graph(graph::Args),
+    Gc(gc::Args),
     Hooks(hooks::Args),
 }
 
@@ -120,6 +122,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Resume(a) => resume::cmd_resume(&cwd, a),
         Command::Metrics(a) => metrics::cmd_metrics(&cwd, a),
         Command::Graph(a) => graph::cmd_graph(&cwd, a),
+        Command::Gc(a) => gc::cmd_gc(&cwd, a),
         Command::Hooks(a) => hooks::cmd_hooks(&cwd, a),
     }
 }

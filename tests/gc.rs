@@ -1,0 +1,221 @@
+//! `git baton gc` against real repositories and real runs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::TestRepo;
+use serde_json::Value;
+
+const FAIL: &str = "#!/bin/sh\necho wip > wip.txt\necho 'something broke' >&2\nexit 1\n";
+const ADVANCE: &str =
+    "#!/bin/sh\nset -e\necho done > out.txt\ngit add out.txt\ngit commit -q -m 'did it' -m 'dwp-state: review'\n";
+
+fn repo_with(handlers: &[(&str, &str)]) -> TestRepo {
+    let r = TestRepo::new();
+    r.write("README", "project\n");
+    for (path, script) in handlers {
+        r.handler(path, script);
+    }
+    r.commit_all("handlers");
+    r
+}
+
+fn task(r: &TestRepo, name: &str, state: &str) {
+    r.git(&["branch", name, "main"]);
+    r.baton_ok(&["send", "--branch", name, state, "-m", "do the task"]);
+}
+
+fn run_json(r: &TestRepo) -> Vec<Value> {
+    r.baton_ok(&["run", "--json"]).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+}
+
+fn event<'a>(events: &'a [Value], branch: &str, action: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["branch"] == branch && e["action"] == action)
+        .unwrap_or_else(|| panic!("no {action} event for {branch} in {events:#?}"))
+}
+
+/// `gc --json ARGS…`, parsed.
+fn gc(r: &TestRepo, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["gc", "--json"];
+    all.extend(args);
+    let out = r.baton_ok(&all);
+    serde_json::from_str::<Value>(&out).expect("one JSON array").as_array().expect("an array").clone()
+}
+
+fn listed(removed: &[Value], kind: &str) -> Vec<String> {
+    let mut v: Vec<String> =
+        removed.iter().filter(|x| x["kind"] == kind).map(|x| x["path_or_ref"].as_str().unwrap().to_owned()).collect();
+    v.sort();
+    v
+}
+
+/// The one item of `kind` in the list, as a canonical path.
+fn only_path(removed: &[Value], kind: &str) -> PathBuf {
+    let items = listed(removed, kind);
+    assert_eq!(items.len(), 1, "one {kind} in {removed:#?}");
+    canonical(&items[0])
+}
+
+fn refs(r: &TestRepo, prefix: &str) -> Vec<String> {
+    r.git(&["for-each-ref", "--format=%(refname)", prefix]).lines().map(str::to_owned).collect()
+}
+
+fn canonical(p: &str) -> PathBuf {
+    Path::new(p).canonicalize().unwrap_or_else(|_| PathBuf::from(p))
+}
+
+/// A failed run's log, kept slot and refs stay while its failure is the branch head, and go once
+/// the branch moved on (the kept slot's uncommitted leftovers saved first). Scratch of a finished
+/// run, an idle slot, a stale lease ref and another run's rejected ref go at once with `0s`.
+#[test]
+fn a_failure_keeps_its_scratch_until_the_branch_moves_on() {
+    let r = repo_with(&[(".dwp/command/build", FAIL), (".dwp/command/ship", ADVANCE)]);
+    task(&r, "t1", "build");
+    task(&r, "t2", "ship");
+    let events = run_json(&r);
+    let failed = event(&events, "t1", "failed");
+    let run = failed["run_id"].as_str().unwrap().to_owned();
+    let failed_log = canonical(failed["log"].as_str().unwrap());
+    let kept_slot = canonical(failed["worktree"].as_str().unwrap());
+    let shipped = event(&events, "t2", "succeeded");
+    let done_log = canonical(shipped["log"].as_str().unwrap());
+    assert!(failed_log.exists() && done_log.exists() && kept_slot.join("wip.txt").exists());
+
+    let t1 = r.head("t1");
+    r.git(&["update-ref", &format!("refs/baton/rejected/t1/{run}"), &t1]);
+    r.git(&["update-ref", &format!("refs/baton/conflicts/t1/{run}"), &t1]);
+    r.git(&["update-ref", "refs/baton/rejected/t1/an-older-run", &t1]);
+    r.git(&["update-ref", "refs/baton/leases/x", "main"]);
+    r.git(&["update-ref", "refs/baton/breakers/origin", "main"]);
+
+    // --dry-run says what would go and removes nothing.
+    let before = refs(&r, "refs/baton/");
+    let would = gc(&r, &["--older-than", "0s", "--dry-run"]);
+    assert_eq!(listed(&would, "ref"), ["refs/baton/leases/x", "refs/baton/rejected/t1/an-older-run"]);
+    assert_eq!(only_path(&would, "log"), done_log);
+    assert_eq!(listed(&would, "slot").len(), 1, "the idle slot of t2: {would:#?}");
+    assert!(!listed(&would, "slot").iter().any(|p| canonical(p) == kept_slot));
+    assert_eq!(refs(&r, "refs/baton/"), before);
+    assert!(done_log.exists());
+    for item in &would {
+        assert!(!item["reason"].as_str().unwrap().is_empty());
+        assert_eq!(item["bytes"].is_null(), item["kind"] == "ref", "{item}");
+    }
+
+    // For real: the same list, and the failure's scratch stays.
+    let removed = gc(&r, &["--older-than", "0s"]);
+    assert_eq!(removed, would);
+    let idle_slot = canonical(listed(&removed, "slot")[0].as_str());
+    assert!(!done_log.exists() && !idle_slot.exists());
+    assert!(failed_log.exists() && kept_slot.join("wip.txt").exists());
+    assert_eq!(
+        refs(&r, "refs/baton/"),
+        [
+            "refs/baton/breakers/origin".to_owned(),
+            format!("refs/baton/conflicts/t1/{run}"),
+            format!("refs/baton/rejected/t1/{run}"),
+        ]
+    );
+    // git no longer lists the idle slot as a worktree; the kept one still is.
+    let worktrees = r.git(&["worktree", "list", "--porcelain"]);
+    assert!(!worktrees.contains(idle_slot.to_str().unwrap()), "{worktrees}");
+    assert!(worktrees.contains(kept_slot.to_str().unwrap()), "{worktrees}");
+
+    // The branch moves on: the failure's scratch can go, its leftovers saved first.
+    r.baton_ok(&["send", "--branch", "t1", "build", "-m", "try again"]);
+    let removed = gc(&r, &["--older-than", "0s"]);
+    assert_eq!(only_path(&removed, "log"), failed_log);
+    assert_eq!(only_path(&removed, "slot"), kept_slot);
+    assert_eq!(
+        listed(&removed, "ref"),
+        [format!("refs/baton/conflicts/t1/{run}"), format!("refs/baton/rejected/t1/{run}")]
+    );
+    assert!(!failed_log.exists() && !kept_slot.exists());
+    let salvage = refs(&r, "refs/baton/salvage/");
+    assert_eq!(salvage.len(), 1, "{salvage:?}");
+    assert_eq!(r.git(&["show", &format!("{}:wip.txt", salvage[0])]), "wip\n");
+    let slot_reason = removed.iter().find(|x| x["kind"] == "slot").unwrap()["reason"].as_str().unwrap();
+    assert!(slot_reason.contains(&salvage[0]), "{slot_reason}");
+    assert_eq!(r.git(&["worktree", "list", "--porcelain"]).matches("worktree ").count(), 1);
+
+    // The saved leftovers are scratch too, once old enough; other kinds of baton refs never are.
+    let removed = gc(&r, &["--older-than", "0s"]);
+    assert_eq!(listed(&removed, "ref"), salvage);
+    assert_eq!(refs(&r, "refs/baton/"), ["refs/baton/breakers/origin"]);
+
+    // The next run of t1 works in a fresh slot.
+    let events = run_json(&r);
+    event(&events, "t1", "failed");
+}
+
+/// With the default limit (14 days) recent scratch stays and old scratch goes; a stale lease ref
+/// goes whatever its age, a live one stays; deletion works on packed refs.
+#[test]
+fn the_age_limit_and_leases() {
+    let r = repo_with(&[]);
+    // A branch whose head is the working commit of run R9 (its lease renewal beside it).
+    r.git(&["checkout", "-q", "-b", "w"]);
+    r.git(&["commit", "-q", "--allow-empty", "-m", "claim", "-m", "dwp-state: working\ndwp-run-id: R9"]);
+    r.git(&["checkout", "-q", "main"]);
+    let renewal = r.git(&["commit-tree", "w^{tree}", "-p", "w", "-m", "renew\n\ndwp-run-id: R9"]);
+    r.git(&["update-ref", "refs/baton/leases/w", renewal.trim()]);
+    let other = r.git(&["commit-tree", "w^{tree}", "-p", "w", "-m", "renew\n\ndwp-run-id: R8"]);
+    r.git(&["update-ref", "refs/baton/leases/main", other.trim()]);
+    // Old (the fixed test date, 2023) and new (now) salvage refs.
+    r.git(&["update-ref", "refs/baton/salvage/k-1/1", "main"]);
+    let mut cmd = r.git_cmd(&["commit-tree", "main^{tree}", "-m", "fresh"]);
+    cmd.env_remove("GIT_COMMITTER_DATE");
+    let fresh = String::from_utf8(cmd.output().unwrap().stdout).unwrap();
+    r.git(&["update-ref", "refs/baton/salvage/k-1/2", fresh.trim()]);
+    r.git(&["pack-refs", "--all"]);
+
+    // Logs: old of a finished run, old of the running run, new of a finished run.
+    let logs = r.path.join(".git/baton/logs").join(git_baton::repo::worktree::branch_key("w"));
+    std::fs::create_dir_all(&logs).unwrap();
+    for name in ["old.log", "R9.log", "new.log", "notes.txt"] {
+        std::fs::write(logs.join(name), "output\n").unwrap();
+    }
+    for name in ["old.log", "R9.log", "notes.txt"] {
+        let touched =
+            std::process::Command::new("touch").args(["-d", "30 days ago"]).arg(logs.join(name)).status().unwrap();
+        assert!(touched.success());
+    }
+
+    let removed = gc(&r, &[]);
+    assert_eq!(listed(&removed, "ref"), ["refs/baton/leases/main", "refs/baton/salvage/k-1/1"]);
+    assert_eq!(listed(&removed, "log"), [logs.join("old.log").to_str().unwrap()]);
+    assert!(logs.join("R9.log").exists() && logs.join("new.log").exists() && logs.join("notes.txt").exists());
+    assert_eq!(refs(&r, "refs/baton/"), ["refs/baton/leases/w", "refs/baton/salvage/k-1/2"]);
+    let lease_reason = removed.iter().find(|x| x["path_or_ref"] == "refs/baton/leases/main").unwrap()["reason"].clone();
+    assert!(lease_reason.as_str().unwrap().contains("R8"), "{lease_reason}");
+
+    // The run ends (the head moves on): its lease ref goes at once, its log once old.
+    r.git(&["update-ref", "refs/heads/w", "main"]);
+    let removed = gc(&r, &["--older-than", "20d"]);
+    assert_eq!(listed(&removed, "ref"), ["refs/baton/leases/w"]);
+    assert_eq!(listed(&removed, "log"), [logs.join("R9.log").to_str().unwrap()]);
+    assert!(gc(&r, &["--older-than", "20d"]).is_empty());
+}
+
+/// Lines for people name what went; a bad age is a usage error with one line.
+#[test]
+fn text_output_and_bad_ages() {
+    let r = repo_with(&[]);
+    r.git(&["update-ref", "refs/baton/leases/gone", "main"]);
+    let out = r.baton_ok(&["gc", "--dry-run"]);
+    assert!(out.starts_with("would remove ref refs/baton/leases/gone: "), "{out}");
+    assert_eq!(out.lines().count(), 1);
+    let out = r.baton_ok(&["gc"]);
+    assert!(out.starts_with("removed ref refs/baton/leases/gone: "), "{out}");
+    assert_eq!(r.baton_ok(&["gc"]), "");
+    for bad in ["14", "2w", "-1d", "1.5h", "d"] {
+        let out = r.baton(&["gc", "--older-than", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("--older-than"), "{err}");
+    }
+}
