@@ -11,6 +11,7 @@ mod init;
 mod log;
 mod metrics;
 mod output;
+mod policy;
 mod resume;
 mod run;
 mod scan;
@@ -60,6 +61,7 @@ enum Command {
     Graph(graph::Args),
     Gc(gc::Args),
     Hooks(hooks::Args),
+    Policy(policy::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -124,6 +126,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Graph(a) => graph::cmd_graph(&cwd, a),
         Command::Gc(a) => gc::cmd_gc(&cwd, a),
         Command::Hooks(a) => hooks::cmd_hooks(&cwd, a),
+        Command::Policy(a) => policy::cmd_policy(&cwd, a),
     }
 }
 

@@ -1,0 +1,188 @@
+//! `git baton policy`: what `.dwp/policy.toml` makes of a state, read from where the runner would
+//! read it (the trusted ref, if one is set); `git baton policy check`: validate a policy file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::output::usage;
+use super::Out;
+use crate::policy::duration::{format_duration, format_size};
+use crate::policy::{self, Base, Effective, Policy, POLICY_PATH};
+use crate::protocol::State;
+use crate::repo::Repo;
+use crate::runner::source::{self, Source};
+
+/// Show the effective policy of a state (timeout, lease, log cap, passed environment variables)
+/// and where each value comes from, or check a policy file.
+///
+/// The policy is read like the runner reads it: from the trusted ref's tree when one is set
+/// (`--trusted-ref`, `BATON_TRUSTED_REF`, git config `baton.trustedRef`), else from HEAD's commit.
+/// Without `--state`, shows what a state without its own `[states.<name>]` table gets. Values
+/// from the runner's command line (`git baton run --timeout …`) are not known here; they sit
+/// between `[defaults]` and the built-ins.
+///
+/// `--json` prints one object:
+/// `{"source":"refs/heads/main"|"HEAD","trusted":bool,"commit":SHA|null,"policy_file":bool,
+/// "state":NAME|null,"timeout":{"value":SECS,"from":ORIGIN},"lease":{"value":SECS,"from":ORIGIN},
+/// "log_max_bytes":{"value":BYTES,"from":ORIGIN},"env_pass":[{"value":NAME_OR_GLOB,"from":ORIGIN}],
+/// "states":[NAMES WITH A TABLE]}` where ORIGIN is `"built-in"`, `"command line"`,
+/// `".dwp/policy.toml:LINE [defaults]"` or `".dwp/policy.toml:LINE [states.NAME]"`. `commit` is
+/// null on an unborn HEAD; `policy_file` is false when the tree has no `.dwp/policy.toml`.
+///
+/// Exits 1 when the policy file is invalid (one line naming file, line and key) or the trusted
+/// ref is missing.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+    /// Show the policy of this state (default: a state without its own table).
+    #[arg(long, value_name = "STATE")]
+    state: Option<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Read the policy from this ref's tree (also `BATON_TRUSTED_REF`, git config
+    /// `baton.trustedRef`).
+    #[arg(long, value_name = "REF")]
+    trusted_ref: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Action {
+    /// Check a policy file: `ok: FILE` and exit 0, or the error and exit 1.
+    ///
+    /// Prints `ok: FILE` and exits 0 when the file is valid; prints the error (file, line, key)
+    /// and exits 1 when it is not, or cannot be read. FILE defaults to `.dwp/policy.toml` at the
+    /// top of the working tree; when that file does not exist there is nothing to check
+    /// (`ok: no .dwp/policy.toml`, exit 0: the built-ins apply).
+    Check {
+        /// The file to check.
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    source: &'a str,
+    trusted: bool,
+    commit: Option<String>,
+    policy_file: bool,
+    state: Option<&'a str>,
+    #[serde(flatten)]
+    effective: &'a Effective,
+    states: Vec<&'a str>,
+}
+
+pub fn cmd_policy(cwd: &Path, args: Args) -> Result<ExitCode> {
+    match args.action {
+        Some(Action::Check { file }) => cmd_check(cwd, file),
+        None => cmd_show(cwd, args),
+    }
+}
+
+fn cmd_show(cwd: &Path, args: Args) -> Result<ExitCode> {
+    let state = match &args.state {
+        Some(s) => Some(State::parse(s).map_err(|e| usage(format!("--state: {e}")))?),
+        None => None,
+    };
+    let repo = Repo::discover(cwd)?;
+    let setting = source::setting(&repo, args.trusted_ref.as_deref())?;
+    let source = source::resolve(&repo, setting.as_ref(), None)?;
+    let (name, commit, tree) = match &source {
+        Source::Trusted { read, commit, tree, .. } => (read.as_str(), Some(*commit), Some(*tree)),
+        Source::Task => match repo.head_id()? {
+            Some(id) => ("HEAD", Some(id), Some(repo.commit(id)?.tree)),
+            None => ("HEAD", None, None),
+        },
+    };
+    let short = commit.map(|c| c.to_string()[..12].to_owned());
+    let loaded = match (tree, &short) {
+        (Some(t), Some(c)) => policy::load(&repo, t).with_context(|| format!("reading the policy of {name} ({c})"))?,
+        _ => None,
+    };
+    match (&source, &short) {
+        (Source::Task, Some(c)) => tracing::info!("{}; showing HEAD ({c})", source.describe()),
+        (Source::Task, None) => tracing::info!("{}; HEAD has no commit yet", source.describe()),
+        (Source::Trusted { .. }, _) => tracing::info!("{}", source.describe()),
+    }
+    if loaded.is_none() {
+        tracing::info!("no {POLICY_PATH} in {name}: built-in values apply");
+    }
+    let policy = loaded.as_ref().cloned().unwrap_or_default();
+    // No state is named "" (names are validated), so "" is "a state without its own table".
+    let effective = policy.effective(state.as_ref().map_or("", State::as_str), &Base::default());
+    let report = Report {
+        source: name,
+        trusted: source.is_trusted(),
+        commit: commit.map(|c| c.to_string()),
+        policy_file: loaded.is_some(),
+        state: state.as_ref().map(State::as_str),
+        effective: &effective,
+        states: policy.states().collect(),
+    };
+    let mut out = Out::new();
+    if args.json {
+        out.json(&report)?;
+    } else {
+        print_table(&mut out, &report, &policy)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(out: &mut Out, r: &Report<'_>, policy: &Policy) -> Result<()> {
+    match r.state {
+        Some(s) if policy.state(s).is_some() => out.line(&format!("state: {s}"))?,
+        Some(s) => out.line(&format!("state: {s} (no [states.{s}] table)"))?,
+        None => out.line("state: any state without its own table")?,
+    }
+    let e = r.effective;
+    let mut rows = vec![
+        ("timeout", format_duration(e.timeout.value), e.timeout.from.to_string()),
+        ("lease", format_duration(e.lease.value), e.lease.from.to_string()),
+        ("log.max_bytes", format_size(e.log_max_bytes.value), e.log_max_bytes.from.to_string()),
+    ];
+    if e.env_pass.is_empty() {
+        rows.push(("env.pass", "-".into(), "(base variables only)".into()));
+    }
+    rows.extend(e.env_pass.iter().map(|p| ("env.pass", p.value.clone(), p.from.to_string())));
+    let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0).max(5);
+    out.line(&format!("{:13}  {:width$}  FROM", "KEY", "VALUE"))?;
+    for (key, value, from) in rows {
+        out.line(&format!("{key:13}  {value:width$}  {from}"))?;
+    }
+    let states = if r.states.is_empty() { "(none)".to_owned() } else { r.states.join(", ") };
+    out.line(&format!("states with a table: {states}"))?;
+    Ok(())
+}
+
+fn cmd_check(cwd: &Path, file: Option<PathBuf>) -> Result<ExitCode> {
+    let shown = match &file {
+        Some(f) => {
+            // Errors name the file as the user wrote it.
+            let shown = f.display().to_string();
+            policy::parse_file_as(&cwd.join(f), &shown)?;
+            shown
+        }
+        None => {
+            let repo = Repo::discover(cwd)?;
+            let top = repo.workdir().ok_or_else(|| usage("a bare repository has no working tree; name the FILE"))?;
+            let path = top.join(POLICY_PATH);
+            if !path.exists() {
+                tracing::info!("no {POLICY_PATH} in the working tree: built-in values apply");
+                Out::new().line(&format!("ok: no {POLICY_PATH}"))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            policy::parse_file_as(&path, POLICY_PATH)?;
+            POLICY_PATH.to_owned()
+        }
+    };
+    let mut out = Out::new();
+    out.line(&format!("ok: {shown}"))?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
