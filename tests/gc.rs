@@ -1,4 +1,4 @@
-//! `git baton gc` against real repositories and real runs.
+//! `git baton gc` and `git baton status --scratch` against real repositories and real runs.
 
 mod common;
 
@@ -218,4 +218,48 @@ fn text_output_and_bad_ages() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains("--older-than"), "{err}");
     }
+}
+
+/// `status --scratch` sums the scratch space up: logs, slots, refs by kind.
+#[test]
+fn status_scratch_reports_sizes() {
+    let r = repo_with(&[(".dwp/command/build", FAIL), (".dwp/command/ship", ADVANCE)]);
+    let empty: Value = serde_json::from_str(&r.baton_ok(&["status", "--scratch", "--json"])).unwrap();
+    assert_eq!(empty["logs"], serde_json::json!({"count": 0, "bytes": 0}));
+    assert_eq!(empty["slots"], serde_json::json!({"count": 0, "kept": 0, "locked": 0, "bytes": 0}));
+    assert_eq!(empty["refs"], serde_json::json!({"conflicts": 0, "leases": 0, "rejected": 0, "salvage": 0}));
+
+    task(&r, "t1", "build");
+    task(&r, "t2", "ship");
+    run_json(&r);
+    r.git(&["update-ref", "refs/baton/leases/x", "main"]);
+    r.git(&["update-ref", "refs/baton/breakers/origin", "main"]);
+    let s: Value = serde_json::from_str(&r.baton_ok(&["status", "--scratch", "--json"])).unwrap();
+    assert_eq!(s["logs"]["count"], 2);
+    assert!(s["logs"]["bytes"].as_u64().unwrap() > 0);
+    assert_eq!(s["slots"]["count"], 2);
+    assert_eq!(s["slots"]["kept"], 1);
+    assert_eq!(s["slots"]["locked"], 0);
+    assert!(s["slots"]["bytes"].as_u64().unwrap() > 0);
+    assert_eq!(s["refs"]["leases"], 1);
+    assert_eq!(s["refs"]["breakers"], 1);
+    assert!(canonical(s["root"].as_str().unwrap()).ends_with(".git/baton"));
+
+    let text = r.baton_ok(&["status", "--scratch"]);
+    assert!(text.contains("logs") && text.contains("slots") && text.contains("leases 1"), "{text}");
+
+    // A slot whose lock a runner holds is in use: counted as such, never removed.
+    let slots = r.path.join(".git/baton/worktrees");
+    let idle = (0..2).map(|n| slots.join(format!("slot-{n}"))).find(|p| !p.with_extension("kept").exists()).unwrap();
+    let lock = std::fs::File::open(idle.with_extension("lock")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let s: Value = serde_json::from_str(&r.baton_ok(&["status", "--scratch", "--json"])).unwrap();
+    assert_eq!(s["slots"]["locked"], 1);
+    assert!(listed(&gc(&r, &["--older-than", "0s"]), "slot").is_empty());
+    assert!(idle.exists());
+    drop(lock);
+    assert_eq!(listed(&gc(&r, &["--older-than", "0s"]), "slot").len(), 1);
+    assert!(!idle.exists());
 }

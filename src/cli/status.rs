@@ -20,11 +20,23 @@ use crate::runner::clock;
 /// "lease_seconds_left","handler","age_seconds"}` — `state` is null without a `dwp-state`
 /// trailer, `invalid_state` holds a refused value, `lease` is `active`, `expired` or `n/a`,
 /// `handler` is `true`/`false` (null where no handler applies: no state, invalid, `working`).
+///
+/// `--scratch` shows the size of git-baton's scratch space instead (what `git baton gc` cleans);
+/// with `--json`, one object:
+/// `{"root": "<git common dir>/baton", "logs": {"count","bytes"},
+/// "slots": {"count","kept","locked","bytes"}, "refs": {"<kind>": count, ...}}` — `slots.bytes`
+/// counts the worktree folders and their git admin folders (symlinks not followed); `refs` counts
+/// the refs under `refs/baton/` by the path step after it, always with `leases`, `salvage`,
+/// `rejected` and `conflicts`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     json: bool,
+    /// Show the sizes of the scratch space (run logs, worktree slots, refs under refs/baton/)
+    /// instead of the board.
+    #[arg(long, conflicts_with_all = ["branches", "remote", "role"])]
+    scratch: bool,
     /// Only branches matching this glob (`*`, `?`, `[...]`); repeatable.
     #[arg(long = "branch", value_name = "GLOB")]
     branches: Vec<String>,
@@ -77,6 +89,9 @@ fn row(card: &BranchCard, now: i64) -> Row {
 
 pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
+    if args.scratch {
+        return scratch(&repo, args.json);
+    }
     let source = match &args.remote {
         Some(r) => BranchSource::Remote(r.clone()),
         None => BranchSource::Local,
@@ -123,6 +138,30 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
                 &r.commit[..12]
             ))?;
         }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `status --scratch`: the sizes of the scratch space.
+fn scratch(repo: &Repo, json: bool) -> Result<ExitCode> {
+    let u = crate::gc::collect::scratch_usage(repo)?;
+    let mut out = Out::new();
+    if json {
+        out.json(&u)?;
+    } else {
+        let size = |b: u64| super::gc::size_text(Some(b));
+        out.line(&format!("scratch  {}", u.root))?;
+        out.line(&format!("logs     {} file(s), {}", u.logs.count, size(u.logs.bytes)))?;
+        out.line(&format!(
+            "slots    {} ({} kept, {} in use), {}",
+            u.slots.count,
+            u.slots.kept,
+            u.slots.locked,
+            size(u.slots.bytes)
+        ))?;
+        let refs: Vec<String> = u.refs.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+        out.line(&format!("refs     {}", refs.join(", ")))?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
