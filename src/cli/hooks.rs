@@ -34,7 +34,7 @@ enum Sub {
     Install(install::InstallArgs),
     Uninstall(install::UninstallArgs),
     Status(install::StatusArgs),
-    Trigger(trigger::Args),
+    Trigger(Box<trigger::Args>),
     CheckPush(receive::Args),
 }
 
@@ -43,7 +43,7 @@ pub fn cmd_hooks(cwd: &Path, args: Args) -> Result<ExitCode> {
         Sub::Install(a) => install::cmd_install(cwd, a),
         Sub::Uninstall(a) => install::cmd_uninstall(cwd, a),
         Sub::Status(a) => install::cmd_status(cwd, a),
-        Sub::Trigger(a) => trigger::cmd_trigger(cwd, a),
+        Sub::Trigger(a) => trigger::cmd_trigger(cwd, *a),
         Sub::CheckPush(a) => receive::cmd_check_push(a),
     }
 }
