@@ -24,7 +24,7 @@ use crate::runner::clock;
 ///
 /// Prints one line per item: `removed <kind> <path or ref> (<size>): <reason>` (`would remove`
 /// with `--dry-run`). `--json` prints one array of
-/// `{"kind": "log"|"slot"|"ref", "path_or_ref": "...", "bytes": n|null, "reason": "..."}`
+/// `{"kind": "log"|"slot"|"ref"|"handlers", "path_or_ref": "...", "bytes": n|null, "reason": "..."}`
 /// (`bytes`: size on disk, null for refs; paths are absolute).
 #[derive(clap::Args, Debug)]
 pub struct Args {

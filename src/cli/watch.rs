@@ -24,6 +24,8 @@ use crate::runner::tick::{self, TickError};
 /// retried with exponential, capped, jittered backoff, and after 5 failures in a row a circuit
 /// breaker leaves it alone for 10 minutes; both are logged once, not per branch.
 ///
+/// Once a day (and when it starts) it runs `git baton gc` with the default age limit.
+///
 /// SIGINT/SIGTERM: stop claiming, wait for running handlers up to `--grace` (default 30 s), then
 /// kill them and record their failures, exit 0. `--json` prints one object per action, as `run`.
 #[derive(clap::Args, Debug)]
@@ -44,6 +46,20 @@ fn jitter() -> f64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let mixed = (u64::from(nanos) ^ (u64::from(std::process::id()) << 17)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (mixed >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// How often `watch` runs `gc` (with its default age limit).
+const GC_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// `git baton gc --older-than 14d`, from the poller: logged, never fatal.
+fn daily_gc(cwd: &Path) {
+    let removed = Repo::discover(cwd)
+        .and_then(|repo| crate::gc::collect::run_gc(&repo, Duration::from_secs(14 * 86_400), false, clock::now()));
+    match removed {
+        Ok(r) if r.is_empty() => tracing::debug!("gc: nothing to remove"),
+        Ok(r) => tracing::info!("gc: removed {} item(s) of scratch older than 14d", r.len()),
+        Err(e) => tracing::warn!("gc failed: {e:#}"),
+    }
 }
 
 fn now_f64() -> f64 {
@@ -72,6 +88,7 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
             let mut breaker = Breaker::new(interval.max(Duration::from_secs(1)));
             let mut ticks = 0u64;
             let mut said_source: Option<String> = None;
+            let mut last_gc: Option<std::time::Instant> = None;
             tracing::info!("watching every {:.1}s", interval.as_secs_f64());
             loop {
                 executor.reap();
@@ -112,6 +129,11 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
                         Ok(Err(TickError::Other(e))) => tracing::error!("tick failed: {e:#}"),
                         Err(e) => tracing::error!("tick panicked: {e}"),
                     }
+                }
+                if last_gc.is_none_or(|t| t.elapsed() >= GC_EVERY) {
+                    last_gc = Some(std::time::Instant::now());
+                    let dir = cwd.clone();
+                    tokio::task::spawn_blocking(move || daily_gc(&dir));
                 }
                 ticks += 1;
                 if max_ticks > 0 && ticks >= max_ticks {

@@ -27,7 +27,7 @@ use crate::repo::{BranchSource, Cas, ObjectId, Repo};
 
 /// What gc removed (or, with `dry_run`, would remove).
 ///
-/// JSON: `{"kind": "log"|"slot"|"ref", "path_or_ref": "<absolute path or full ref name>",
+/// JSON: `{"kind": "log"|"slot"|"ref"|"handlers", "path_or_ref": "<absolute path or full ref name>",
 /// "bytes": <size on disk, null for refs>, "reason": "<why it could go>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Removed {
@@ -43,6 +43,8 @@ pub enum Kind {
     Log,
     Slot,
     Ref,
+    /// A copy of a trusted tree's `.dwp/` folder.
+    Handlers,
 }
 
 impl Kind {
@@ -51,6 +53,7 @@ impl Kind {
             Kind::Log => "log",
             Kind::Slot => "slot",
             Kind::Ref => "ref",
+            Kind::Handlers => "handlers",
         }
     }
 }
@@ -115,7 +118,51 @@ pub fn run_gc(repo: &Repo, older_than: Duration, dry_run: bool, now: i64) -> Res
         }
         removed.push(Removed { kind: Kind::Ref, path_or_ref: r.name.clone(), bytes: None, reason });
     }
+    removed.extend(old_handler_copies(repo, &scratch, older_than, dry_run, now));
     Ok(removed)
+}
+
+/// Copies of trusted handler folders (`<scratch>/handlers/<tree>/`) last written before the limit,
+/// except the current trusted tree's. A handler still running from a removed copy keeps its open
+/// files (Linux); the next run writes the copy again.
+fn old_handler_copies(repo: &Repo, scratch: &Scratch, older_than: Duration, dry_run: bool, now: i64) -> Vec<Removed> {
+    let root = scratch.root.join("handlers");
+    let current = crate::runner::source::setting(repo, None)
+        .ok()
+        .flatten()
+        .and_then(|s| crate::runner::source::resolve(repo, Some(&s), None).ok())
+        .and_then(|src| match src {
+            crate::runner::source::Source::Trusted { tree, .. } => Some(tree.to_string()),
+            crate::runner::source::Source::Task => None,
+        });
+    let limit = i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    for entry in read_dir(&root).unwrap_or_default() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if current.as_deref() == Some(name.as_str()) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let age = now - mtime_secs(&meta);
+        if age < limit {
+            continue;
+        }
+        let path = entry.path();
+        let bytes = dir_bytes(&path);
+        if !dry_run {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!("could not remove {}: {e}", path.display());
+                continue;
+            }
+        }
+        out.push(Removed {
+            kind: Kind::Handlers,
+            path_or_ref: path_text(&path),
+            bytes: Some(bytes),
+            reason: format!("copy of trusted handlers of an older tree; {}s old", age),
+        });
+    }
+    out
 }
 
 /// The reason to remove, or `None` (a kept item is logged at debug level with its reason).

@@ -93,4 +93,3 @@ pub fn runner_id() -> String {
     };
     format!("{host}:{}", std::process::id())
 }
-
