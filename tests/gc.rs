@@ -263,3 +263,29 @@ fn status_scratch_reports_sizes() {
     assert_eq!(listed(&gc(&r, &["--older-than", "0s"]), "slot").len(), 1);
     assert!(!idle.exists());
 }
+
+/// While a handler runs, `gc --older-than 0s` removes nothing of it: not its log, not its slot (the
+/// runner holds the slot's lock), not its lease renewal record; the run then finishes normally.
+#[test]
+fn a_running_run_keeps_everything() {
+    let r = repo_with(&[(
+        ".dwp/command/build",
+        "#!/bin/sh\nset -e\necho started\nsleep 3\ngit commit -q --allow-empty -m slow -m 'dwp-state: done'\n",
+    )]);
+    task(&r, "t1", "build");
+    let runner =
+        r.baton_cmd(&["run", "--json", "--lease-seconds", "2"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while refs(&r, "refs/baton/leases/").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no renewal record");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let removed = gc(&r, &["--older-than", "0s"]);
+    let run_id = r.trailer_of("t1", "dwp-run-id").unwrap();
+    assert!(!removed.iter().any(|x| x["path_or_ref"].as_str().unwrap().contains(&run_id)), "{removed:#?}");
+    assert!(listed(&removed, "slot").is_empty(), "{removed:#?}");
+    assert_eq!(refs(&r, "refs/baton/leases/"), ["refs/baton/leases/t1"]);
+    let out = runner.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"succeeded\""));
+    assert_eq!(r.state_of("t1"), "done");
+}
