@@ -273,8 +273,12 @@ fn a_running_run_keeps_everything() {
         "#!/bin/sh\nset -e\necho started\nsleep 3\ngit commit -q --allow-empty -m slow -m 'dwp-state: done'\n",
     )]);
     task(&r, "t1", "build");
-    let runner =
-        r.baton_cmd(&["run", "--json", "--lease-seconds", "2"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let runner = r
+        .baton_cmd(&["run", "--json", "--lease-seconds", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while refs(&r, "refs/baton/leases/").is_empty() {
         assert!(std::time::Instant::now() < deadline, "no renewal record");
