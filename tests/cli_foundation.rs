@@ -706,14 +706,20 @@ fn status_remote_lists_remote_tracking_branches() {
     assert_eq!(row(&rows, "origin/has-handler")["state"], "review");
     assert_eq!(row(&rows, "origin/invalid")["invalid_state"], "../etc");
     assert_eq!(row(&rows, "origin/task/expired")["commit"], clone.head("refs/remotes/origin/task/expired"));
-    // Local branches are not listed, and globs apply to the `origin/…` names.
-    let rows = status_rows(&clone.baton_ok(&["status", "--remote", "origin", "--json", "--branch", "origin/task/*"]));
-    let mut names: Vec<&str> = rows.iter().map(|r| r["branch"].as_str().unwrap()).collect();
-    names.sort();
-    assert_eq!(names, ["origin/task/active", "origin/task/expired"]);
-    // A remote that does not exist lists nothing.
-    let rows = status_rows(&clone.baton_ok(&["status", "--remote", "nosuch", "--json"]));
-    assert!(rows.is_empty());
+    // Local branches are not listed, and globs apply to the branch names (as `run --remote` does)
+    // or to the `origin/…` names shown.
+    for glob in ["task/*", "origin/task/*"] {
+        let rows = status_rows(&clone.baton_ok(&["status", "--remote", "origin", "--json", "--branch", glob]));
+        let mut names: Vec<&str> = rows.iter().map(|r| r["branch"].as_str().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["origin/task/active", "origin/task/expired"], "{glob}");
+    }
+    // A remote that does not exist, or a name that could be an option: a usage error.
+    for bad in ["nosuch", "", "--upload-pack=touch x"] {
+        let out = clone.baton(&["status", "--remote", bad, "--json"]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::Out;
 use crate::history::checkpoints::{names, resume_message};
-use crate::protocol::{Lease, LeaseStatus};
 use crate::repo::{Cas, CommitInfo, ObjectId, Repo};
 use crate::runner::clock;
 
@@ -20,7 +19,7 @@ use crate::runner::clock;
 ///
 /// Refused (exit 1, nothing written): an unknown checkpoint name, a commit that is not on the
 /// branch, a checkpoint whose state is `working` or invalid or missing, and a branch a runner
-/// holds with a live lease. Prints the new commit id (`--json`:
+/// holds with a live lease (renewals included; `--force` overrides). Prints the new commit id (`--json`:
 /// `{"branch","commit","parent","state","resumed_from","tree_restored"}`).
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("from").required(true).args(["checkpoint", "commit"])))]
@@ -41,6 +40,10 @@ pub struct Args {
     /// Print a JSON object instead of the commit id.
     #[arg(long)]
     json: bool,
+    /// Resume even though a runner holds a live lease (its result then goes to
+    /// `refs/baton/rejected/<branch>/<run-id>`).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Serialize)]
@@ -89,14 +92,8 @@ pub fn cmd_resume(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
         (None, None) => unreachable!("clap requires --checkpoint or --commit"),
     };
-    let head_commit = repo.commit(head)?;
-    if let Some(lease) = Lease::from_commit(&head_commit.trailers, head_commit.committer_time) {
-        if let LeaseStatus::Active { seconds_left } = lease.status(clock::now()) {
-            bail!(
-                "branch {branch:?} is held by run {} for {seconds_left} s more; resume after it ends or its lease expires",
-                lease.run_id.as_deref().unwrap_or("?")
-            );
-        }
+    if !args.force {
+        super::send::refuse_live_lease(&repo, &branch, head)?;
     }
     let (state, message) =
         resume_message(&from, &label).with_context(|| format!("cannot resume branch {branch:?} from {label}"))?;

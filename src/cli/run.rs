@@ -78,6 +78,12 @@ pub struct Args {
 
 impl Args {
     pub fn spec(&self) -> Result<TickSpec> {
+        if self.role.as_deref() == Some("") {
+            return Err(usage("--role (or BATON_ROLE) is empty: name a role, or leave it out"));
+        }
+        if let Some(r) = &self.remote {
+            crate::runner::remote::check_remote_name(r).map_err(|e| usage(format!("--remote: {e}")))?;
+        }
         let role = self.role.clone().or_else(|| std::env::var("AYNIG_ROLE").ok()).filter(|r| !r.is_empty());
         tick::check_role(role.as_deref()).map_err(|e| usage(format!("{e:#}")))?;
         for name in &self.pass_env {

@@ -52,6 +52,10 @@ pub struct SendOptions {
     /// Print `{"branch","commit","parent","state"}` instead of the commit id.
     #[arg(long)]
     json: bool,
+    /// Write even though a runner holds a live lease on the branch: your commit stands, and the
+    /// running handler's result is kept on `refs/baton/rejected/<branch>/<run-id>` instead.
+    #[arg(long)]
+    force: bool,
 }
 
 /// `set-state --dwp-state STATE …` (AYNIG's spelling).
@@ -93,6 +97,21 @@ fn read_body(opts: &SendOptions) -> Result<Option<Vec<u8>>> {
         (_, _, true) => Some(from_stdin()?),
         _ => None,
     })
+}
+
+/// A person's commit on a branch a runner holds would be reverted by the run's answer or fenced
+/// off only by luck: refuse it with the run and its expiry, unless `--force`.
+pub fn refuse_live_lease(repo: &Repo, branch: &str, head: crate::repo::ObjectId) -> Result<()> {
+    let now = clock::now();
+    if let Some(lease) = crate::runner::board::live_lease(repo, branch, head, now)? {
+        let left = lease.expires_at() - now;
+        bail!(
+            "branch {branch:?} is held by run {} of runner {} (lease ends in {left}s); wait for it, or pass --force (the run's result then goes to refs/baton/rejected/)",
+            lease.run_id.as_deref().unwrap_or("unknown"),
+            lease.runner_id.as_deref().unwrap_or("unknown"),
+        );
+    }
+    Ok(())
 }
 
 /// Inside a handler's worktree (HEAD detached, `BATON_RUN_ID` and `BATON_BRANCH` set by the
@@ -137,10 +156,11 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let mut extra = Vec::new();
     for t in &opts.trailers {
         let t: TrailerArg = t.parse().map_err(|e| usage(format!("{e}")))?;
-        if t.key == Key::State.as_str() {
+        let reserved = Key::from_name_ignore_case(&t.key);
+        if reserved == Some(Key::State) {
             return Err(usage("pass the state as the STATE argument, not as a dwp-state trailer"));
         }
-        if Key::from_name(&t.key).is_some_and(Key::runner_only) {
+        if reserved.is_some_and(|k| k.runner_only() || k.runner_fact()) {
             return Err(usage(format!("trailer {:?} is written only by runners", t.key)));
         }
         extra.push(t);
@@ -164,6 +184,9 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let Some(head) = repo.ref_id(&refname)? else {
         bail!("branch {branch:?} does not exist or has no commits yet");
     };
+    if !in_handler && !opts.force {
+        refuse_live_lease(&repo, &branch, head)?;
+    }
     let reflog = format!("baton: send {state}");
     let (id, cas) = repo.append_commit(&refname, head, &message, clock::commit_time(), &reflog)?;
     if let Cas::Moved { .. } = cas {

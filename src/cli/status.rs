@@ -93,14 +93,28 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
         return scratch(&repo, args.json);
     }
     let source = match &args.remote {
-        Some(r) => BranchSource::Remote(r.clone()),
+        Some(r) => {
+            crate::runner::remote::check_remote_name(r).map_err(super::output::usage)?;
+            if !crate::runner::remote::is_configured(&repo, r) {
+                return Err(super::output::usage(format!("no remote named {r:?} in this repository")));
+            }
+            BranchSource::Remote(r.clone())
+        }
         None => BranchSource::Local,
     };
+    // Globs match branch names, as `run --remote` does: `--remote origin --branch 'v*'` selects
+    // origin's v1. The displayed `origin/v1` form matches too.
+    let prefix = args.remote.as_ref().map(|r| format!("{r}/")).unwrap_or_default();
     let setting = crate::runner::source::setting(&repo, None)?;
     let handlers = crate::runner::source::resolve(&repo, setting.as_ref(), args.remote.as_deref())?;
     tracing::debug!("{}", handlers.describe());
     let opts = crate::runner::board::ReadOptions { role: args.role.as_deref(), handlers: &handlers };
-    let cards = read_board(&repo, &source, |b| branch_selected(&args.branches, b), opts)?;
+    let cards = read_board(
+        &repo,
+        &source,
+        |b| branch_selected(&args.branches, b.strip_prefix(&prefix).unwrap_or(b)) || branch_selected(&args.branches, b),
+        opts,
+    )?;
     let now = clock::now();
     let rows: Vec<Row> = cards.iter().map(|c| row(c, now)).collect();
     let mut out = Out::new();

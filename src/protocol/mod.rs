@@ -84,6 +84,17 @@ impl Key {
         matches!(self, Key::State | Key::OriginState | Key::RunId | Key::RunnerId | Key::LeaseSeconds | Key::StalledRun)
     }
 
+    /// Facts only a runner records about a run (a `send` carrying them would mislead `log`).
+    pub fn runner_fact(self) -> bool {
+        matches!(self, Key::ExitCode | Key::Error | Key::ErrorType)
+    }
+
+    /// The reserved key whose name equals `name` ignoring ASCII case (git's trailer keys are
+    /// compared case-insensitively by most tools; a `DWP-Run-Id` must not slip past a check).
+    pub fn from_name_ignore_case(name: &str) -> Option<Key> {
+        Key::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(name))
+    }
+
     pub fn from_name(name: &str) -> Option<Key> {
         Key::ALL.into_iter().find(|k| k.as_str() == name)
     }

@@ -284,31 +284,8 @@ impl Slot {
         Ok(())
     }
 
-    /// Check `branch` out in the slot at `expected_head` (the claim). A slot kept from a failed
-    /// run has its leftovers salvaged first. `force` allows a branch that is checked out in the
-    /// main worktree (`--current-branch include|only`).
-    pub fn check_out(&self, branch: &str, expected_head: ObjectId, force: bool) -> Result<()> {
-        let path = &self.path;
-        if self.kept.exists() {
-            salvage_changes(path, branch)?;
-            let _ = std::fs::remove_file(&self.kept);
-        }
-        tracing::debug!(slot = %path.display(), branch, "checking out");
-        let mut args = vec!["checkout", "-q", "-f"];
-        if force {
-            args.push("--ignore-other-worktrees");
-        }
-        args.push(branch);
-        run_git(path, args)?;
-        run_git(path, ["clean", "-q", "-f", "-f", "-d", "-x"])?;
-        let head = run_git(path, ["rev-parse", "HEAD"])?;
-        if head.trim() != expected_head.to_string().as_str() {
-            bail!("worktree {} is at {} instead of {expected_head}", path.display(), head.trim());
-        }
-        Ok(())
-    }
-
-    /// Remote mode: the slot is detached at `claim` (the runner pushes the handler's commits).
+    /// Detach the slot at `claim`: the handler works there and the runner publishes its result. A
+    /// branch name never reaches git's command line (a branch called `-Bvictim` stays a name).
     pub fn check_out_detached(&self, branch: &str, claim: ObjectId) -> Result<()> {
         if self.kept.exists() {
             salvage_changes(&self.path, branch)?;

@@ -170,6 +170,20 @@ pub fn read_card(
     Ok(BranchCard { head, commit, state, lease, handler, stalled_handler, policy })
 }
 
+/// The live lease on a local branch whose head is `head`, renewals included; `None` when the
+/// head is not a `working` commit or its lease has expired.
+pub fn live_lease(repo: &Repo, branch: &str, head: ObjectId, now: i64) -> Result<Option<Lease>> {
+    let commit = repo.commit(head)?;
+    let Some(lease) = Lease::from_commit(&commit.trailers, commit.committer_time) else {
+        return Ok(None);
+    };
+    let lease = with_renewal(repo, &renewal_ref(&BranchSource::Local, branch), lease);
+    Ok(match lease.status(now) {
+        crate::protocol::LeaseStatus::Active { .. } => Some(lease),
+        crate::protocol::LeaseStatus::Expired { .. } => None,
+    })
+}
+
 /// A lease extended by its runner's latest renewal record, if there is one for the same run. An
 /// unreadable record is ignored (the lease then stands on its own commit).
 fn with_renewal(repo: &Repo, refname: &str, lease: Lease) -> Lease {

@@ -25,6 +25,36 @@ pub enum Pushed {
     Failed(String),
 }
 
+/// Is `name` a remote name git-baton can pass to git and use in ref names? Like git's own rule for
+/// `refs/remotes/<name>`: not empty, no leading `-` (it would read as an option), no `..`, no
+/// whitespace, control characters or any of `~^:?*[\`, no trailing `/` or `.lock`.
+pub fn check_remote_name(name: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("invalid remote name {name:?}: {why}"));
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.starts_with('-') {
+        return bad("it starts with '-'");
+    }
+    if name.contains("..")
+        || name.contains("//")
+        || name.ends_with('/')
+        || name.ends_with(".lock")
+        || name.starts_with('/')
+    {
+        return bad("not a valid ref name component");
+    }
+    if name.chars().any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c)) {
+        return bad("it contains a character git does not allow in a ref name");
+    }
+    Ok(())
+}
+
+/// Is `name` configured as a remote (`remote.<name>.url`) in `repo`?
+pub fn is_configured(repo: &crate::repo::Repo, name: &str) -> bool {
+    repo.gix().config_snapshot().string(format!("remote.{name}.url").as_str()).is_some()
+}
+
 /// Where the lease renewals of `remote`'s runners are fetched to.
 pub fn renewals_prefix(remote: &str) -> String {
     format!("refs/baton/remote-leases/{remote}/")
@@ -37,7 +67,7 @@ pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
     let spec = format!("+refs/heads/*:refs/remotes/{remote}/*");
     let leases = format!("+refs/baton/leases/*:{}*", renewals_prefix(remote));
     let out = git(dir)
-        .args(["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", remote, &spec, &leases])
+        .args(["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--", remote, &spec, &leases])
         .output()
         .map_err(|e| format!("running git fetch: {e}"))?;
     if out.status.success() {
@@ -50,7 +80,7 @@ pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
 /// The value of one ref on `remote` (`None`: it does not exist there).
 pub fn ls_remote(dir: &Path, remote: &str, refname: &str) -> Result<Option<ObjectId>, String> {
     let out = git(dir)
-        .args(["ls-remote", "--refs", remote, refname])
+        .args(["ls-remote", "--refs", "--", remote, refname])
         .output()
         .map_err(|e| format!("running git ls-remote: {e}"))?;
     if !out.status.success() {
@@ -201,6 +231,16 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_names_that_cannot_be_options() {
+        for ok in ["origin", "up-stream", "team/a", "r.1"] {
+            assert!(check_remote_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "--upload-pack=touch /tmp/x", "-x", "a..b", "a b", "a:b", "x/", "/x", "a.lock", "a\u{7}"] {
+            assert!(check_remote_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn porcelain_rejection_and_acceptance() {

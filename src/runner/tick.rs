@@ -91,6 +91,9 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
     let repo = Repo::discover(cwd)?;
     let setting = source::setting(&repo, spec.trusted_ref.as_deref())?;
     if let Some(remote) = &spec.remote {
+        if !remote::is_configured(&repo, remote) {
+            return Err(TickError::Other(anyhow::anyhow!("no remote named {remote:?} in this repository")));
+        }
         remote::fetch(repo.common_dir(), remote).map_err(|why| TickError::Fetch { remote: remote.clone(), why })?;
     }
     // Resolved after the fetch: in remote mode the trusted ref is the remote's.
