@@ -54,7 +54,7 @@ fn check_refuses_an_invalid_file_with_one_line() {
     assert!(out.stdout.is_empty());
     assert_eq!(
         stderr(&out),
-        "git-baton: error: .dwp/policy.toml:3: defaults.tmeout: unknown key (known: timeout, lease, env, log)\n"
+        "git-baton: error: .dwp/policy.toml:3: defaults.tmeout: unknown key (known: timeout, lease, max_lease, clock_skew, env, log)\n"
     );
 
     r.write("bad.toml", "[states.build]\n\ntimeout = \"5x\"\n");
@@ -102,6 +102,8 @@ fn json_shows_effective_values_and_their_origins() {
                 {"value": "AWS_*", "from": ".dwp/policy.toml:4 [defaults]"},
                 {"value": "GITHUB_TOKEN", "from": ".dwp/policy.toml:8 [states.build]"}
             ],
+            "max_lease": {"value": 86400, "from": "built-in"},
+            "clock_skew": {"value": 300, "from": "built-in"},
             "states": ["build"]
         })
     );

@@ -27,7 +27,8 @@ use crate::runner::source::{self, Source};
 /// `--json` prints one object:
 /// `{"source":"refs/heads/main"|"HEAD","trusted":bool,"commit":SHA|null,"policy_file":bool,
 /// "state":NAME|null,"timeout":{"value":SECS,"from":ORIGIN},"lease":{"value":SECS,"from":ORIGIN},
-/// "log_max_bytes":{"value":BYTES,"from":ORIGIN},"env_pass":[{"value":NAME_OR_GLOB,"from":ORIGIN}],
+/// "log_max_bytes":{"value":BYTES,"from":ORIGIN},"max_lease":{"value":SECS,"from":ORIGIN},
+/// "clock_skew":{"value":SECS,"from":ORIGIN},"env_pass":[{"value":NAME_OR_GLOB,"from":ORIGIN}],
 /// "states":[NAMES WITH A TABLE]}` where ORIGIN is `"built-in"`, `"command line"`,
 /// `".dwp/policy.toml:LINE [defaults]"` or `".dwp/policy.toml:LINE [states.NAME]"`. `commit` is
 /// null on an unborn HEAD; `policy_file` is false when the tree has no `.dwp/policy.toml`.
@@ -145,6 +146,8 @@ fn print_table(out: &mut Out, r: &Report<'_>, policy: &Policy) -> Result<()> {
         ("timeout", format_duration(e.timeout.value), e.timeout.from.to_string()),
         ("lease", format_duration(e.lease.value), e.lease.from.to_string()),
         ("log.max_bytes", format_size(e.log_max_bytes.value), e.log_max_bytes.from.to_string()),
+        ("max_lease", format_duration(e.max_lease.value), e.max_lease.from.to_string()),
+        ("clock_skew", format_duration(e.clock_skew.value), e.clock_skew.from.to_string()),
     ];
     if e.env_pass.is_empty() {
         rows.push(("env.pass", "-".into(), "(base variables only)".into()));

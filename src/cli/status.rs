@@ -64,7 +64,16 @@ struct Row {
 }
 
 fn row(card: &BranchCard, now: i64) -> Row {
-    let (lease, left) = match card.lease.as_ref().map(|l| l.status(now)) {
+    // The lease as a runner would believe it (bounded by the policy's max_lease and clock_skew).
+    let policy = match &card.policy {
+        crate::runner::board::PolicyRead::Ok(p) => Some(p.as_ref()),
+        _ => None,
+    };
+    let bounded = card.lease.as_ref().map(|l| {
+        let state = l.origin_state.as_deref().unwrap_or("working");
+        crate::runner::plan::bounded_lease(l, policy, state, &crate::policy::Base::default(), now).0
+    });
+    let (lease, left) = match bounded.as_ref().map(|l| l.status(now)) {
         Some(LeaseStatus::Active { seconds_left }) => ("active", Some(seconds_left)),
         Some(LeaseStatus::Expired { seconds_ago }) => ("expired", Some(-seconds_ago)),
         None => ("n/a", None),

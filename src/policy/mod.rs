@@ -40,6 +40,10 @@ pub const BUILT_IN_TIMEOUT: u64 = 3600;
 pub const BUILT_IN_LEASE: u64 = 300;
 /// Built-in cap on a handler's recorded log, in bytes.
 pub const BUILT_IN_LOG_MAX_BYTES: u64 = 10 << 20;
+/// Built-in bound on any lease another runner wrote, in seconds (24 h).
+pub const BUILT_IN_MAX_LEASE: u64 = 86_400;
+/// Built-in allowance for a lease's committer time to lie in the future (clock skew), in seconds.
+pub const BUILT_IN_CLOCK_SKEW: u64 = 300;
 /// Longest `timeout` a policy may set.
 pub const MAX_TIMEOUT: u64 = 30 * 86_400;
 /// Longest `lease` a policy may set.
@@ -54,6 +58,10 @@ pub struct Settings {
     pub timeout: Option<Spanned<Seconds>>,
     /// How long a claim lasts without a heartbeat.
     pub lease: Option<Spanned<Seconds>>,
+    /// Bound on any lease, whatever its `dwp-lease-seconds` says.
+    pub max_lease: Option<Spanned<Seconds>>,
+    /// How far in the future a lease's committer time may be before it is not believed.
+    pub clock_skew: Option<Spanned<Seconds>>,
     #[serde(default)]
     pub env: EnvSettings,
     #[serde(default)]
@@ -187,6 +195,10 @@ pub struct Base {
     /// Bytes.
     pub log_max_bytes: Resolved<u64>,
     pub env_pass: Vec<String>,
+    /// Seconds.
+    pub max_lease: Resolved<u64>,
+    /// Seconds.
+    pub clock_skew: Resolved<u64>,
 }
 
 impl Default for Base {
@@ -197,6 +209,8 @@ impl Default for Base {
             lease: Resolved::built_in(BUILT_IN_LEASE),
             log_max_bytes: Resolved::built_in(BUILT_IN_LOG_MAX_BYTES),
             env_pass: Vec::new(),
+            max_lease: Resolved::built_in(BUILT_IN_MAX_LEASE),
+            clock_skew: Resolved::built_in(BUILT_IN_CLOCK_SKEW),
         }
     }
 }
@@ -215,6 +229,10 @@ pub struct Effective {
     /// The union of the command line's, `[defaults]`'s and the state's names, in that order,
     /// each once (with its first origin).
     pub env_pass: Vec<Resolved<String>>,
+    /// Seconds: no lease counts for longer than this from now.
+    pub max_lease: Resolved<u64>,
+    /// Seconds: a lease's committer time further in the future than this is not believed.
+    pub clock_skew: Resolved<u64>,
 }
 
 impl Effective {
@@ -306,6 +324,8 @@ impl Policy {
             lease: pick(|s| s.lease.as_ref().map(|v| (v.get_ref().0, v.span())), &base.lease),
             log_max_bytes: pick(|s| s.log.max_bytes.as_ref().map(|v| (v.get_ref().0, v.span())), &base.log_max_bytes),
             env_pass,
+            max_lease: pick(|s| s.max_lease.as_ref().map(|v| (v.get_ref().0, v.span())), &base.max_lease),
+            clock_skew: pick(|s| s.clock_skew.as_ref().map(|v| (v.get_ref().0, v.span())), &base.clock_skew),
         }
     }
 }
@@ -315,7 +335,12 @@ type Lookup = fn(&Settings) -> Option<(u64, Range<usize>)>;
 
 /// Limits that depend on the key, not just the syntax: (span, key within the table, message).
 fn check_limits(s: &Settings) -> Result<(), (Range<usize>, &'static str, String)> {
-    let bounded = [("timeout", &s.timeout, MAX_TIMEOUT), ("lease", &s.lease, MAX_LEASE)];
+    let bounded = [
+        ("timeout", &s.timeout, MAX_TIMEOUT),
+        ("lease", &s.lease, MAX_LEASE),
+        ("max_lease", &s.max_lease, MAX_LEASE),
+        ("clock_skew", &s.clock_skew, 86_400),
+    ];
     for (key, value, max) in bounded {
         if let Some(v) = value.as_ref().filter(|v| v.get_ref().0 > max) {
             let msg = format!("{} is more than the maximum of {}", v.get_ref(), duration::format_duration(max));
@@ -518,7 +543,7 @@ pass = ["X?"]
                 "\n\n[defaults]\ntmeout = \"1h\"\n",
                 4,
                 Some("defaults.tmeout"),
-                "unknown key (known: timeout, lease, env, log)",
+                "unknown key (known: timeout, lease, max_lease, clock_skew, env, log)",
             ),
             (
                 "[states.build]\n\n\n\n\n\ntimeout = \"5x\"\n",
@@ -530,7 +555,7 @@ pass = ["X?"]
                 "[states.build]\nlease = \"1h\"\nretry = 3\n",
                 3,
                 Some("states.build.retry"),
-                "unknown key (known: timeout, lease, env, log)",
+                "unknown key (known: timeout, lease, max_lease, clock_skew, env, log)",
             ),
             ("[defaults]\nenv.pas = [\"X\"]\n", 2, Some("defaults.env.pas"), "unknown key (known: pass)"),
             ("[defaults.log]\nmax = 1\n", 2, Some("defaults.log.max"), "unknown key (known: max_bytes)"),

@@ -52,6 +52,32 @@ impl Lease {
         self
     }
 
+    /// The lease as a runner may believe it at `now`: never longer than `max_lease` seconds, and
+    /// a start further in the future than `skew` is not believed at all — such a lease counts as
+    /// expired (believing it, or counting it from "now" on every tick, would hold the branch
+    /// forever). Returns why it was bounded, for a notice.
+    pub fn bounded(mut self, now: i64, max_lease: u64, skew: u64) -> (Lease, Option<String>) {
+        if self.since > now.saturating_add(skew.min(i64::MAX as u64) as i64) {
+            let why = format!(
+                "lease of run {} starts {} s in the future (beyond the {skew} s clock-skew allowance); treated as expired",
+                self.run_id.as_deref().unwrap_or("unknown"),
+                self.since - now
+            );
+            self.since = now.saturating_sub(self.lease_seconds.min(i64::MAX as u64) as i64).saturating_sub(1);
+            return (self, Some(why));
+        }
+        if self.lease_seconds > max_lease {
+            let why = format!(
+                "lease of run {} asks for {} s; bounded to max_lease = {max_lease} s",
+                self.run_id.as_deref().unwrap_or("unknown"),
+                self.lease_seconds
+            );
+            self.lease_seconds = max_lease;
+            return (self, Some(why));
+        }
+        (self, None)
+    }
+
     pub fn expires_at(&self) -> i64 {
         self.since.saturating_add(self.lease_seconds.min(i64::MAX as u64) as i64)
     }
@@ -90,6 +116,22 @@ mod tests {
         assert_eq!(l.clone().renewed(Some("r2"), 1050, 30).expires_at(), 1060, "another run's renewal");
         assert_eq!(l.clone().renewed(Some("r1"), 900, 300).expires_at(), 1060, "an older renewal");
         assert_eq!(l.renewed(None, 1050, 30).expires_at(), 1060);
+    }
+
+    #[test]
+    fn leases_are_bounded() {
+        let t = parse(b"t\n\ndwp-run-id: r1\ndwp-lease-seconds: 99999999999\ndwp-state: working\n");
+        let l = Lease::from_commit(&t, 1000).unwrap();
+        let (b, why) = l.clone().bounded(1000, 86_400, 300);
+        assert_eq!(b.expires_at(), 1000 + 86_400);
+        assert!(why.unwrap().contains("max_lease"));
+        // A start far in the future: expired at once.
+        let (b, why) = l.clone().bounded(1000 - 10_000, 86_400, 300);
+        assert!(matches!(b.status(1000 - 10_000), LeaseStatus::Expired { .. }));
+        assert!(why.unwrap().contains("future"));
+        // Within the skew allowance and the bound: as written.
+        let ok = Lease::from_commit(&parse(b"t\n\ndwp-lease-seconds: 60\ndwp-state: working\n"), 1100).unwrap();
+        assert_eq!(ok.clone().bounded(1000, 86_400, 300), (ok, None));
     }
 
     #[test]

@@ -178,6 +178,8 @@ pub fn live_lease(repo: &Repo, branch: &str, head: ObjectId, now: i64) -> Result
         return Ok(None);
     };
     let lease = with_renewal(repo, &renewal_ref(&BranchSource::Local, branch), lease);
+    let base = crate::policy::Base::default();
+    let (lease, _) = lease.bounded(now, base.max_lease.value, base.clock_skew.value);
     Ok(match lease.status(now) {
         crate::protocol::LeaseStatus::Active { .. } => Some(lease),
         crate::protocol::LeaseStatus::Expired { .. } => None,

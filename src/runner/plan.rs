@@ -177,6 +177,12 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
         };
         if valid.is(Reserved::Working) {
             let Some(lease) = &card.lease else { continue };
+            let origin_state = lease.origin_state.as_deref().unwrap_or(Reserved::Working.as_str());
+            let (lease, why) = bounded_lease(lease, policy, origin_state, &config.base, now);
+            if let Some(why) = why {
+                actions.push(notice(why));
+            }
+            let lease = &lease;
             if let LeaseStatus::Expired { .. } = lease.status(now) {
                 if blocked_by_checkout(&mut actions) {
                     continue;
@@ -231,6 +237,22 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
         });
     }
     actions
+}
+
+/// A lease as the policy lets a runner believe it: bounded by `max_lease`, and not believed when it
+/// starts further in the future than `clock_skew` (see [`Lease::bounded`]).
+pub fn bounded_lease(
+    lease: &Lease,
+    policy: Option<&Policy>,
+    state: &str,
+    base: &Base,
+    now: i64,
+) -> (Lease, Option<String>) {
+    let e = match policy {
+        Some(p) => p.effective(state, base),
+        None => Policy::default().effective(state, base),
+    };
+    lease.clone().bounded(now, e.max_lease.value, e.clock_skew.value)
 }
 
 /// Rotate the actions by `seed`, so that several runners looking at the same board start on
@@ -328,6 +350,24 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// A pushed `working` commit with an enormous lease or a far-future committer time cannot
+    /// freeze a branch: bounded by max_lease (24 h), or taken over at once; each with a notice.
+    #[test]
+    fn frozen_leases_are_bounded() {
+        let huge =
+            "t\n\ndwp-origin-state: build\ndwp-run-id: r1\ndwp-lease-seconds: 99999999999999\ndwp-state: working\n";
+        let inputs = vec![card("a", huge, 1000, None, None)];
+        let at = |now| plan(&inputs, now, &cfg(CurrentBranch::Skip));
+        assert!(matches!(&at(1000)[..], [Action::Notice { .. }]));
+        assert!(matches!(&at(1000 + 86_401)[..], [Action::Notice { .. }, Action::TakeOver { .. }]));
+        let future = "t\n\ndwp-run-id: r1\ndwp-lease-seconds: 60\ndwp-state: working\n";
+        let inputs = vec![card("b", future, 99_999_999_999, None, None)];
+        assert!(matches!(
+            &plan(&inputs, 1000, &cfg(CurrentBranch::Skip))[..],
+            [Action::Notice { .. }, Action::TakeOver { .. }]
+        ));
     }
 
     #[test]
