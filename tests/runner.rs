@@ -205,7 +205,7 @@ fn expired_lease_is_taken_over_and_stalled_handler_runs() {
     r.git(&["branch", "t2", "main"]);
     let live = r.git_cmd(&[
         "commit-tree", "main^{tree}", "-p", "t2", "-m",
-        "baton: build claimed\n\ndwp-origin-state: build\ndwp-run-id: live\ndwp-lease-seconds: 100000\ndwp-state: working",
+        "baton: build claimed\n\ndwp-origin-state: build\ndwp-run-id: live\ndwp-lease-seconds: 50000\ndwp-state: working",
     ])
     .env_remove("GIT_COMMITTER_DATE")
     .output()

@@ -219,7 +219,7 @@ pub fn cmd_log(cwd: &Path, args: Args) -> Result<ExitCode> {
             seen: several.then_some(&mut seen),
             keep_bytes: KEEP_BYTES,
         };
-        fold_history(&repo, *tip, &mut walk, |r| {
+        let walked = fold_history(&repo, *tip, &mut walk, |r| {
             if !r.visible() || since.is_some_and(|s| r.started() < s) {
                 return Ok(());
             }
@@ -229,8 +229,14 @@ pub fn cmd_log(cwd: &Path, args: Args) -> Result<ExitCode> {
             } else {
                 Ok(out.line(&table_line(&row))?)
             }
-        })
-        .with_context(|| format!("reading the history of {branch}"))?;
+        });
+        match walked {
+            // With --all, one unreadable branch is a warning; the others are still listed.
+            Err(e) if args.all && !super::output::is_broken_pipe(&e) => {
+                tracing::warn!("{branch}: history cannot be read, skipped: {e:#}");
+            }
+            other => other.with_context(|| format!("reading the history of {branch}"))?,
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

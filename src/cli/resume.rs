@@ -72,6 +72,7 @@ fn find_checkpoint(repo: &Repo, head: ObjectId, name: &str) -> Result<Option<Com
 pub fn cmd_resume(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
     let branch = args.branch.strip_prefix("refs/heads/").unwrap_or(&args.branch).to_owned();
+    super::send::check_branch_name(&branch)?;
     let refname = format!("refs/heads/{branch}");
     let Some(head) = repo.ref_id(&refname)? else {
         bail!("branch {branch:?} does not exist or has no commits yet");

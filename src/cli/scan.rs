@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::output::{branch_selected, usage};
 use crate::history::{parse_date, Fold, Record, RunResult};
@@ -48,7 +48,7 @@ pub fn records_of_branches(repo: &Repo, branches: &[BranchHead], since: Option<i
     let mut records: HashMap<ObjectId, Record> = HashMap::new();
     for b in branches {
         let mut walk = HistoryWalk { all_parents: false, since, seen: Some(&mut seen), keep_bytes: KEEP_BYTES };
-        fold_history(repo, b.id, &mut walk, |r| {
+        let walked = fold_history(repo, b.id, &mut walk, |r| {
             if since.is_some_and(|s| r.started() < s) {
                 return Ok(());
             }
@@ -60,8 +60,12 @@ pub fn records_of_branches(repo: &Repo, branches: &[BranchHead], since: Option<i
                 }
             }
             Ok(())
-        })
-        .with_context(|| format!("reading the history of branch {}", b.branch))?;
+        });
+        // One unreadable branch (a tag or tree as its head, a missing object) is a warning; the
+        // other branches' history is still read.
+        if let Err(e) = walked {
+            tracing::warn!("{}: history cannot be read, skipped: {e:#}", b.branch);
+        }
     }
     let mut out: Vec<Record> = records.into_values().collect();
     out.sort_by_key(|r| (r.started(), r.key()));

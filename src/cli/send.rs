@@ -131,10 +131,28 @@ pub fn handler_branch(repo: &Repo, explicit: Option<&str>) -> Result<Option<Stri
     }
 }
 
+/// A branch name given on the command line must be one git accepts (`refs/heads/<name>`); anything
+/// else is a usage error with a human message, not a ref-store error.
+pub fn check_branch_name(b: &str) -> Result<()> {
+    let full = format!("refs/heads/{b}");
+    let valid: Result<gix::refs::FullName, _> = full.as_str().try_into();
+    if b.is_empty() || valid.is_err() {
+        return Err(usage(format!(
+            "invalid branch name {b:?}: git does not allow it (no '..', spaces, '~^:?*[\\', leading '-' or '.', trailing '/' or '.lock')"
+        )));
+    }
+    if b.starts_with('-') {
+        return Err(usage(format!("invalid branch name {b:?}: it starts with '-'")));
+    }
+    Ok(())
+}
+
 /// The branch a command acts on: `--branch`, else the checked-out branch (errors name why not).
 pub fn target_branch(repo: &Repo, explicit: Option<&str>) -> Result<String> {
     if let Some(b) = explicit {
-        return Ok(b.strip_prefix("refs/heads/").unwrap_or(b).to_owned());
+        let b = b.strip_prefix("refs/heads/").unwrap_or(b);
+        check_branch_name(b)?;
+        return Ok(b.to_owned());
     }
     if repo.is_bare() {
         return Err(usage("a bare repository has no checked-out branch; pass --branch"));

@@ -17,7 +17,7 @@ use crate::runner::clock;
 ///
 /// `--json` prints one array of objects:
 /// `{"branch","commit","state","invalid_state","origin_state","run_id","runner_id","lease",
-/// "lease_seconds_left","handler","age_seconds"}` — `state` is null without a `dwp-state`
+/// "lease_seconds_left","handler","age_seconds","error"}` — `state` is null without a `dwp-state`
 /// trailer, `invalid_state` holds a refused value, `lease` is `active`, `expired` or `n/a`,
 /// `handler` is `true`/`false` (null where no handler applies: no state, invalid, `working`).
 ///
@@ -61,6 +61,8 @@ struct Row {
     lease_seconds_left: Option<i64>,
     handler: Option<bool>,
     age_seconds: i64,
+    /// Why the branch could not be read (its other fields are then empty).
+    error: Option<String>,
 }
 
 fn row(card: &BranchCard, now: i64) -> Row {
@@ -93,6 +95,7 @@ fn row(card: &BranchCard, now: i64) -> Row {
         lease_seconds_left: left,
         handler: card.handler.as_ref().map(|h| matches!(h, HandlerLookup::Found(_))),
         age_seconds: now - card.commit.committer_time,
+        error: None,
     }
 }
 
@@ -118,14 +121,32 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
     let handlers = crate::runner::source::resolve(&repo, setting.as_ref(), args.remote.as_deref())?;
     tracing::debug!("{}", handlers.describe());
     let opts = crate::runner::board::ReadOptions { role: args.role.as_deref(), handlers: &handlers };
-    let cards = read_board(
+    let board = read_board(
         &repo,
         &source,
         |b| branch_selected(&args.branches, b.strip_prefix(&prefix).unwrap_or(b)) || branch_selected(&args.branches, b),
         opts,
     )?;
     let now = clock::now();
-    let rows: Vec<Row> = cards.iter().map(|c| row(c, now)).collect();
+    let mut rows: Vec<Row> = board.cards.iter().map(|c| row(c, now)).collect();
+    for u in &board.unreadable {
+        tracing::warn!("{}: cannot be read: {}", u.head.branch, u.why);
+        rows.push(Row {
+            branch: u.head.branch.clone(),
+            commit: u.head.id.to_string(),
+            state: None,
+            invalid_state: None,
+            origin_state: None,
+            run_id: None,
+            runner_id: None,
+            lease: "n/a",
+            lease_seconds_left: None,
+            handler: None,
+            age_seconds: 0,
+            error: Some(u.why.clone()),
+        });
+    }
+    rows.sort_by(|a, b| a.branch.cmp(&b.branch));
     let mut out = Out::new();
     if args.json {
         out.json(&rows)?;
@@ -136,10 +157,11 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
             "BRANCH", "STATE", "LEASE", "HANDLER", "AGE"
         ))?;
         for r in &rows {
-            let state = match (&r.state, &r.invalid_state) {
-                (Some(s), _) => s.clone(),
-                (None, Some(bad)) => format!("INVALID({bad})"),
-                (None, None) => "-".into(),
+            let state = match (&r.state, &r.invalid_state, &r.error) {
+                (_, _, Some(_)) => "UNREADABLE".into(),
+                (Some(s), _, _) => s.clone(),
+                (None, Some(bad), _) => format!("INVALID({bad})"),
+                (None, None, None) => "-".into(),
             };
             let lease = match (r.lease, r.lease_seconds_left) {
                 ("active", Some(s)) => format!("active {s}s"),

@@ -162,9 +162,38 @@ pub fn body_of(message: &[u8]) -> String {
     String::from_utf8_lossy(&msg[subject_end..body_end]).trim().to_owned()
 }
 
+/// Largest body passed in an environment variable (`BATON_BODY`, `AYNIG_BODY`). Linux refuses a
+/// single environment string over 128 KiB ("Argument list too long"); the whole body is always in
+/// the file `BATON_BODY_FILE`.
+pub const ENV_BODY_MAX: usize = 64 * 1024;
+
+/// The body as an environment value: whole up to [`ENV_BODY_MAX`] bytes, else cut on a character
+/// boundary with a marker saying where the rest is.
+pub fn body_for_env(body: &str) -> String {
+    if body.len() <= ENV_BODY_MAX {
+        return body.to_owned();
+    }
+    const MARK: &str = "\n[git-baton: body cut here; the whole body is in $BATON_BODY_FILE]";
+    let mut end = ENV_BODY_MAX - MARK.len();
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &body[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_bodies_are_cut_for_the_environment() {
+        assert_eq!(body_for_env("short"), "short");
+        let long = "é".repeat(100_000);
+        let cut = body_for_env(&long);
+        assert!(cut.len() <= ENV_BODY_MAX);
+        assert!(cut.ends_with("$BATON_BODY_FILE]"));
+        assert!(cut.starts_with("éé"));
+    }
 
     fn st(s: &str) -> State {
         State::parse(s).unwrap()

@@ -144,7 +144,15 @@ impl Repo {
         };
         let mut out = Vec::new();
         for r in iter {
-            let mut r = r.map_err(|e| anyhow!("reading a ref: {e}"))?;
+            // A ref file git-baton cannot read is skipped with a warning: one bad ref never stops
+            // the board.
+            let mut r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("skipping a ref that cannot be read: {e}");
+                    continue;
+                }
+            };
             let refname = r.name().as_bstr().to_str_lossy().into_owned();
             let Some(short) = refname.strip_prefix(&strip) else {
                 continue;
@@ -158,7 +166,13 @@ impl Repo {
             };
             let id = match r.target().try_id() {
                 Some(id) => id.to_owned(),
-                None => r.peel_to_id().with_context(|| format!("resolving {refname}"))?.detach(),
+                None => match r.peel_to_id() {
+                    Ok(id) => id.detach(),
+                    Err(e) => {
+                        tracing::warn!("skipping {refname}: {e}");
+                        continue;
+                    }
+                },
             };
             out.push(BranchHead { branch, refname, id });
         }
@@ -340,8 +354,15 @@ impl Repo {
     }
 
     /// Look a handler up in a tree: `<dir>/<state>` must be an executable file; a symlink is
-    /// followed once if it names a sibling in the same folder (never outside it).
+    /// followed (at most 8 hops, so a loop ends) while it names a sibling in the same folder, never outside it.
     pub fn lookup_handler(&self, tree: ObjectId, dir: &str, state: &str) -> Result<HandlerLookup> {
+        self.lookup_handler_hops(tree, dir, state, 0)
+    }
+
+    /// Symlinks followed at most this many times (a loop `x -> y -> x` ends as "not executable").
+    const MAX_HANDLER_HOPS: usize = 8;
+
+    fn lookup_handler_hops(&self, tree: ObjectId, dir: &str, state: &str, hops: usize) -> Result<HandlerLookup> {
         let tree_obj = self.inner.find_tree(tree).with_context(|| format!("reading tree {tree}"))?;
         let path = format!("{dir}/{state}");
         let Some(entry) = tree_obj.lookup_entry_by_path(&path).with_context(|| format!("looking up {path}"))? else {
@@ -354,8 +375,8 @@ impl Repo {
                 let blob = self.inner.find_blob(entry.object_id()).context("reading symlink")?;
                 let target = blob.data.to_str_lossy().into_owned();
                 let target = target.trim_start_matches("./");
-                if crate::protocol::State::parse(target).is_ok() && target != state {
-                    match self.lookup_handler(tree, dir, target)? {
+                if crate::protocol::State::parse(target).is_ok() && target != state && hops < Self::MAX_HANDLER_HOPS {
+                    match self.lookup_handler_hops(tree, dir, target, hops + 1)? {
                         HandlerLookup::Found(_) => Ok(HandlerLookup::Found(path)),
                         _ => Ok(HandlerLookup::NotExecutable(path)),
                     }

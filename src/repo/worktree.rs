@@ -137,6 +137,11 @@ pub struct Slot {
     pub path: PathBuf,
     lock: PathBuf,
     kept: PathBuf,
+    /// `slot-N.busy`: names the branch while a run holds the slot. Found at acquire time, it means
+    /// the previous holder died mid-run: its leftovers are salvaged before the slot is reused.
+    busy: PathBuf,
+    /// The branch a crashed earlier run left in this slot (read from `busy` at acquire time).
+    crashed: std::sync::Mutex<Option<String>>,
     /// The open, `flock`ed `slot-N.lock`; dropping it frees the slot.
     held: std::sync::Mutex<Option<std::fs::File>>,
 }
@@ -165,6 +170,8 @@ impl Slot {
             path: dir.join(format!("slot-{n}")),
             lock: dir.join(format!("slot-{n}.lock")),
             kept: dir.join(format!("slot-{n}.kept")),
+            busy: dir.join(format!("slot-{n}.busy")),
+            crashed: std::sync::Mutex::new(None),
             held: std::sync::Mutex::new(None),
         }
     }
@@ -181,6 +188,13 @@ impl Slot {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let slot = Slot::take(&dir, branch)?;
         tracing::debug!(slot = %slot.path.display(), branch, "took slot");
+        if let Ok(left_by) = std::fs::read_to_string(&slot.busy) {
+            *slot.crashed.lock().unwrap_or_else(|p| p.into_inner()) = Some(left_by.trim().to_owned());
+        }
+        if let Err(e) = std::fs::write(&slot.busy, branch) {
+            slot.unlock();
+            return Err(anyhow::anyhow!("marking {} busy: {e}", slot.busy.display()));
+        }
         if let Err(e) = slot.ensure_worktree(common_dir, &dir, start) {
             slot.unlock();
             return Err(e);
@@ -287,10 +301,14 @@ impl Slot {
     /// Detach the slot at `claim`: the handler works there and the runner publishes its result. A
     /// branch name never reaches git's command line (a branch called `-Bvictim` stays a name).
     pub fn check_out_detached(&self, branch: &str, claim: ObjectId) -> Result<()> {
-        if self.kept.exists() {
+        let crashed = self.crashed.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(left_by) = &crashed {
+            // A runner died mid-run here: whatever its handler left is saved before the reset.
+            salvage_changes(&self.path, left_by)?;
+        } else if self.kept.exists() {
             salvage_changes(&self.path, branch)?;
-            let _ = std::fs::remove_file(&self.kept);
         }
+        let _ = std::fs::remove_file(&self.kept);
         let id = claim.to_string();
         run_git(&self.path, ["checkout", "-q", "-f", "--detach", &id])?;
         run_git(&self.path, ["clean", "-q", "-f", "-f", "-d", "-x"])?;
@@ -314,8 +332,11 @@ impl Slot {
     /// `--keep-worktrees`); otherwise it returns to the pool. Either way HEAD is detached so the
     /// branch can be checked out elsewhere.
     pub fn release(&self, keep_for: Option<&str>) {
-        if let Err(e) = run_git(&self.path, ["checkout", "-q", "--detach"]) {
-            tracing::debug!("detaching {}: {e:#}", self.path.display());
+        // Slots are detached already; only a handler that checked a branch out needs undoing.
+        if let Some(SlotHead::Ref(_)) = self.head() {
+            if let Err(e) = run_git(&self.path, ["checkout", "-q", "--detach"]) {
+                tracing::debug!("detaching {}: {e:#}", self.path.display());
+            }
         }
         match keep_for {
             Some(branch) => {
@@ -327,7 +348,16 @@ impl Slot {
                 let _ = std::fs::remove_file(&self.kept);
             }
         }
+        let _ = std::fs::remove_file(&self.busy);
         self.unlock();
+    }
+
+    /// The descriptor of the held slot lock. A handler inherits it, so the `flock` stays held as
+    /// long as any process of the run lives — even if the runner dies — and no other run is
+    /// started in a slot where an earlier run's process still works.
+    pub fn lock_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|f| f.as_raw_fd())
     }
 
     fn hold(&self, f: std::fs::File) {

@@ -101,22 +101,52 @@ pub fn find_handler(
     cache.lookup(repo, tree, COMMAND_DIR, state)
 }
 
+/// A branch whose head could not be read (a tag or a tree where a commit should be, a missing or
+/// corrupt object, a commit git-baton cannot decode): one notice, never the whole board down.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    pub head: BranchHead,
+    pub why: String,
+}
+
+/// The board as read: the branches, and those that could not be read.
+#[derive(Debug, Clone, Default)]
+pub struct Board {
+    pub cards: Vec<BranchCard>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Board {
+    fn push(&mut self, head: BranchHead, card: Result<BranchCard>) {
+        match card {
+            Ok(c) => self.cards.push(c),
+            Err(e) => self.unreadable.push(Unreadable { head, why: format!("{e:#}").replace('\n', " ") }),
+        }
+    }
+}
+
 /// Read the selected branches of `source` (filtered by `select` on the short name).
 ///
 /// Listing refs is one pass; reading and parsing the head commits is split over the available
 /// cores (each thread with its own thread-local handle on the one repository) once there are
-/// enough branches to pay for the threads.
+/// enough branches to pay for the threads. A branch that cannot be read is reported in
+/// [`Board::unreadable`]; every other branch goes on.
 pub fn read_board(
     repo: &Repo,
     source: &BranchSource,
     select: impl Fn(&str) -> bool,
     opts: ReadOptions<'_>,
-) -> Result<Vec<BranchCard>> {
+) -> Result<Board> {
     let heads: Vec<BranchHead> = repo.branches(source)?.into_iter().filter(|h| select(&h.branch)).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let mut board = Board::default();
     if heads.len() < 512 || threads < 2 {
         let mut cache = Cache::default();
-        return heads.into_iter().map(|h| read_card(repo, &mut cache, source, h, opts)).collect();
+        for h in heads {
+            let card = read_card(repo, &mut cache, source, h.clone(), opts);
+            board.push(h, card);
+        }
+        return Ok(board);
     }
     let shared = repo.gix().clone().into_sync();
     let chunk = heads.len().div_ceil(threads);
@@ -129,16 +159,17 @@ pub fn read_board(
                     let repo = Repo::from_sync(shared);
                     let mut cache = Cache::default();
                     part.iter()
-                        .map(|h| read_card(&repo, &mut cache, source, h.clone(), opts))
-                        .collect::<Result<Vec<_>>>()
+                        .map(|h| (h.clone(), read_card(&repo, &mut cache, source, h.clone(), opts)))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        let mut cards = Vec::with_capacity(heads.len());
         for w in workers {
-            cards.extend(w.join().map_err(|_| anyhow::anyhow!("a reader thread panicked"))??);
+            for (h, card) in w.join().map_err(|_| anyhow::anyhow!("a reader thread panicked"))? {
+                board.push(h, card);
+            }
         }
-        Ok(cards)
+        Ok(board)
     })
 }
 

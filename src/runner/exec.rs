@@ -22,6 +22,7 @@ use super::report::{Event, Kind};
 use super::validate::{judge, Exit, FailOn, LeaseHead, ResultFacts, Verdict};
 use super::{body_env, clock};
 use crate::policy::env::{handler_env, mask, secrets};
+use crate::protocol::message::body_for_env;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, State};
 use crate::repo::worktree::{run_git, Slot, SlotHead};
@@ -317,8 +318,18 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
             blocking(move || c.repo().materialize_handlers(&root, tree)).await.map_err(|e| format!("{e:#}"))
         }
     };
-    let env = handler_environment(ctx, &job, &claim, &slot.path);
+    // The whole body in a file: an environment variable cannot hold more than 128 KiB.
+    let body_file = log.with_extension("body");
+    let body_written = log
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&body_file, body_env(&claim.trigger.message)));
+    let env = handler_environment(ctx, &job, &claim, &slot.path, &body_file);
     let keeper = Arc::new(Mutex::new(Keeper { lease_head: claim.id, record: None }));
+    let program = match body_written {
+        Ok(()) => program,
+        Err(e) => Err(format!("could not write the body file {}: {e}", body_file.display())),
+    };
     let exit = match program {
         Err(why) => Exit::SpawnFailed(why),
         Ok(base) => {
@@ -340,6 +351,7 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
                 grace: ctx.opts.grace,
                 shutdown: ctx.shutdown.clone(),
                 lost: lost_rx,
+                inherit_fd: slot.lock_fd(),
             })
             .await;
             let _ = done_tx.send(true);
@@ -348,6 +360,7 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
         }
     };
 
+    let _ = std::fs::remove_file(&body_file);
     let (c, j, cl, s, x) = (ctx.clone(), job.clone(), claim.clone(), slot.clone(), exit.clone());
     let settled = blocking(move || settle(&c, &j, &cl, &x, &s)).await?;
     let settled_result = settled.result;
@@ -405,14 +418,15 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
 
 /// The handler's environment: the documented base, what the policy and `--pass-env` pass, and
 /// the protocol's own variables.
-fn handler_environment(ctx: &Ctx, job: &Job, claim: &Claim, wt: &Path) -> Vec<(String, String)> {
+fn handler_environment(ctx: &Ctx, job: &Job, claim: &Claim, wt: &Path, body_file: &Path) -> Vec<(String, String)> {
     let mut env = handler_env(&ctx.runner_env, &job.settings.env_pass);
     env.retain(|(k, _)| !k.starts_with("BATON_") && !k.starts_with("AYNIG_"));
-    let body = body_env(&claim.trigger.message);
+    let body = body_for_env(&body_env(&claim.trigger.message));
     let commit = claim.trigger.id.to_string();
     let mut ours = vec![
         ("BATON_STATE", job.state.to_string()),
         ("BATON_BODY", body.clone()),
+        ("BATON_BODY_FILE", body_file.display().to_string()),
         ("BATON_COMMIT", commit.clone()),
         ("BATON_BRANCH", job.branch.clone()),
         ("BATON_RUN_ID", claim.run_id.clone()),

@@ -38,6 +38,9 @@ pub struct HandlerRun<'a> {
     pub shutdown: watch::Receiver<bool>,
     /// Set by the lease keeper when the run lost its lease: stop the handler at once.
     pub lost: watch::Receiver<Option<String>>,
+    /// A descriptor the handler inherits (the worktree slot's lock: held while any process of the
+    /// run lives).
+    pub inherit_fd: Option<std::os::fd::RawFd>,
 }
 
 /// `BATON_TRAILER_<KEY>` name: key uppercased, `-` → `_`.
@@ -88,6 +91,10 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
         Ok(p) => p,
         Err(why) => return Ok(Exit::SpawnFailed(why)),
     };
+    // A file without `#!` is not run through a shell behind the handler's back (execvp would).
+    if let Some(why) = not_a_program(&program) {
+        return Ok(Exit::SpawnFailed(format!("{}: {why}", run.handler)));
+    }
     if let Some(dir) = run.log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -106,6 +113,25 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
         .stderr(writer2)
         .process_group(0)
         .kill_on_drop(false);
+    let inherit = run.inherit_fd;
+    // SAFETY: only async-signal-safe calls (prctl, fcntl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // If the runner dies (even by SIGKILL), the handler gets SIGKILL too. The runner's
+            // worker threads live as long as the runner, so the "parent thread" rule of
+            // PR_SET_PDEATHSIG does not fire early.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = inherit {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
     let spawned = cmd.spawn();
     // The runner's copies of the write end must go, or the reader never sees the end.
     drop(cmd);
@@ -176,6 +202,23 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
     }
     let _ = tokio::time::timeout(DRAIN, copier).await;
     Ok(exit)
+}
+
+/// Why `program` cannot be executed as a handler, judged from its first bytes: it must start with
+/// `#!` (a script) or be an ELF binary.
+fn not_a_program(program: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let n = match std::fs::File::open(program).and_then(|mut f| f.read(&mut head)) {
+        Ok(n) => n,
+        Err(e) => return Some(e.to_string()),
+    };
+    let head = &head[..n];
+    if head.starts_with(b"#!") || head.starts_with(b"\x7fELF") {
+        None
+    } else {
+        Some("Exec format error (no #! line?)".into())
+    }
 }
 
 /// SIGTERM to the process group, SIGKILL after 2 s for whatever is left. Costs nothing when the

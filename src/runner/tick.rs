@@ -99,16 +99,19 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
     // Resolved after the fetch: in remote mode the trusted ref is the remote's.
     let handlers = source::resolve(&repo, setting.as_ref(), spec.remote.as_deref())?;
     let opts = ReadOptions { role: spec.role.as_deref(), handlers: &handlers };
+    let unreadable;
     let inputs: Vec<PlanInput> = match &spec.remote {
         Some(remote) => {
             let prefix = format!("{remote}/");
-            let cards = read_board(
+            let board = read_board(
                 &repo,
                 &BranchSource::Remote(remote.clone()),
                 |b| branch_selected(&spec.branches, b.strip_prefix(&prefix).unwrap_or(b)),
                 opts,
             )?;
-            cards
+            unreadable = board.unreadable;
+            board
+                .cards
                 .into_iter()
                 .map(|mut card| {
                     // Act on the remote's branch name; its head was read from the tracking ref.
@@ -120,8 +123,10 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
         None => {
             let main = main_branch(&repo);
             let elsewhere = user_worktrees(&repo);
-            let cards = read_board(&repo, &BranchSource::Local, |b| branch_selected(&spec.branches, b), opts)?;
-            cards
+            let board = read_board(&repo, &BranchSource::Local, |b| branch_selected(&spec.branches, b), opts)?;
+            unreadable = board.unreadable;
+            board
+                .cards
                 .into_iter()
                 .map(|card| {
                     let checkout = if main.as_deref() == Some(card.head.branch.as_str()) {
@@ -146,7 +151,12 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
         },
         base: spec.base.clone(),
     };
-    let actions = spread(plan(&inputs, now, &config), seed);
+    let mut actions = spread(plan(&inputs, now, &config), seed);
+    actions.extend(
+        unreadable
+            .into_iter()
+            .map(|u| Action::Notice { branch: u.head.branch, message: format!("cannot be read, skipped: {}", u.why) }),
+    );
     let touches_main = actions
         .iter()
         .any(|a| matches!(a, Action::Run { force_worktree: true, .. } | Action::TakeOver { force_worktree: true, .. }));
