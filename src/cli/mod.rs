@@ -2,6 +2,7 @@
 //! (0 ok, 1 failure, 2 usage error), data on stdout, messages for people on stderr.
 
 mod checkpoints;
+mod conflicts;
 mod events;
 mod gc;
 mod graph;
@@ -60,6 +61,7 @@ enum Command {
     Metrics(metrics::Args),
     Graph(graph::Args),
     Gc(gc::Args),
+    Conflicts(conflicts::Args),
     Hooks(hooks::Args),
     Policy(policy::Args),
 }
@@ -125,6 +127,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Metrics(a) => metrics::cmd_metrics(&cwd, a),
         Command::Graph(a) => graph::cmd_graph(&cwd, a),
         Command::Gc(a) => gc::cmd_gc(&cwd, a),
+        Command::Conflicts(a) => conflicts::cmd_conflicts(&cwd, a),
         Command::Hooks(a) => hooks::cmd_hooks(&cwd, a),
         Command::Policy(a) => policy::cmd_policy(&cwd, a),
     }
