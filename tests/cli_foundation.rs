@@ -525,7 +525,7 @@ fn board_repo() -> TestRepo {
         &repo,
         "task/active",
         "baton: working\n\ndwp-origin-state: review\ndwp-run-id: r2\ndwp-runner-id: host:2\n\
-         dwp-lease-seconds: 100000\ndwp-state: working\n",
+         dwp-lease-seconds: 50000\ndwp-state: working\n",
         &format!("{} +0000", now()),
     );
     repo
@@ -558,6 +558,7 @@ fn status_json_reports_states_leases_and_handlers() {
                 "age_seconds",
                 "branch",
                 "commit",
+                "error",
                 "handler",
                 "invalid_state",
                 "lease",
@@ -617,8 +618,8 @@ fn status_json_reports_states_leases_and_handlers() {
     assert_eq!(r["run_id"], "r2");
     assert_eq!(r["runner_id"], "host:2");
     let left = r["lease_seconds_left"].as_i64().unwrap();
-    assert!(left > 0 && left <= 100_000, "active lease: {left}");
-    assert!(left >= 100_000 - 120, "active lease: {left}");
+    assert!(left > 0 && left <= 50_000, "active lease: {left}");
+    assert!(left >= 50_000 - 120, "active lease: {left}");
 
     let r = row(&rows, "main");
     assert_eq!(r["state"], Value::Null);

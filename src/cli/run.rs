@@ -126,6 +126,10 @@ pub struct Session {
 
 impl Session {
     pub fn new() -> Result<Session> {
+        // A handler runs as the same user: without this it could open /proc/<runner>/fd and
+        // write to the runner's own descriptors (on Actions: workflow commands, unfenced).
+        // SAFETY: a plain prctl on this process.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -202,6 +202,9 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let Some(head) = repo.ref_id(&refname)? else {
         bail!("branch {branch:?} does not exist or has no commits yet");
     };
+    if let Some(kind) = repo.non_commit_head(&refname)? {
+        bail!("branch {branch:?} points to a {kind}, not a commit; nothing was written");
+    }
     if !in_handler && !opts.force {
         refuse_live_lease(&repo, &branch, head)?;
     }

@@ -188,6 +188,22 @@ impl Repo {
         }
     }
 
+    /// What a branch points to when that is not a commit: `Some("tag")`, `Some("tree")`, … (a
+    /// branch head must be a commit; git accepts other objects there).
+    pub fn non_commit_head(&self, refname: &str) -> Result<Option<String>> {
+        let Some(r) = self.inner.try_find_reference(refname).with_context(|| format!("reading {refname}"))? else {
+            return Ok(None);
+        };
+        let Some(id) = r.target().try_id().map(|i| i.to_owned()) else {
+            return Ok(None);
+        };
+        match self.inner.find_header(id) {
+            Ok(h) if h.kind() == gix::object::Kind::Commit => Ok(None),
+            Ok(h) => Ok(Some(h.kind().to_string())),
+            Err(_) => Ok(Some(format!("missing object {id}"))),
+        }
+    }
+
     /// Resolve a revision (`main`, `HEAD~2`, a sha) to a commit id.
     ///
     /// A full hex id is taken as an object id directly (git does the same), skipping gix's

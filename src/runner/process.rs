@@ -16,6 +16,21 @@ use crate::protocol::Trailer;
 /// run is stopped when the run ends.
 const NO_AUTO_MAINTENANCE: &[(&str, &str)] = &[("maintenance.auto", "false"), ("gc.auto", "0")];
 
+/// The handler's group leader: runs `$1` in the background (so a trap can fire while it waits),
+/// kills the whole group when the runner dies (SIGUSR1 from PR_SET_PDEATHSIG), and passes the
+/// handler's exit status on — re-raising a signal that killed it.
+const SUPERVISOR: &str = r#"trap 'kill -KILL 0' USR1
+"$@" </dev/null &
+pid=$!
+wait "$pid"
+status=$?
+while [ "$status" -gt 128 ] && kill -0 "$pid" 2>/dev/null; do wait "$pid"; status=$?; done
+if [ "$status" -gt 128 ] && [ "$status" -lt 160 ]; then
+  trap - USR1
+  sig=$(kill -l "$status" 2>/dev/null) && { trap - "$sig" 2>/dev/null; kill -s "$sig" $$; }
+fi
+exit "$status""#;
+
 /// How long output is still collected after the handler's process group was stopped (a process
 /// that left the group with `setsid` may hold the pipe open; it is not waited for).
 const DRAIN: Duration = Duration::from_secs(2);
@@ -104,7 +119,12 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
     let (reader, writer) = std::io::pipe().context("creating the output pipe")?;
     let writer2 = writer.try_clone().context("duplicating the output pipe")?;
 
-    let mut cmd = tokio::process::Command::new(&program);
+    // The group leader is a small `sh` that runs the handler and waits for it. If the runner dies
+    // (even by SIGKILL) the kernel sends the leader SIGUSR1 (PR_SET_PDEATHSIG) and it kills the
+    // whole group: no process of a run outlives its runner. A handler killed by a signal is
+    // reported as such (the leader re-raises it on itself).
+    let mut cmd = tokio::process::Command::new("/bin/sh");
+    cmd.arg("-c").arg(SUPERVISOR).arg("git-baton-handler").arg(&program);
     cmd.current_dir(run.worktree)
         .env_clear()
         .envs(run.env.iter().map(|(k, v)| (k, v)))
@@ -117,10 +137,10 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
     // SAFETY: only async-signal-safe calls (prctl, fcntl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            // If the runner dies (even by SIGKILL), the handler gets SIGKILL too. The runner's
-            // worker threads live as long as the runner, so the "parent thread" rule of
-            // PR_SET_PDEATHSIG does not fire early.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            // If the runner dies (even by SIGKILL), the leader gets SIGUSR1 and kills the group.
+            // The runner's worker threads live as long as the runner, so the "parent thread"
+            // rule of PR_SET_PDEATHSIG does not fire early.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1 as libc::c_ulong, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             if let Some(fd) = inherit {
@@ -147,18 +167,20 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
             return Ok(Exit::SpawnFailed(format!("{}: {e}{hint}", run.handler)));
         }
     };
-    let copier = tokio::task::spawn_blocking(move || {
-        use std::io::Read;
+    // Read the output asynchronously: a process that escaped the group (a daemon) may keep the
+    // pipe open for ever, and the reader must be droppable after the drain period.
+    let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(reader))
+        .context("reading the output pipe")?;
+    let copier = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
         let mut reader = reader;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            match reader.read(&mut buf) {
+            match reader.read(&mut buf).await {
                 Ok(0) => break,
+                // A failed write (a full disk) still drains the pipe, so the handler never blocks.
                 Ok(n) => {
-                    if log.write(&buf[..n]).is_err() {
-                        // Keep draining so the handler never blocks on a full pipe.
-                        continue;
-                    }
+                    let _ = log.write(&buf[..n]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => break,
@@ -200,7 +222,11 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
     if let Some(pid) = pid {
         kill_group(pid, &mut child).await;
     }
-    let _ = tokio::time::timeout(DRAIN, copier).await;
+    let abort = copier.abort_handle();
+    if tokio::time::timeout(DRAIN, copier).await.is_err() {
+        // Something outside the group still holds the pipe: stop reading (the log keeps what came).
+        abort.abort();
+    }
     Ok(exit)
 }
 
@@ -208,6 +234,12 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
 /// `#!` (a script) or be an ELF binary.
 fn not_a_program(program: &Path) -> Option<String> {
     use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(program) {
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => return Some("Permission denied (not executable?)".into()),
+        Ok(_) => {}
+        Err(e) => return Some(e.to_string()),
+    }
     let mut head = [0u8; 4];
     let n = match std::fs::File::open(program).and_then(|mut f| f.read(&mut head)) {
         Ok(n) => n,
