@@ -6,43 +6,8 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestRepo, BATON};
+use common::{has, repo_with, run_json, task, wait_until, TestRepo, BATON};
 use serde_json::Value;
-
-fn repo_with(handlers: &[(&str, &str)]) -> TestRepo {
-    let r = TestRepo::new();
-    r.write("README", "project\n");
-    for (path, script) in handlers {
-        r.handler(path, script);
-    }
-    r.commit_all("handlers");
-    r
-}
-
-fn task(r: &TestRepo, name: &str, state: &str) -> String {
-    r.git(&["branch", name, "main"]);
-    r.baton_ok(&["send", "--branch", name, state, "-m", "do the task"]).trim().to_owned()
-}
-
-fn run_json(r: &TestRepo, args: &[&str]) -> Vec<Value> {
-    let mut all = vec!["run", "--json"];
-    all.extend(args);
-    let out = r.baton(&all);
-    assert!(out.status.success(), "run {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
-}
-
-fn has(events: &[Value], branch: &str, action: &str) -> bool {
-    events.iter().any(|e| e["branch"] == branch && e["action"] == action)
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Finding 1: a runner killed with SIGKILL mid-handler. Its whole process group dies with it
 /// (background jobs included), so nothing of the crashed run commits later; the run that takes

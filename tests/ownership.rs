@@ -8,36 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestRepo, BATON};
-
-fn repo_with(handlers: &[(&str, &str)]) -> TestRepo {
-    let r = TestRepo::new();
-    r.write("README", "project\n");
-    for (path, script) in handlers {
-        r.handler(path, script);
-    }
-    r.commit_all("handlers");
-    r
-}
-
-fn task(r: &TestRepo, name: &str, state: &str) -> String {
-    r.git(&["branch", name, "main"]);
-    r.baton_ok(&["send", "--branch", name, state, "-m", "do the task"]).trim().to_owned()
-}
-
-fn run_json(r: &TestRepo, args: &[&str]) -> Vec<serde_json::Value> {
-    let mut all = vec!["run", "--json"];
-    all.extend(args);
-    let out = r.baton_ok(&all);
-    out.lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
-}
-
-fn event<'a>(events: &'a [serde_json::Value], branch: &str, action: &str) -> &'a serde_json::Value {
-    events
-        .iter()
-        .find(|e| e["branch"] == branch && e["action"] == action)
-        .unwrap_or_else(|| panic!("no {action} event for {branch} in {events:#?}"))
-}
+use common::{event, repo_with, run_json, task, TestRepo, BATON};
 
 fn is_ancestor(r: &TestRepo, a: &str, b: &str) -> bool {
     r.git_cmd(&["merge-base", "--is-ancestor", a, b]).status().unwrap().success()

@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::{decide, usage, HeadFacts, Inventory, LogEntry, RefEntry, RefKind, ScratchUsage, SlotEntry, Verdict};
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Reserved, StateRead};
-use crate::repo::worktree::{branch_key, run_git, Scratch};
+use crate::repo::worktree::Scratch;
 use crate::repo::{BranchSource, Cas, ObjectId, Repo};
 
 /// What gc removed (or, with `dry_run`, would remove).
@@ -417,7 +417,7 @@ fn remove_slot(repo: &Repo, scratch: &Scratch, slot: &SlotEntry) -> Result<Optio
         bail!("it was used meanwhile");
     }
     let salvaged = match &slot.kept_for {
-        Some(branch) if f.path.join(".git").exists() => salvage_changes(repo, &f.path, branch)?,
+        Some(branch) if f.path.join(".git").exists() => crate::repo::worktree::salvage_changes(&f.path, branch)?,
         _ => None,
     };
     for dir in [&f.path, &f.admin] {
@@ -436,31 +436,6 @@ fn remove_slot(repo: &Repo, scratch: &Scratch, slot: &SlotEntry) -> Result<Optio
     }
     drop(lock);
     Ok(salvaged)
-}
-
-/// Keep uncommitted work left in a kept slot as a commit on
-/// `refs/baton/salvage/<branch_key>/<nanos>` (as the runner does before it reuses a kept slot),
-/// without touching the user's stash or any branch.
-fn salvage_changes(repo: &Repo, path: &Path, branch: &str) -> Result<Option<String>> {
-    let status = run_git(path, ["status", "--porcelain", "--untracked-files=all"])?;
-    if status.trim().is_empty() {
-        return Ok(None);
-    }
-    run_git(path, ["add", "-A"])?;
-    let tree = run_git(path, ["write-tree"])?;
-    let msg = format!("baton: uncommitted changes left in the worktree of {branch}");
-    let commit = run_git(path, ["commit-tree", tree.trim(), "-p", "HEAD", "-m", &msg])?;
-    let id =
-        ObjectId::from_hex(commit.trim().as_bytes()).map_err(|e| anyhow!("git commit-tree said {commit:?}: {e}"))?;
-    let stamp = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let refname = format!("refs/baton/salvage/{}/{stamp}", branch_key(branch));
-    match repo.compare_and_swap(&refname, None, id, "baton: gc saves a kept worktree's leftovers")? {
-        Cas::Updated => {
-            tracing::info!(branch, %refname, "kept uncommitted changes of an earlier run");
-            Ok(Some(refname))
-        }
-        Cas::Moved { .. } => bail!("{refname} appeared meanwhile"),
-    }
 }
 
 /// Delete `refname` if it still points to `expected` (compare-and-swap, with git's `<ref>.lock`

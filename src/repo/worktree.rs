@@ -373,7 +373,7 @@ impl Slot {
 
 /// Keep uncommitted work of a previous run as a commit on `refs/baton/salvage/<branch>/<time>`,
 /// without touching the user's stash or any branch.
-fn salvage_changes(path: &Path, branch: &str) -> Result<Option<String>> {
+pub fn salvage_changes(path: &Path, branch: &str) -> Result<Option<String>> {
     let status = run_git(path, ["status", "--porcelain", "--untracked-files=all"])?;
     if status.trim().is_empty() {
         return Ok(None);
@@ -384,7 +384,8 @@ fn salvage_changes(path: &Path, branch: &str) -> Result<Option<String>> {
     let commit = run_git(path, ["commit-tree", tree.trim(), "-p", "HEAD", "-m", &msg])?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let refname = format!("refs/baton/salvage/{}/{stamp}", branch_key(branch));
-    run_git(path, ["update-ref", &refname, commit.trim()])?;
+    // Create-only (the empty old value): a salvage ref is never overwritten.
+    run_git(path, ["update-ref", &refname, commit.trim(), ""])?;
     tracing::info!(branch, %refname, "kept uncommitted changes of an earlier run");
     Ok(Some(refname))
 }

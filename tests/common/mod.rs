@@ -188,3 +188,50 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// A repository whose `main` holds these handlers (`(path, script)`), committed.
+pub fn repo_with(handlers: &[(&str, &str)]) -> TestRepo {
+    let r = TestRepo::new();
+    r.write("README", "project\n");
+    for (path, script) in handlers {
+        r.handler(path, script);
+    }
+    r.commit_all("handlers");
+    r
+}
+
+/// A task branch `name` off `main` in `state` (`git baton send`); returns its head.
+pub fn task(r: &TestRepo, name: &str, state: &str) -> String {
+    r.git(&["branch", name, "main"]);
+    r.baton_ok(&["send", "--branch", name, state, "-m", "do the task"]).trim().to_owned()
+}
+
+/// `git baton run --json ARGS…` (must exit 0), one event per line.
+pub fn run_json(r: &TestRepo, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["run", "--json"];
+    all.extend(args);
+    let out = r.baton_ok(&all);
+    out.lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+}
+
+/// The first event of `branch` with `action` (panics with the events otherwise).
+pub fn event<'a>(events: &'a [serde_json::Value], branch: &str, action: &str) -> &'a serde_json::Value {
+    events
+        .iter()
+        .find(|e| e["branch"] == branch && e["action"] == action)
+        .unwrap_or_else(|| panic!("no {action} event for {branch} in {events:#?}"))
+}
+
+/// Is there an event of `branch` with `action`?
+pub fn has(events: &[serde_json::Value], branch: &str, action: &str) -> bool {
+    events.iter().any(|e| e["branch"] == branch && e["action"] == action)
+}
+
+/// Poll `f` every 50 ms until it holds, failing the test after `limit`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
