@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use super::send::target_branch;
+use super::send::{handler_branch, target_branch};
 use super::Out;
 use crate::protocol::{compose, Key, Lease, Reserved, State, StateRead, TrailerArg};
 use crate::repo::{Cas, Repo};
@@ -13,7 +13,8 @@ use crate::runner::clock;
 
 /// Renew the lease of the run that holds this branch: append a `working` commit that keeps
 /// `dwp-origin-state`, `dwp-run-id` and `dwp-runner-id` (the tree is unchanged, so the handler's
-/// files and index stay as they are). Inside a handler (detached worktree, `BATON_BRANCH` set) the
+/// files and index stay as they are). Inside a handler (detached worktree, `BATON_RUN_ID` and
+/// `BATON_BRANCH` set by the runner) the
 /// commit goes on the handler's HEAD and the branch is fast-forwarded to it by compare-and-swap
 /// (pushed in remote mode). It refuses when the newest state is not a `working` lease (of
 /// `BATON_RUN_ID`, when set). The runner renews its leases by itself; a handler needs this only to
@@ -54,13 +55,19 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     // Inside a handler the worktree is detached at the run's work: the renewal goes on top of it
     // (so the handler's commits stay below it) and the branch is moved there by compare-and-swap —
     // a fast-forward push in remote mode. Refused if anyone else moved the branch.
-    let detached = !repo.is_bare() && repo.head_branch()?.is_none();
-    let in_handler = detached && args.branch.is_some();
-    let remote = std::env::var("BATON_REMOTE").ok().filter(|r| !r.is_empty() && in_handler);
-    let branch = match in_handler {
-        true => args.branch.clone().unwrap_or_default(),
-        false => target_branch(&repo, args.branch.as_deref())?,
+    let in_handler = handler_branch(&repo, args.branch.as_deref())?;
+    let remote = match std::env::var("BATON_REMOTE").ok().filter(|r| !r.is_empty() && in_handler.is_some()) {
+        Some(r) => {
+            crate::runner::remote::check_remote_name(&r).map_err(|e| anyhow::anyhow!("BATON_REMOTE: {e}"))?;
+            Some(r)
+        }
+        None => None,
     };
+    let branch = match &in_handler {
+        Some(b) => b.clone(),
+        None => target_branch(&repo, args.branch.as_deref())?,
+    };
+    let in_handler = in_handler.is_some();
     let branch_ref = format!("refs/heads/{branch}");
     let refname = if in_handler { "HEAD".to_owned() } else { branch_ref.clone() };
     let Some(head) = repo.ref_id(&refname)? else {

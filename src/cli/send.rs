@@ -191,13 +191,14 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let message = compose(&subject, body.as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
 
     let repo = Repo::discover(cwd)?;
-    let branch = match handler_branch(&repo, opts.branch.as_deref())? {
-        Some(b) => b,
-        None => target_branch(&repo, opts.branch.as_deref())?,
-    };
     // Inside a handler the answer is a commit on the handler's detached HEAD; the runner publishes
     // it when the handler exits.
-    let in_handler = handler_branch(&repo, opts.branch.as_deref())?.is_some();
+    let in_handler = handler_branch(&repo, opts.branch.as_deref())?;
+    let branch = match &in_handler {
+        Some(b) => b.clone(),
+        None => target_branch(&repo, opts.branch.as_deref())?,
+    };
+    let in_handler = in_handler.is_some();
     let refname = if in_handler { "HEAD".to_owned() } else { format!("refs/heads/{branch}") };
     let Some(head) = repo.ref_id(&refname)? else {
         bail!("branch {branch:?} does not exist or has no commits yet");

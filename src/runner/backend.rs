@@ -23,8 +23,12 @@ pub enum Swap {
 pub trait Backend: Send + Sync {
     /// The remote's name in remote mode (written as `dwp-source: git:<name>`).
     fn remote(&self) -> Option<&str>;
+    /// What `refname` holds on the board now (`None`: it does not exist).
+    fn read(&self, repo: &Repo, refname: &str) -> Result<Option<ObjectId>>;
     /// The branch head as the board has it now (`None`: the branch does not exist).
-    fn head(&self, repo: &Repo, branch: &str) -> Result<Option<ObjectId>>;
+    fn head(&self, repo: &Repo, branch: &str) -> Result<Option<ObjectId>> {
+        self.read(repo, &format!("refs/heads/{branch}"))
+    }
     /// Move `refs/heads/<branch>` from exactly `expected` to `new`.
     fn swap(&self, repo: &Repo, branch: &str, expected: ObjectId, new: ObjectId, why: &str) -> Result<Swap>;
     /// Write a side record `refname` (under `refs/baton/`), expecting it to hold `expected`
@@ -51,8 +55,8 @@ impl Backend for Local {
     fn remote(&self) -> Option<&str> {
         None
     }
-    fn head(&self, repo: &Repo, branch: &str) -> Result<Option<ObjectId>> {
-        repo.ref_id(&format!("refs/heads/{branch}"))
+    fn read(&self, repo: &Repo, refname: &str) -> Result<Option<ObjectId>> {
+        repo.ref_id(refname)
     }
     fn swap(&self, repo: &Repo, branch: &str, expected: ObjectId, new: ObjectId, why: &str) -> Result<Swap> {
         cas(repo, &format!("refs/heads/{branch}"), Some(expected), new, why)
@@ -84,8 +88,8 @@ impl Backend for Remote {
     fn remote(&self) -> Option<&str> {
         Some(&self.name)
     }
-    fn head(&self, repo: &Repo, branch: &str) -> Result<Option<ObjectId>> {
-        remote::ls_remote(repo.common_dir(), &self.name, &format!("refs/heads/{branch}")).map_err(|e| anyhow!(e))
+    fn read(&self, repo: &Repo, refname: &str) -> Result<Option<ObjectId>> {
+        remote::ls_remote(repo.common_dir(), &self.name, refname).map_err(|e| anyhow!(e))
     }
     fn swap(&self, repo: &Repo, branch: &str, expected: ObjectId, new: ObjectId, _why: &str) -> Result<Swap> {
         let dst = format!("refs/heads/{branch}");

@@ -48,10 +48,12 @@ struct Claim {
     trigger: CommitInfo,
 }
 
-/// Where side records of a branch live.
+/// Where this runner writes the lease renewal record of a branch (the board's own name for it).
 fn renewal_ref(branch: &str) -> String {
-    format!("refs/baton/leases/{branch}")
+    super::board::renewal_ref(&BranchSource::Local, branch)
 }
+
+/// Where a result that was not published is kept.
 fn rejected_ref(branch: &str, run_id: &str) -> String {
     format!("refs/baton/rejected/{branch}/{run_id}")
 }
@@ -195,12 +197,7 @@ fn renew(ctx: &Ctx, job: &Job, claim: &Claim, keeper: &Mutex<Keeper>) -> Result<
                 return Ok(None);
             }
             // A leftover record of an earlier run: replace it (it is ours to write).
-            Swap::Lost(_) => {
-                expected = match ctx.board.remote() {
-                    None => repo.ref_id(&refname)?,
-                    Some(r) => super::remote::ls_remote(repo.common_dir(), r, &refname).map_err(|e| anyhow!(e))?,
-                }
-            }
+            Swap::Lost(_) => expected = ctx.board.read(&repo, &refname)?,
             Swap::Failed(why) => {
                 tracing::warn!("{}: could not renew the lease: {why}", job.branch);
                 return Ok(None);
@@ -460,6 +457,13 @@ struct Recorded {
     error: Option<String>,
 }
 
+impl Recorded {
+    /// The runner could not do its part; nothing of the run reached the branch.
+    fn error(why: String) -> Recorded {
+        Recorded { action: Kind::Error, commit: None, next_state: None, error: Some(why) }
+    }
+}
+
 fn apply_record(ev: &mut Event, r: Recorded) {
     ev.action = r.action;
     if let Some(c) = r.commit {
@@ -501,21 +505,11 @@ fn record_outcome(
     let result = settled.result;
     let lost = |why: String| {
         let kept = keep_rejected(ctx, &repo, job, claim, result);
-        Recorded {
-            action: Kind::Error,
-            commit: None,
-            next_state: None,
-            error: Some(format!("this run lost its lease: {why}; the branch was left as it is{kept}")),
-        }
+        Recorded::error(format!("this run lost its lease: {why}; the branch was left as it is{kept}"))
     };
     let Some(lease_head) = settled.board_head else {
         let kept = keep_rejected(ctx, &repo, job, claim, result);
-        return Recorded {
-            action: Kind::Error,
-            commit: None,
-            next_state: None,
-            error: Some(format!("the branch was deleted during the run; nothing could be recorded{kept}")),
-        };
+        return Recorded::error(format!("the branch was deleted during the run; nothing could be recorded{kept}"));
     };
     match settled.verdict {
         Verdict::Succeeded { .. } | Verdict::Parked => {
@@ -540,12 +534,7 @@ fn record_outcome(
                 Ok(Swap::Lost(why)) => lost(format!("the branch moved while the result was published ({why})")),
                 Ok(Swap::Failed(why)) => {
                     let kept = keep_rejected(ctx, &repo, job, claim, result);
-                    Recorded {
-                        action: Kind::Error,
-                        commit: None,
-                        next_state: None,
-                        error: Some(format!("the result could not be published ({why}){kept}")),
-                    }
+                    Recorded::error(format!("the result could not be published ({why}){kept}"))
                 }
                 Err(e) => lost(format!("{e:#}")),
             }
@@ -582,18 +571,10 @@ fn record_outcome(
                     error: Some(format!("{reason}{kept}")),
                 },
                 Ok((_, Swap::Lost(why))) => lost(format!("the branch moved while the failure was recorded ({why})")),
-                Ok((_, Swap::Failed(why))) => Recorded {
-                    action: Kind::Error,
-                    commit: None,
-                    next_state: None,
-                    error: Some(format!("{reason}; and the failure could not be recorded: {why}{kept}")),
-                },
-                Err(e) => Recorded {
-                    action: Kind::Error,
-                    commit: None,
-                    next_state: None,
-                    error: Some(format!("{reason}; and the failure could not be recorded: {e:#}{kept}")),
-                },
+                Ok((_, Swap::Failed(why))) => {
+                    Recorded::error(format!("{reason}; and the failure could not be recorded: {why}{kept}"))
+                }
+                Err(e) => Recorded::error(format!("{reason}; and the failure could not be recorded: {e:#}{kept}")),
             }
         }
         Verdict::LeaseLost => {
