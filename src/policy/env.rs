@@ -35,7 +35,11 @@ pub const BASE_VARS: &[&str] = &[
 ];
 
 /// Name prefixes that always pass: the locale family and the protocol's own variables.
-const BASE_PREFIXES: &[&str] = &["LC_", "BATON_", "AYNIG_"];
+const BASE_PREFIXES: &[&str] = &["LC_"];
+
+/// Name prefixes of the protocol's own variables. The runner sets them for each run; a runner's
+/// own (say `BATON_RUN_ID` of an enclosing run, or `BATON_TRUSTED_REF`) never reaches a handler.
+const PROTOCOL_PREFIXES: &[&str] = &["BATON_", "AYNIG_"];
 
 /// Name fragments (case-insensitive) that make a passed variable's value a secret to mask.
 const SECRET_MARKERS: &[&str] = &["TOKEN", "SECRET", "KEY", "PASSWORD"];
@@ -93,48 +97,40 @@ pub fn validate_pass_name(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `name` always passes: a base variable, a locale variable or a protocol variable.
+/// Whether `name` always passes: a base variable or a locale variable.
 pub fn is_base_var(name: &str) -> bool {
     BASE_VARS.contains(&name) || BASE_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-/// The handler's environment: the runner's variables that are base variables or match a `pass`
-/// name or glob, in the runner's order. Everything else is dropped.
-pub fn handler_env(runner_env: &[(String, String)], pass: &[String]) -> Vec<(String, String)> {
+/// Whether `name` is one of the protocol's variables, which only the runner sets for a run.
+pub fn is_protocol_var(name: &str) -> bool {
+    PROTOCOL_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The runner's variables a `pass` name or glob selects (their values may be secrets to mask).
+pub fn passed(runner_env: &[(String, String)], pass: &[String]) -> Vec<(String, String)> {
     runner_env
         .iter()
-        .filter(|(name, _)| is_base_var(name) || pass.iter().any(|p| name_glob(p, name)))
+        .filter(|(name, _)| !is_protocol_var(name) && pass.iter().any(|p| name_glob(p, name)))
         .cloned()
         .collect()
 }
 
-/// Whether `name` matches `pattern`, where `*` is any run of characters and `?` exactly one.
-/// Case-sensitive, like environment variables. Linear two-pointer matching: on a mismatch,
-/// backtrack only to the most recent `*` (earlier stars can never need to absorb more), so the
-/// worst case is O(len(pattern) × len(name)) with no recursion.
+/// The handler's environment drawn from the runner's: base variables and what a `pass` name or
+/// glob selects, in the runner's order. Everything else — the runner's own `BATON_*`/`AYNIG_*`
+/// included — is dropped; the runner adds the protocol's variables for the run.
+pub fn handler_env(runner_env: &[(String, String)], pass: &[String]) -> Vec<(String, String)> {
+    runner_env
+        .iter()
+        .filter(|(name, _)| !is_protocol_var(name) && (is_base_var(name) || pass.iter().any(|p| name_glob(p, name))))
+        .cloned()
+        .collect()
+}
+
+/// Whether `name` matches `pattern`, where `*` is any run of characters and `?` exactly one
+/// (case-sensitive, like environment variables): the same linear matcher as branch globs.
 pub fn name_glob(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0, 0);
-    // After the most recent `*`: the pattern index just past it, and the name index it is tried at.
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == n[ni])) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi + 1, ni));
-            pi += 1;
-        } else if let Some((after_star, tried)) = star {
-            // Let the star absorb one more character and retry.
-            pi = after_star;
-            ni = tried + 1;
-            star = Some((after_star, tried + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    crate::runner::select::glob_match(pattern, name)
 }
 
 /// The values to mask in what the runner records: values of passed variables whose name
@@ -224,25 +220,11 @@ mod tests {
             ("PATHX", "no"),
             ("LCX", "no"),
         ]);
-        assert_eq!(
-            names(&handler_env(&runner, &[])),
-            ["PATH", "HOME", "LC_ALL", "LC_CTYPE", "BATON_RUN_ID", "AYNIG_ROLE", "TZ"]
-        );
+        assert_eq!(names(&handler_env(&runner, &[])), ["PATH", "HOME", "LC_ALL", "LC_CTYPE", "TZ"]);
         let passed = handler_env(&runner, &["GITHUB_TOKEN".into(), "AWS_*".into()]);
         assert_eq!(
             names(&passed),
-            [
-                "PATH",
-                "HOME",
-                "GITHUB_TOKEN",
-                "LC_ALL",
-                "LC_CTYPE",
-                "BATON_RUN_ID",
-                "AYNIG_ROLE",
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "TZ"
-            ]
+            ["PATH", "HOME", "GITHUB_TOKEN", "LC_ALL", "LC_CTYPE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TZ"]
         );
         assert_eq!(passed[2].1, "ghp_x");
     }

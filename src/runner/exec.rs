@@ -21,7 +21,7 @@ use super::process::{run_handler, tail, trailer_env, HandlerRun};
 use super::report::{Event, Kind};
 use super::validate::{judge, Exit, FailOn, LeaseHead, ResultFacts, Verdict};
 use super::{body_env, clock};
-use crate::policy::env::{handler_env, mask, secrets};
+use crate::policy::env::{handler_env, mask, passed, secrets};
 use crate::protocol::message::body_for_env;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, State};
@@ -372,7 +372,7 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
         _ => None,
     };
     ev.duration_ms = Some(started.elapsed().as_millis() as u64);
-    let secrets = secrets(&passed_only(&env, &job.settings.env_pass));
+    let secrets = secrets(&passed(&ctx.runner_env, &job.settings.env_pass));
     let (c, j, cl, w, l) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone(), log.clone());
     let record = blocking(move || Ok(record_outcome(&c, &j, &cl, settled, &secrets, &l, &w))).await?;
     apply_record(&mut ev, record);
@@ -417,7 +417,6 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
 /// the protocol's own variables.
 fn handler_environment(ctx: &Ctx, job: &Job, claim: &Claim, wt: &Path, body_file: &Path) -> Vec<(String, String)> {
     let mut env = handler_env(&ctx.runner_env, &job.settings.env_pass);
-    env.retain(|(k, _)| !k.starts_with("BATON_") && !k.starts_with("AYNIG_"));
     let body = body_for_env(&body_env(&claim.trigger.message));
     let commit = claim.trigger.id.to_string();
     let mut ours = vec![
@@ -442,11 +441,6 @@ fn handler_environment(ctx: &Ctx, job: &Job, claim: &Claim, wt: &Path, body_file
     env.extend(ours.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env.extend(trailer_env(&claim.trigger.trailers));
     env
-}
-
-/// The variables of `env` that were passed by name or glob (their values may be secrets).
-fn passed_only(env: &[(String, String)], pass: &[String]) -> Vec<(String, String)> {
-    env.iter().filter(|(k, _)| pass.iter().any(|p| crate::policy::env::name_glob(p, k))).cloned().collect()
 }
 
 /// What the runner wrote after a run, for the event.

@@ -64,20 +64,13 @@ pub fn trailer_env_name(prefix: &str, key: &str) -> String {
     format!("{prefix}{k}")
 }
 
-/// The environment entries that reach every handler besides the filtered ones: its trailers
-/// (`BATON_TRAILER_*`, `AYNIG_TRAILER_*`) and git settings that keep git from leaving detached
-/// maintenance processes behind.
+/// The triggering commit's trailers as `BATON_TRAILER_*` and `AYNIG_TRAILER_*` variables.
 pub fn trailer_env(trailers: &[Trailer]) -> Vec<(String, String)> {
     let mut env = Vec::new();
     for t in trailers {
         let (key, value) = (t.key_lossy(), t.value_lossy());
         env.push((trailer_env_name("BATON_TRAILER_", &key), value.to_string()));
         env.push((trailer_env_name("AYNIG_TRAILER_", &key), value.to_string()));
-    }
-    env.push(("GIT_CONFIG_COUNT".into(), NO_AUTO_MAINTENANCE.len().to_string()));
-    for (i, (k, v)) in NO_AUTO_MAINTENANCE.iter().enumerate() {
-        env.push((format!("GIT_CONFIG_KEY_{i}"), (*k).into()));
-        env.push((format!("GIT_CONFIG_VALUE_{i}"), (*v).into()));
     }
     env
 }
@@ -128,11 +121,15 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
     cmd.current_dir(run.worktree)
         .env_clear()
         .envs(run.env.iter().map(|(k, v)| (k, v)))
+        .env("GIT_CONFIG_COUNT", NO_AUTO_MAINTENANCE.len().to_string())
         .stdin(std::process::Stdio::null())
         .stdout(writer)
         .stderr(writer2)
         .process_group(0)
         .kill_on_drop(false);
+    for (i, (k, v)) in NO_AUTO_MAINTENANCE.iter().enumerate() {
+        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k).env(format!("GIT_CONFIG_VALUE_{i}"), v);
+    }
     let inherit = run.inherit_fd;
     // SAFETY: only async-signal-safe calls (prctl, fcntl) between fork and exec.
     unsafe {
@@ -158,13 +155,9 @@ async fn spawn_and_wait(run: HandlerRun<'_>) -> Result<Exit> {
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
+            // The handler itself was checked above; this is the supervisor shell failing to start.
             let _ = log.finish();
-            let hint = match e.raw_os_error() {
-                Some(libc::ENOEXEC) => " (no #! line?)",
-                Some(libc::EACCES) => " (not executable?)",
-                _ => "",
-            };
-            return Ok(Exit::SpawnFailed(format!("{}: {e}{hint}", run.handler)));
+            return Ok(Exit::SpawnFailed(format!("{}: starting /bin/sh: {e}", run.handler)));
         }
     };
     // Read the output asynchronously: a process that escaped the group (a daemon) may keep the
