@@ -91,8 +91,7 @@ fn cmd_show(cwd: &Path, args: Args) -> Result<ExitCode> {
         None => None,
     };
     let repo = Repo::discover(cwd)?;
-    let setting = source::setting(&repo, args.trusted_ref.as_deref())?;
-    let source = source::resolve(&repo, setting.as_ref(), None)?;
+    let source = source::configured(&repo, args.trusted_ref.as_deref(), None)?;
     let (name, commit, tree) = match &source {
         Source::Trusted { read, commit, tree, .. } => (read.as_str(), Some(*commit), Some(*tree)),
         Source::Task => match repo.head_id()? {

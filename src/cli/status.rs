@@ -117,8 +117,7 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
     // Globs match branch names, as `run --remote` does: `--remote origin --branch 'v*'` selects
     // origin's v1. The displayed `origin/v1` form matches too.
     let prefix = args.remote.as_ref().map(|r| format!("{r}/")).unwrap_or_default();
-    let setting = crate::runner::source::setting(&repo, None)?;
-    let handlers = crate::runner::source::resolve(&repo, setting.as_ref(), args.remote.as_deref())?;
+    let handlers = crate::runner::source::configured(&repo, None, args.remote.as_deref())?;
     tracing::debug!("{}", handlers.describe());
     let opts = crate::runner::board::ReadOptions { role: args.role.as_deref(), handlers: &handlers };
     let board = read_board(

@@ -127,14 +127,10 @@ pub fn run_gc(repo: &Repo, older_than: Duration, dry_run: bool, now: i64) -> Res
 /// files (Linux); the next run writes the copy again.
 fn old_handler_copies(repo: &Repo, scratch: &Scratch, older_than: Duration, dry_run: bool, now: i64) -> Vec<Removed> {
     let root = scratch.root.join("handlers");
-    let current = crate::runner::source::setting(repo, None)
-        .ok()
-        .flatten()
-        .and_then(|s| crate::runner::source::resolve(repo, Some(&s), None).ok())
-        .and_then(|src| match src {
-            crate::runner::source::Source::Trusted { tree, .. } => Some(tree.to_string()),
-            crate::runner::source::Source::Task => None,
-        });
+    let current = crate::runner::source::configured(repo, None, None).ok().and_then(|src| match src {
+        crate::runner::source::Source::Trusted { tree, .. } => Some(tree.to_string()),
+        crate::runner::source::Source::Task => None,
+    });
     let limit = i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX);
     let mut out = Vec::new();
     for entry in read_dir(&root).unwrap_or_default() {

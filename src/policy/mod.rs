@@ -289,6 +289,15 @@ impl Policy {
         line_at(&self.line_starts, span.start)
     }
 
+    /// What applies to `state` under `policy`, or under no policy file at all (the runner's own
+    /// values).
+    pub fn effective_or_base(policy: Option<&Policy>, state: &str, base: &Base) -> Effective {
+        match policy {
+            Some(p) => p.effective(state, base),
+            None => Policy::default().effective(state, base),
+        }
+    }
+
     /// What applies to `state`: per key, its `[states.<state>]` value, else `[defaults]`, else the
     /// runner's (`base`). `env.pass` is the union of all three.
     pub fn effective(&self, state: &str, base: &Base) -> Effective {

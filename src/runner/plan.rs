@@ -68,10 +68,7 @@ pub struct PlanConfig {
 impl RunSettings {
     /// What the policy says for `state` (the runner's own values where it says nothing).
     pub fn for_state(policy: Option<&Policy>, state: &str, base: &Base) -> RunSettings {
-        let e = match policy {
-            Some(p) => p.effective(state, base),
-            None => Policy::default().effective(state, base),
-        };
+        let e = Policy::effective_or_base(policy, state, base);
         RunSettings {
             timeout: Duration::from_secs(e.timeout.value),
             lease_seconds: e.lease.value,
@@ -248,10 +245,7 @@ pub fn bounded_lease(
     base: &Base,
     now: i64,
 ) -> (Lease, Option<String>) {
-    let e = match policy {
-        Some(p) => p.effective(state, base),
-        None => Policy::default().effective(state, base),
-    };
+    let e = Policy::effective_or_base(policy, state, base);
     lease.clone().bounded(now, e.max_lease.value, e.clock_skew.value)
 }
 

@@ -121,6 +121,12 @@ pub fn resolve(repo: &Repo, setting: Option<&TrustedSetting>, remote: Option<&st
     Ok(Source::Trusted { refname: s.refname.clone(), read, commit: id, tree: commit.tree })
 }
 
+/// The source in use: the setting ([`setting`]) resolved ([`resolve`]) — what every command that
+/// reads handlers or policy calls.
+pub fn configured(repo: &Repo, flag: Option<&str>, remote: Option<&str>) -> Result<Source> {
+    resolve(repo, setting(repo, flag)?.as_ref(), remote)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
