@@ -14,11 +14,10 @@ use serde::Serialize;
 use super::output::{branch_selected, usage};
 use super::Out;
 use crate::gc::RefKind;
-use crate::protocol::state::last_text;
-use crate::protocol::{Key, Lease, LeaseStatus};
+use crate::protocol::{Lease, LeaseStatus};
 use crate::repo::worktree::run_git;
 use crate::repo::{BranchSource, Cas, ObjectId, Repo};
-use crate::runner::board::renewal_ref;
+use crate::runner::board::{renewal_ref, with_renewal};
 use crate::runner::clock;
 use crate::runner::remote::{self, ls_remote, push_ref, Pushed};
 
@@ -411,16 +410,11 @@ fn checked_out_in(repo: &Repo, branch: &str) -> Option<PathBuf> {
 /// The active lease on `head`, renewals included: (run id, seconds left).
 fn active_lease(board: &Board<'_>, branch: &str, head: ObjectId, now: i64) -> Result<Option<(String, i64)>> {
     let c = board.repo.commit(head)?;
-    let Some(mut lease) = Lease::from_commit(&c.trailers, c.committer_time) else {
+    let Some(lease) = Lease::from_commit(&c.trailers, c.committer_time) else {
         return Ok(None);
     };
     let tracking = board.remote.map_or(branch.to_owned(), |r| format!("{r}/{branch}"));
-    if let Some(id) = board.repo.ref_id(&renewal_ref(&board.source(), &tracking))? {
-        let r = board.repo.commit(id)?;
-        if let Some(secs) = last_text(&r.trailers, Key::LeaseSeconds).and_then(|v| v.parse::<u64>().ok()) {
-            lease = lease.renewed(last_text(&r.trailers, Key::RunId).as_deref(), r.committer_time, secs);
-        }
-    }
+    let lease = with_renewal(board.repo, &renewal_ref(&board.source(), &tracking), lease);
     Ok(match lease.status(now) {
         LeaseStatus::Active { seconds_left } => Some((lease.run_id.unwrap_or_else(|| "?".into()), seconds_left)),
         LeaseStatus::Expired { .. } => None,
@@ -552,7 +546,15 @@ fn unkeep(board: &Board<'_>, name: &str, head: ObjectId) -> Result<()> {
     if let Some(r) = board.remote {
         let _ = push_ref(board.repo.common_dir(), r, name, None, Some(Some(head)));
     }
-    board.repo.delete_ref(name, head)
+    delete_local(board.repo, name, head)
+}
+
+/// Delete a kept ref locally by compare-and-swap; one that moved meanwhile is an error.
+fn delete_local(repo: &Repo, refname: &str, expected: ObjectId) -> Result<()> {
+    match repo.delete_ref(refname, expected)? {
+        Cas::Updated | Cas::Moved { actual: None } => Ok(()),
+        Cas::Moved { actual: Some(now) } => bail!("{refname} now holds {now}, not {expected}; left alone"),
+    }
 }
 
 fn report_applied(a: Applied, already: bool, json: bool, out: &mut Out) -> Result<()> {
@@ -591,7 +593,7 @@ fn drop_one(board: &Board<'_>, k: &Kept) -> Result<()> {
             Some(other) => bail!("{} on {r} now holds {other}, not {}; left alone", k.refname, k.id),
         }
     }
-    board.repo.delete_ref(&k.refname, k.id)
+    delete_local(board.repo, &k.refname, k.id)
 }
 
 #[derive(Serialize)]

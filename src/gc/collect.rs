@@ -15,8 +15,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gix::bstr::ByteSlice;
-use gix::refs::transaction::{Change, PreviousValue, RefEdit, RefLog};
-use gix::refs::{FullName, Target};
 use serde::Serialize;
 
 use super::{decide, usage, HeadFacts, Inventory, LogEntry, RefEntry, RefKind, ScratchUsage, SlotEntry, Verdict};
@@ -104,7 +102,7 @@ pub fn run_gc(repo: &Repo, older_than: Duration, dry_run: bool, now: i64) -> Res
     for (r, verdict) in inv.refs.iter().zip(&decisions.refs) {
         let Some(reason) = removal(verdict, &r.name) else { continue };
         if !dry_run {
-            match delete_ref(repo, &r.name, r.id) {
+            match repo.delete_ref(&r.name, r.id) {
                 Ok(Cas::Updated) => {}
                 Ok(Cas::Moved { .. }) => {
                     tracing::debug!("{} moved since it was read; left alone", r.name);
@@ -432,35 +430,4 @@ fn remove_slot(repo: &Repo, scratch: &Scratch, slot: &SlotEntry) -> Result<Optio
     }
     drop(lock);
     Ok(salvaged)
-}
-
-/// Delete `refname` if it still points to `expected` (compare-and-swap, with git's `<ref>.lock`
-/// protocol; a lock held by someone else is retried briefly).
-pub fn delete_ref(repo: &Repo, refname: &str, expected: ObjectId) -> Result<Cas> {
-    let name: FullName = refname.try_into().map_err(|e| anyhow!("invalid ref name {refname:?}: {e}"))?;
-    let mut last_err = None;
-    for attempt in 0..20u64 {
-        let current = repo.ref_id(refname)?;
-        if current != Some(expected) {
-            return Ok(Cas::Moved { actual: current });
-        }
-        let edit = RefEdit {
-            change: Change::Delete {
-                expected: PreviousValue::MustExistAndMatch(Target::Object(expected)),
-                log: RefLog::AndReference,
-            },
-            name: name.clone(),
-            deref: false,
-        };
-        match repo.gix().edit_reference(edit) {
-            Ok(_) => return Ok(Cas::Updated),
-            Err(e) => last_err = Some(e),
-        }
-        std::thread::sleep(Duration::from_millis(10 + attempt * 15));
-    }
-    let current = repo.ref_id(refname)?;
-    if current != Some(expected) {
-        return Ok(Cas::Moved { actual: current });
-    }
-    bail!("could not delete {refname}: {}", last_err.map(|e| e.to_string()).unwrap_or_default())
 }

@@ -283,10 +283,30 @@ impl Repo {
         new: ObjectId,
         reflog: &str,
     ) -> Result<Cas> {
+        self.edit_ref(refname, expected, Some(new), reflog)
+    }
+
+    /// Delete `refname` if it still points to `expected`: the same compare-and-swap, to nothing.
+    pub fn delete_ref(&self, refname: &str, expected: ObjectId) -> Result<Cas> {
+        self.edit_ref(refname, Some(expected), None, "")
+    }
+
+    /// One ref edit by compare-and-swap: `new` (`None`: delete) only if the ref holds `expected`
+    /// (`None`: must not exist). A lock held by someone else is retried briefly; if the ref then
+    /// holds another value, the swap lost the race and says so instead of failing.
+    fn edit_ref(&self, refname: &str, expected: Option<ObjectId>, new: Option<ObjectId>, reflog: &str) -> Result<Cas> {
         let name: FullName = refname.try_into().map_err(|e| anyhow!("invalid ref name {refname:?}: {e}"))?;
         let expected_value = match expected {
             Some(id) => PreviousValue::MustExistAndMatch(Target::Object(id)),
             None => PreviousValue::MustNotExist,
+        };
+        let change = || match new {
+            Some(id) => Change::Update {
+                log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: reflog.into() },
+                expected: expected_value.clone(),
+                new: Target::Object(id),
+            },
+            None => Change::Delete { expected: expected_value.clone(), log: RefLog::AndReference },
         };
         let mut last_err = None;
         for attempt in 0..20u64 {
@@ -294,16 +314,7 @@ impl Repo {
             if current != expected {
                 return Ok(Cas::Moved { actual: current });
             }
-            let edit = RefEdit {
-                change: Change::Update {
-                    log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: reflog.into() },
-                    expected: expected_value.clone(),
-                    new: Target::Object(new),
-                },
-                name: name.clone(),
-                deref: false,
-            };
-            match self.inner.edit_reference(edit) {
+            match self.inner.edit_reference(RefEdit { change: change(), name: name.clone(), deref: false }) {
                 Ok(_) => return Ok(Cas::Updated),
                 Err(e) => last_err = Some(e),
             }
@@ -317,23 +328,6 @@ impl Repo {
             "could not update {refname} (is another git process holding {refname}.lock?): {}",
             last_err.map(|e| e.to_string()).unwrap_or_default()
         )
-    }
-
-    /// Delete `refname` if it still points to `expected` (a compare-and-swap; a ref that moved
-    /// is left alone and reported as an error).
-    pub fn delete_ref(&self, refname: &str, expected: ObjectId) -> Result<()> {
-        let name: FullName = refname.try_into().map_err(|e| anyhow!("invalid ref name {refname:?}: {e}"))?;
-        self.inner
-            .edit_reference(RefEdit {
-                change: Change::Delete {
-                    expected: PreviousValue::MustExistAndMatch(Target::Object(expected)),
-                    log: RefLog::AndReference,
-                },
-                name,
-                deref: false,
-            })
-            .with_context(|| format!("deleting {refname}"))?;
-        Ok(())
     }
 
     /// Append a commit with `message` on top of `expected_head` (same tree: files, index and any

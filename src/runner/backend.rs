@@ -65,8 +65,10 @@ impl Backend for Local {
         cas(repo, refname, expected, new, why)
     }
     fn delete(&self, repo: &Repo, refname: &str, expected: ObjectId) {
-        if let Err(e) = repo.delete_ref(refname, expected) {
-            tracing::debug!("removing {refname}: {e:#}");
+        match repo.delete_ref(refname, expected) {
+            Ok(Cas::Updated) => {}
+            Ok(Cas::Moved { .. }) => tracing::debug!("{refname} moved since it was written; left alone"),
+            Err(e) => tracing::debug!("removing {refname}: {e:#}"),
         }
     }
 }

@@ -219,7 +219,7 @@ pub fn live_lease(repo: &Repo, branch: &str, head: ObjectId, now: i64) -> Result
 
 /// A lease extended by its runner's latest renewal record, if there is one for the same run. An
 /// unreadable record is ignored (the lease then stands on its own commit).
-fn with_renewal(repo: &Repo, refname: &str, lease: Lease) -> Lease {
+pub fn with_renewal(repo: &Repo, refname: &str, lease: Lease) -> Lease {
     let Ok(Some(id)) = repo.ref_id(refname) else {
         return lease;
     };
