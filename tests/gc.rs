@@ -4,38 +4,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::TestRepo;
+use common::{event, repo_with, run_json, task, TestRepo};
 use serde_json::Value;
 
 const FAIL: &str = "#!/bin/sh\necho wip > wip.txt\necho 'something broke' >&2\nexit 1\n";
 const ADVANCE: &str =
     "#!/bin/sh\nset -e\necho done > out.txt\ngit add out.txt\ngit commit -q -m 'did it' -m 'dwp-state: review'\n";
-
-fn repo_with(handlers: &[(&str, &str)]) -> TestRepo {
-    let r = TestRepo::new();
-    r.write("README", "project\n");
-    for (path, script) in handlers {
-        r.handler(path, script);
-    }
-    r.commit_all("handlers");
-    r
-}
-
-fn task(r: &TestRepo, name: &str, state: &str) {
-    r.git(&["branch", name, "main"]);
-    r.baton_ok(&["send", "--branch", name, state, "-m", "do the task"]);
-}
-
-fn run_json(r: &TestRepo) -> Vec<Value> {
-    r.baton_ok(&["run", "--json"]).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
-}
-
-fn event<'a>(events: &'a [Value], branch: &str, action: &str) -> &'a Value {
-    events
-        .iter()
-        .find(|e| e["branch"] == branch && e["action"] == action)
-        .unwrap_or_else(|| panic!("no {action} event for {branch} in {events:#?}"))
-}
 
 /// `gc --json ARGS…`, parsed.
 fn gc(r: &TestRepo, args: &[&str]) -> Vec<Value> {
@@ -75,7 +49,7 @@ fn a_failure_keeps_its_scratch_until_the_branch_moves_on() {
     let r = repo_with(&[(".dwp/command/build", FAIL), (".dwp/command/ship", ADVANCE)]);
     task(&r, "t1", "build");
     task(&r, "t2", "ship");
-    let events = run_json(&r);
+    let events = run_json(&r, &[]);
     let failed = event(&events, "t1", "failed");
     let run = failed["run_id"].as_str().unwrap().to_owned();
     let failed_log = canonical(failed["log"].as_str().unwrap());
@@ -147,7 +121,7 @@ fn a_failure_keeps_its_scratch_until_the_branch_moves_on() {
     assert_eq!(refs(&r, "refs/baton/"), ["refs/baton/breakers/origin"]);
 
     // The next run of t1 works in a fresh slot.
-    let events = run_json(&r);
+    let events = run_json(&r, &[]);
     event(&events, "t1", "failed");
 }
 
@@ -231,7 +205,7 @@ fn status_scratch_reports_sizes() {
 
     task(&r, "t1", "build");
     task(&r, "t2", "ship");
-    run_json(&r);
+    run_json(&r, &[]);
     r.git(&["update-ref", "refs/baton/leases/x", "main"]);
     r.git(&["update-ref", "refs/baton/breakers/origin", "main"]);
     let s: Value = serde_json::from_str(&r.baton_ok(&["status", "--scratch", "--json"])).unwrap();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::BATON;
+use common::{wait_until, BATON};
 
 /// A bare origin and clones of it, all in one temp dir.
 struct Cluster {
@@ -134,14 +134,6 @@ fn three_clones_share_one_remote_and_run_every_task_once() {
         let source =
             c.git(&c.origin, &["log", "-1", "--format=%(trailers:key=dwp-source,valueonly)", &format!("{branch}^")]);
         assert_eq!(source.trim(), "git:origin", "the runner's claim says where it came from");
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

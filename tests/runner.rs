@@ -6,18 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::TestRepo;
-
-/// A repository whose `main` holds handlers; `task(name, state)` branches off it.
-fn repo_with(handlers: &[(&str, &str)]) -> TestRepo {
-    let r = TestRepo::new();
-    r.write("README", "project\n");
-    for (path, script) in handlers {
-        r.handler(path, script);
-    }
-    r.commit_all("handlers");
-    r
-}
+use common::{event, repo_with, TestRepo};
 
 impl TestRepoExt for TestRepo {
     fn task(&self, name: &str, state: &str, extra: &[&str]) -> String {
@@ -43,13 +32,6 @@ trait TestRepoExt {
 
 fn actions<'a>(events: &'a [serde_json::Value], branch: &str) -> Vec<&'a str> {
     events.iter().filter(|e| e["branch"] == branch).map(|e| e["action"].as_str().unwrap()).collect()
-}
-
-fn event<'a>(events: &'a [serde_json::Value], branch: &str, action: &str) -> &'a serde_json::Value {
-    events
-        .iter()
-        .find(|e| e["branch"] == branch && e["action"] == action)
-        .unwrap_or_else(|| panic!("no {action} event for {branch} in {events:#?}"))
 }
 
 const ADVANCE: &str = "#!/bin/sh\nset -e\nenv | grep -E '^(BATON|AYNIG)_' | sort > env.txt\ngit add env.txt\ngit commit -q -m 'did it' -m 'dwp-state: review'\n";
