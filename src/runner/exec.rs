@@ -4,57 +4,60 @@
 //! handler never moves the branch itself; only a result that descends from this run's lease is
 //! published, anything else is a failure event and its commits are kept on
 //! `refs/baton/rejected/<branch>/<run-id>`. Whether the board is local or a remote is the
-//! [`Backend`]'s business, not this file's.
+//! [`Backend`](super::backend::Backend)'s business, not this file's. Lease renewal lives in
+//! [`super::renewal`], publishing in [`super::publish`].
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use tokio::sync::watch;
 
 use super::backend::Swap;
 use super::context::Ctx;
-use super::messages::{self, Failure, TAIL_LINES};
+use super::messages;
 use super::plan::{Action, HandlerOrigin, RunSettings};
-use super::process::{run_handler, tail, trailer_env, HandlerRun};
+use super::process::{run_handler, trailer_env, HandlerRun};
+use super::publish::{apply_record, record_outcome, stray_branches};
+use super::renewal::{keep_lease, Keeper};
 use super::report::{Event, Kind};
-use super::validate::{judge, Exit, FailOn, LeaseHead, ResultFacts, Verdict};
+use super::validate::{judge, Exit, LeaseHead, ResultFacts, Verdict};
 use super::{body_env, clock};
-use crate::policy::env::{handler_env, mask, passed, secrets};
+use crate::policy::env::{handler_env, passed, secrets};
 use crate::protocol::message::body_for_env;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, State};
 use crate::repo::worktree::{run_git, Slot, SlotHead};
 use crate::repo::{BranchSource, CommitInfo, ObjectId, Repo};
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| anyhow!("internal error: {e}"))?
 }
 
-struct Job {
-    branch: String,
-    head: ObjectId,
-    state: State,
-    handler: String,
-    origin: HandlerOrigin,
-    settings: RunSettings,
-    force_worktree: bool,
+pub(super) struct Job {
+    pub(super) branch: String,
+    pub(super) head: ObjectId,
+    pub(super) state: State,
+    pub(super) handler: String,
+    pub(super) origin: HandlerOrigin,
+    pub(super) settings: RunSettings,
+    pub(super) force_worktree: bool,
 }
 
-struct Claim {
-    run_id: String,
-    id: ObjectId,
-    trigger: CommitInfo,
+pub(super) struct Claim {
+    pub(super) run_id: String,
+    pub(super) id: ObjectId,
+    pub(super) trigger: CommitInfo,
 }
 
 /// Where this runner writes the lease renewal record of a branch (the board's own name for it).
-fn renewal_ref(branch: &str) -> String {
+pub(super) fn renewal_ref(branch: &str) -> String {
     super::board::renewal_ref(&BranchSource::Local, branch)
 }
 
 /// Where a result that was not published is kept.
-fn rejected_ref(branch: &str, run_id: &str) -> String {
+pub(super) fn rejected_ref(branch: &str, run_id: &str) -> String {
     format!("refs/baton/rejected/{branch}/{run_id}")
 }
 
@@ -151,7 +154,7 @@ async fn release(slot: Arc<Slot>, keep_for: Option<String>) {
 
 /// Is `head` this run's: the claim, or a `working` commit of the same run on top of it (a
 /// heartbeat the handler published)?
-fn is_ours(repo: &Repo, head: ObjectId, claim: &Claim) -> Result<bool> {
+pub(super) fn is_ours(repo: &Repo, head: ObjectId, claim: &Claim) -> Result<bool> {
     if head == claim.id {
         return Ok(true);
     }
@@ -163,88 +166,15 @@ fn is_ours(repo: &Repo, head: ObjectId, claim: &Claim) -> Result<bool> {
     Ok(same_run && repo.descends_from(head, claim.id)?)
 }
 
-/// What the lease keeper knows while the handler runs.
-struct Keeper {
-    /// The newest lease head seen that is this run's (claim or heartbeat).
-    lease_head: ObjectId,
-    /// The renewal record on `refs/baton/leases/<branch>`, if one was written.
-    record: Option<ObjectId>,
-}
-
-/// One renewal: check the branch is still this run's, then write a fresh renewal record.
-/// Returns why the lease is lost, if it is.
-fn renew(ctx: &Ctx, job: &Job, claim: &Claim, keeper: &Mutex<Keeper>) -> Result<Option<String>> {
-    let repo = ctx.repo();
-    let Some(head) = ctx.board.head(&repo, &job.branch)? else {
-        return Ok(Some("the branch was deleted".into()));
-    };
-    let mut k = keeper.lock().unwrap_or_else(|p| p.into_inner());
-    if head != k.lease_head {
-        if !is_ours(&repo, head, claim)? {
-            return Ok(Some(format!("the branch was moved to {} by someone else", &head.to_string()[..12])));
-        }
-        k.lease_head = head;
-    }
-    let msg = messages::renewal(&claim.run_id, &ctx.opts.runner_id, job.settings.lease_seconds, ctx.board.remote())?;
-    let tree = repo.commit(head)?.tree;
-    let id = repo.write_commit(tree, &[head], &msg, clock::now())?;
-    let refname = renewal_ref(&job.branch);
-    let mut expected = k.record;
-    for _ in 0..2 {
-        match ctx.board.put(&repo, &refname, expected, id, "baton: renew lease")? {
-            Swap::Done => {
-                k.record = Some(id);
-                return Ok(None);
-            }
-            // A leftover record of an earlier run: replace it (it is ours to write).
-            Swap::Lost(_) => expected = ctx.board.read(&repo, &refname)?,
-            Swap::Failed(why) => {
-                tracing::warn!("{}: could not renew the lease: {why}", job.branch);
-                return Ok(None);
-            }
-        }
-    }
-    tracing::warn!("{}: the lease record {refname} keeps moving; not renewed this time", job.branch);
-    Ok(None)
-}
-
-/// Renew the lease about every third of its length until `done`; on a lost lease, tell the
-/// handler's supervisor through `lost`.
-async fn keep_lease(
-    ctx: Arc<Ctx>,
-    job: Arc<Job>,
-    claim: Arc<Claim>,
-    keeper: Arc<Mutex<Keeper>>,
-    lost: watch::Sender<Option<String>>,
-    mut done: watch::Receiver<bool>,
-) {
-    let every = Duration::from_secs_f64((job.settings.lease_seconds as f64 / 3.0).max(0.2));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = done.wait_for(|d| *d) => return,
-        }
-        let (c, j, cl, k) = (ctx.clone(), job.clone(), claim.clone(), keeper.clone());
-        match blocking(move || renew(&c, &j, &cl, &k)).await {
-            Ok(None) => {}
-            Ok(Some(why)) => {
-                let _ = lost.send(Some(why));
-                return;
-            }
-            Err(e) => tracing::warn!("{}: renewing the lease: {e:#}", job.branch),
-        }
-    }
-}
-
 /// The facts after the handler exited: the branch head, the handler's result, the verdict.
-struct Settled {
-    verdict: Verdict,
+pub(super) struct Settled {
+    pub(super) verdict: Verdict,
     /// The branch head now (the lease head when it is still ours).
-    board_head: Option<ObjectId>,
+    pub(super) board_head: Option<ObjectId>,
     /// The handler's result: the HEAD of its worktree (the claim if it cannot be read).
-    result: ObjectId,
+    pub(super) result: ObjectId,
     /// Why the lease keeper stopped the handler, if it did.
-    lost_why: Option<String>,
+    pub(super) lost_why: Option<String>,
 }
 
 fn settle(ctx: &Ctx, job: &Job, claim: &Claim, exit: &Exit, slot: &Slot) -> Result<Settled> {
@@ -441,168 +371,4 @@ fn handler_environment(ctx: &Ctx, job: &Job, claim: &Claim, wt: &Path, body_file
     env.extend(ours.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env.extend(trailer_env(&claim.trigger.trailers));
     env
-}
-
-/// What the runner wrote after a run, for the event.
-struct Recorded {
-    action: Kind,
-    commit: Option<ObjectId>,
-    next_state: Option<String>,
-    error: Option<String>,
-}
-
-impl Recorded {
-    /// The runner could not do its part; nothing of the run reached the branch.
-    fn error(why: String) -> Recorded {
-        Recorded { action: Kind::Error, commit: None, next_state: None, error: Some(why) }
-    }
-}
-
-fn apply_record(ev: &mut Event, r: Recorded) {
-    ev.action = r.action;
-    if let Some(c) = r.commit {
-        ev.commit = Some(c.to_string());
-    }
-    ev.next_state = r.next_state;
-    ev.error = r.error;
-}
-
-/// Keep a result that is not published on `refs/baton/rejected/<branch>/<run>` (and on the
-/// remote in remote mode). Returns a phrase for the event.
-fn keep_rejected(ctx: &Ctx, repo: &Repo, job: &Job, claim: &Claim, result: ObjectId) -> String {
-    if result == claim.id || repo.descends_from(claim.id, result).unwrap_or(false) {
-        return String::new(); // nothing beyond what the branch already has
-    }
-    let refname = rejected_ref(&job.branch, &claim.run_id);
-    match ctx.board.put(repo, &refname, None, result, "baton: keep a result that was not published") {
-        Ok(Swap::Done) => format!("; its commits are kept at {refname}"),
-        Ok(other) => {
-            // Locally at least, whatever the remote said.
-            let _ = repo.compare_and_swap(&refname, None, result, "baton: keep a result that was not published");
-            format!("; its commits are kept at {refname} (not on the remote: {other:?})")
-        }
-        Err(e) => format!("; and its commits could not be kept at {refname}: {e:#}"),
-    }
-}
-
-/// Publish or record: the only place a run's outcome reaches the branch.
-fn record_outcome(
-    ctx: &Ctx,
-    job: &Job,
-    claim: &Claim,
-    settled: Settled,
-    secrets: &[String],
-    log: &Path,
-    wt: &Path,
-) -> Recorded {
-    let repo = ctx.repo();
-    let result = settled.result;
-    let lost = |why: String| {
-        let kept = keep_rejected(ctx, &repo, job, claim, result);
-        Recorded::error(format!("this run lost its lease: {why}; the branch was left as it is{kept}"))
-    };
-    let Some(lease_head) = settled.board_head else {
-        let kept = keep_rejected(ctx, &repo, job, claim, result);
-        return Recorded::error(format!("the branch was deleted during the run; nothing could be recorded{kept}"));
-    };
-    match settled.verdict {
-        Verdict::Succeeded { .. } | Verdict::Parked => {
-            let parked = settled.verdict == Verdict::Parked;
-            let next = match &settled.verdict {
-                Verdict::Succeeded { next_state } => next_state.clone(),
-                _ => Reserved::Working.as_str().to_owned(),
-            };
-            let swapped = match result == lease_head {
-                true => Ok(Swap::Done), // a heartbeat the handler already published
-                false => {
-                    ctx.board.swap(&repo, &job.branch, lease_head, result, &format!("baton: {} answered", job.state))
-                }
-            };
-            match swapped {
-                Ok(Swap::Done) => Recorded {
-                    action: if parked { Kind::Parked } else { Kind::Succeeded },
-                    commit: Some(result),
-                    next_state: Some(next),
-                    error: None,
-                },
-                Ok(Swap::Lost(why)) => lost(format!("the branch moved while the result was published ({why})")),
-                Ok(Swap::Failed(why)) => {
-                    let kept = keep_rejected(ctx, &repo, job, claim, result);
-                    Recorded::error(format!("the result could not be published ({why}){kept}"))
-                }
-                Err(e) => lost(format!("{e:#}")),
-            }
-        }
-        Verdict::Failed { reason, exit_code, error_type, on } => {
-            let (base, kept) = match on {
-                FailOn::Result => (result, String::new()),
-                FailOn::Lease => (lease_head, keep_rejected(ctx, &repo, job, claim, result)),
-            };
-            let next = messages::failure_state(&claim.trigger.trailers);
-            let written = (|| -> Result<(ObjectId, Swap)> {
-                let msg = messages::failure(&Failure {
-                    state: &job.state,
-                    run_id: &claim.run_id,
-                    runner_id: &ctx.opts.runner_id,
-                    exit_code,
-                    reason: &reason,
-                    output_tail: &mask(&tail(log, TAIL_LINES), secrets),
-                    log,
-                    worktree: wt,
-                    next: &next,
-                    remote: ctx.board.remote(),
-                    error_type: error_type.as_str(),
-                })?;
-                let tree = repo.commit(base)?.tree;
-                let id = repo.write_commit(tree, &[base], &msg, clock::now())?;
-                Ok((id, ctx.board.swap(&repo, &job.branch, lease_head, id, "baton: handler failed")?))
-            })();
-            match written {
-                Ok((id, Swap::Done)) => Recorded {
-                    action: Kind::Failed,
-                    commit: Some(id),
-                    next_state: Some(next.to_string()),
-                    error: Some(format!("{reason}{kept}")),
-                },
-                Ok((_, Swap::Lost(why))) => lost(format!("the branch moved while the failure was recorded ({why})")),
-                Ok((_, Swap::Failed(why))) => {
-                    Recorded::error(format!("{reason}; and the failure could not be recorded: {why}{kept}"))
-                }
-                Err(e) => Recorded::error(format!("{reason}; and the failure could not be recorded: {e:#}{kept}")),
-            }
-        }
-        Verdict::LeaseLost => {
-            lost(settled.lost_why.unwrap_or_else(|| {
-                format!("the branch was moved to {} by someone else", &lease_head.to_string()[..12])
-            }))
-        }
-        Verdict::BranchGone => lost("the branch was deleted".into()),
-    }
-}
-
-/// After a run: does any other local branch now point at a commit of this run (a handler that
-/// ran `git branch -f other HEAD`)? One notice naming them.
-fn stray_branches(repo: &Repo, branch: &str, claim: &Claim, result: ObjectId) -> Result<Option<Event>> {
-    let mut ours: std::collections::HashSet<ObjectId> = std::collections::HashSet::new();
-    ours.insert(claim.id);
-    ours.extend(repo.commits_between(result, claim.trigger.id)?);
-    let strays: Vec<String> = repo
-        .branches(&BranchSource::Local)?
-        .into_iter()
-        .filter(|b| b.branch != branch && ours.contains(&b.id))
-        .map(|b| b.branch)
-        .collect();
-    if strays.is_empty() {
-        return Ok(None);
-    }
-    let mut ev = Event::new(branch, Kind::Notice);
-    ev.run_id = Some(claim.run_id.clone());
-    ev.error = Some(format!(
-        "branch{} {} now point{} at a commit of run {} (moved by its handler?)",
-        if strays.len() > 1 { "es" } else { "" },
-        strays.join(", "),
-        if strays.len() > 1 { "" } else { "s" },
-        claim.run_id
-    ));
-    Ok(Some(ev))
 }

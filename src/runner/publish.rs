@@ -1,0 +1,184 @@
+//! Publishing a run's outcome — the only place it reaches the branch: the handler's result by
+//! compare-and-swap from the run's lease head, or a failure event; a result that cannot be
+//! published is kept on `refs/baton/rejected/<branch>/<run-id>`. Also the notice for other
+//! branches a handler moved onto the run's commits.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::backend::Swap;
+use super::clock;
+use super::context::Ctx;
+use super::exec::{rejected_ref, Claim, Job, Settled};
+use super::messages::{self, Failure, TAIL_LINES};
+use super::process::tail;
+use super::report::{Event, Kind};
+use super::validate::{FailOn, Verdict};
+use crate::policy::env::mask;
+use crate::protocol::Reserved;
+use crate::repo::{BranchSource, ObjectId, Repo};
+
+/// What the runner wrote after a run, for the event.
+pub(super) struct Recorded {
+    action: Kind,
+    commit: Option<ObjectId>,
+    next_state: Option<String>,
+    error: Option<String>,
+}
+
+impl Recorded {
+    /// The runner could not do its part; nothing of the run reached the branch.
+    fn error(why: String) -> Recorded {
+        Recorded { action: Kind::Error, commit: None, next_state: None, error: Some(why) }
+    }
+}
+
+pub(super) fn apply_record(ev: &mut Event, r: Recorded) {
+    ev.action = r.action;
+    if let Some(c) = r.commit {
+        ev.commit = Some(c.to_string());
+    }
+    ev.next_state = r.next_state;
+    ev.error = r.error;
+}
+
+/// Keep a result that is not published on `refs/baton/rejected/<branch>/<run>` (and on the
+/// remote in remote mode). Returns a phrase for the event.
+fn keep_rejected(ctx: &Ctx, repo: &Repo, job: &Job, claim: &Claim, result: ObjectId) -> String {
+    if result == claim.id || repo.descends_from(claim.id, result).unwrap_or(false) {
+        return String::new(); // nothing beyond what the branch already has
+    }
+    let refname = rejected_ref(&job.branch, &claim.run_id);
+    match ctx.board.put(repo, &refname, None, result, "baton: keep a result that was not published") {
+        Ok(Swap::Done) => format!("; its commits are kept at {refname}"),
+        Ok(other) => {
+            // Locally at least, whatever the remote said.
+            let _ = repo.compare_and_swap(&refname, None, result, "baton: keep a result that was not published");
+            format!("; its commits are kept at {refname} (not on the remote: {other:?})")
+        }
+        Err(e) => format!("; and its commits could not be kept at {refname}: {e:#}"),
+    }
+}
+
+/// Publish or record: the only place a run's outcome reaches the branch.
+pub(super) fn record_outcome(
+    ctx: &Ctx,
+    job: &Job,
+    claim: &Claim,
+    settled: Settled,
+    secrets: &[String],
+    log: &Path,
+    wt: &Path,
+) -> Recorded {
+    let repo = ctx.repo();
+    let result = settled.result;
+    let lost = |why: String| {
+        let kept = keep_rejected(ctx, &repo, job, claim, result);
+        Recorded::error(format!("this run lost its lease: {why}; the branch was left as it is{kept}"))
+    };
+    let Some(lease_head) = settled.board_head else {
+        let kept = keep_rejected(ctx, &repo, job, claim, result);
+        return Recorded::error(format!("the branch was deleted during the run; nothing could be recorded{kept}"));
+    };
+    match settled.verdict {
+        Verdict::Succeeded { .. } | Verdict::Parked => {
+            let parked = settled.verdict == Verdict::Parked;
+            let next = match &settled.verdict {
+                Verdict::Succeeded { next_state } => next_state.clone(),
+                _ => Reserved::Working.as_str().to_owned(),
+            };
+            let swapped = match result == lease_head {
+                true => Ok(Swap::Done), // a heartbeat the handler already published
+                false => {
+                    ctx.board.swap(&repo, &job.branch, lease_head, result, &format!("baton: {} answered", job.state))
+                }
+            };
+            match swapped {
+                Ok(Swap::Done) => Recorded {
+                    action: if parked { Kind::Parked } else { Kind::Succeeded },
+                    commit: Some(result),
+                    next_state: Some(next),
+                    error: None,
+                },
+                Ok(Swap::Lost(why)) => lost(format!("the branch moved while the result was published ({why})")),
+                Ok(Swap::Failed(why)) => {
+                    let kept = keep_rejected(ctx, &repo, job, claim, result);
+                    Recorded::error(format!("the result could not be published ({why}){kept}"))
+                }
+                Err(e) => lost(format!("{e:#}")),
+            }
+        }
+        Verdict::Failed { reason, exit_code, error_type, on } => {
+            let (base, kept) = match on {
+                FailOn::Result => (result, String::new()),
+                FailOn::Lease => (lease_head, keep_rejected(ctx, &repo, job, claim, result)),
+            };
+            let next = messages::failure_state(&claim.trigger.trailers);
+            let written = (|| -> Result<(ObjectId, Swap)> {
+                let msg = messages::failure(&Failure {
+                    state: &job.state,
+                    run_id: &claim.run_id,
+                    runner_id: &ctx.opts.runner_id,
+                    exit_code,
+                    reason: &reason,
+                    output_tail: &mask(&tail(log, TAIL_LINES), secrets),
+                    log,
+                    worktree: wt,
+                    next: &next,
+                    remote: ctx.board.remote(),
+                    error_type: error_type.as_str(),
+                })?;
+                let tree = repo.commit(base)?.tree;
+                let id = repo.write_commit(tree, &[base], &msg, clock::now())?;
+                Ok((id, ctx.board.swap(&repo, &job.branch, lease_head, id, "baton: handler failed")?))
+            })();
+            match written {
+                Ok((id, Swap::Done)) => Recorded {
+                    action: Kind::Failed,
+                    commit: Some(id),
+                    next_state: Some(next.to_string()),
+                    error: Some(format!("{reason}{kept}")),
+                },
+                Ok((_, Swap::Lost(why))) => lost(format!("the branch moved while the failure was recorded ({why})")),
+                Ok((_, Swap::Failed(why))) => {
+                    Recorded::error(format!("{reason}; and the failure could not be recorded: {why}{kept}"))
+                }
+                Err(e) => Recorded::error(format!("{reason}; and the failure could not be recorded: {e:#}{kept}")),
+            }
+        }
+        Verdict::LeaseLost => {
+            lost(settled.lost_why.unwrap_or_else(|| {
+                format!("the branch was moved to {} by someone else", &lease_head.to_string()[..12])
+            }))
+        }
+        Verdict::BranchGone => lost("the branch was deleted".into()),
+    }
+}
+
+/// After a run: does any other local branch now point at a commit of this run (a handler that
+/// ran `git branch -f other HEAD`)? One notice naming them.
+pub(super) fn stray_branches(repo: &Repo, branch: &str, claim: &Claim, result: ObjectId) -> Result<Option<Event>> {
+    let mut ours: std::collections::HashSet<ObjectId> = std::collections::HashSet::new();
+    ours.insert(claim.id);
+    ours.extend(repo.commits_between(result, claim.trigger.id)?);
+    let strays: Vec<String> = repo
+        .branches(&BranchSource::Local)?
+        .into_iter()
+        .filter(|b| b.branch != branch && ours.contains(&b.id))
+        .map(|b| b.branch)
+        .collect();
+    if strays.is_empty() {
+        return Ok(None);
+    }
+    let mut ev = Event::new(branch, Kind::Notice);
+    ev.run_id = Some(claim.run_id.clone());
+    ev.error = Some(format!(
+        "branch{} {} now point{} at a commit of run {} (moved by its handler?)",
+        if strays.len() > 1 { "es" } else { "" },
+        strays.join(", "),
+        if strays.len() > 1 { "" } else { "s" },
+        claim.run_id
+    ));
+    Ok(Some(ev))
+}
