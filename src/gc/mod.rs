@@ -241,22 +241,9 @@ pub fn decide(inv: &Inventory, heads: &[HeadFacts], now: i64, older_than: Durati
 
 /// Parse an age limit: an integer and a unit, `30s`, `5m`, `2h`, `14d`.
 pub fn parse_age(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid age {text:?}: expected a number and a unit (s, m, h, d), like 30s, 5m, 2h or 14d");
-    let t = text.trim();
-    let unit = t.chars().last().ok_or_else(bad)?;
-    let factor: u64 = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86400,
-        _ => return Err(bad()),
-    };
-    let digits = &t[..t.len() - 1];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    n.checked_mul(factor).map(Duration::from_secs).ok_or_else(bad)
+    crate::policy::duration::parse_seconds(text.trim()).map(Duration::from_secs).map_err(|_| {
+        format!("invalid age {text:?}: expected a number and a unit (s, m, h, d), like 30s, 5m, 2h or 14d")
+    })
 }
 
 /// The size of the scratch space, for `git baton status --scratch`.

@@ -20,13 +20,20 @@ pub struct ByteSize(pub u64);
 const DURATION_UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
 const SIZE_UNITS: [(&str, u64); 4] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)];
 
-/// `"90m"` → 5400. The error text is the whole explanation, ready to follow `key: `.
-pub fn parse_duration(s: &str) -> Result<Seconds, String> {
-    let bad = || format!("invalid duration {s:?}: use a number followed by s, m, h or d");
+/// `"90m"` → 5400, `"0s"` → 0: a whole number and one unit (`s`, `m`, `h`, `d`), nothing else.
+/// The one duration syntax of git-baton (policy values, `gc --older-than`); the error says what
+/// is wrong, for the caller to prefix.
+pub fn parse_seconds(s: &str) -> Result<u64, String> {
+    let bad = || "use a number followed by s, m, h or d".to_owned();
     let unit = s.chars().last().ok_or_else(bad)?;
     let factor = DURATION_UNITS.iter().find(|(u, _)| *u == unit).map(|(_, f)| *f).ok_or_else(bad)?;
     let n = parse_digits(&s[..s.len() - 1]).ok_or_else(bad)?;
-    let secs = n.checked_mul(factor).ok_or_else(|| format!("invalid duration {s:?}: too large"))?;
+    n.checked_mul(factor).ok_or_else(|| "too large".to_owned())
+}
+
+/// `"90m"` → 5400. The error text is the whole explanation, ready to follow `key: `.
+pub fn parse_duration(s: &str) -> Result<Seconds, String> {
+    let secs = parse_seconds(s).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
     if secs == 0 {
         return Err(format!("invalid duration {s:?}: must be more than zero"));
     }
