@@ -369,6 +369,15 @@ fn server_hooks_refuse_corrupting_pushes_and_tick_on_push() {
     ok(run(&["push", "-q", "origin", "good"], &[]), "push good");
     wait_until("good to be done on origin", || origin.state_of("good") == "done");
 
+    // Finding 12 of the fault pass: a branch named like an option (`-Bmain`) is run as a branch,
+    // and the server's `main` is never reset by it.
+    let main_before = origin.head("main");
+    ok(run(&["checkout", "-q", "-b", "dash", "main"], &[]), "checkout");
+    ok(run(&["commit", "-q", "--allow-empty", "-m", "x", "-m", "dwp-state: todo"], &[]), "commit");
+    ok(run(&["push", "-q", "origin", "dash:refs/heads/-Bmain"], &[]), "push -Bmain");
+    wait_until("-Bmain to be done on origin", || origin.state_of("refs/heads/-Bmain") == "done");
+    assert_eq!(origin.head("main"), main_before, "the server's main was reset by a branch named -Bmain");
+
     // Leases: a live one may be renewed by its own run only.
     let claim = |run_id: &str, envs: &[(&str, &str)]| {
         let msg = format!("dwp-origin-state: build\ndwp-run-id: {run_id}\ndwp-runner-id: host:1\ndwp-lease-seconds: 3600\ndwp-state: working");

@@ -324,10 +324,21 @@ impl Repo {
         if current != expected {
             return Ok(Cas::Moved { actual: current });
         }
-        bail!(
-            "could not update {refname} (is another git process holding {refname}.lock?): {}",
-            last_err.map(|e| e.to_string()).unwrap_or_default()
-        )
+        // Name the cause: a full disk reads very differently from a lock someone holds.
+        let mut chain = Vec::new();
+        let mut io_cause = None;
+        let mut source: Option<&(dyn std::error::Error + 'static)> = last_err.as_ref().map(|e| e as _);
+        while let Some(e) = source {
+            chain.push(e.to_string());
+            io_cause = io_cause.or_else(|| e.downcast_ref::<std::io::Error>().and_then(|io| io.raw_os_error()));
+            source = e.source();
+        }
+        let hint = match io_cause {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => " (the disk is full)".to_owned(),
+            Some(_) => String::new(),
+            None => format!(" (is another git process holding {refname}.lock?)"),
+        };
+        bail!("could not update {refname}{hint}: {}", chain.join(": "))
     }
 
     /// Append a commit with `message` on top of `expected_head` (same tree: files, index and any

@@ -307,13 +307,28 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let record = blocking(move || Ok(record_outcome(&c, &j, &cl, settled, &secrets, &l, &w))).await?;
     apply_record(&mut ev, record);
 
-    // Bring the user's checkout along when it has this branch (a two-tree merge keeps local
-    // edits and refuses to overwrite them).
+    // Bring the user's checkout along when it has this branch: a two-tree merge carries local
+    // edits over and refuses (changing nothing) when anything there — an untracked file the answer
+    // also adds, an edit to a file it changes — would be overwritten. Then the person is told what
+    // is in the way and how to finish; their files are never touched.
     if job.force_worktree && matches!(ev.action, Kind::Succeeded | Kind::Parked | Kind::Failed) {
         if let (Some(main), Some(new)) = (ctx.main_workdir.clone(), ev.commit.clone()) {
             let old = claim.trigger.tree.to_string();
-            if let Err(e) = blocking(move || run_git(&main, ["read-tree", "-m", "-u", &old, &new]).map(|_| ())).await {
-                tracing::warn!("{}: could not update your checkout to the new head: {e:#}", job.branch);
+            let at = new.clone();
+            if let Err(e) = blocking(move || run_git(&main, ["read-tree", "-m", "-u", &old, &at]).map(|_| ())).await {
+                let why = format!("{e:#}");
+                let why = why.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+                let mut notice = Event::new(&job.branch, Kind::Notice);
+                notice.run_id = Some(claim.run_id.clone());
+                notice.commit = Some(new.clone());
+                notice.error = Some(format!(
+                    "your checkout of {b} was left as it was, because files in it are in the way of the answer ({why}); \
+                     until you bring it along, `git status` shows the answer's changes reverted: move those files \
+                     away and run `git read-tree -m -u {old} {b}`",
+                    b = job.branch,
+                    old = claim.trigger.tree,
+                ));
+                ctx.emit(notice);
             }
         }
     }

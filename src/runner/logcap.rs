@@ -9,12 +9,39 @@
 //! fits is written as it is, byte for byte.
 //!
 //! A full disk (`ENOSPC`) stops the writing instead of failing the run: the stats say so and the
-//! marker (if it still fits on the disk) too. Nothing here panics on input.
+//! marker (if it still fits on the disk) too. So does a *nearly* full one: the free space is
+//! checked every [`CHECK_EVERY`] bytes, and writing stops while a reserve is left (5 % of the
+//! file system, at least 256 KiB, at most 64 MiB), so the runner can still write the run's record
+//! — a log must never be the reason a failure goes unrecorded. After such a stop only the last
+//! [`FULL_TAIL`] bytes are appended. Nothing here panics on input.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::path::Path;
+
+/// How many bytes of output pass between two checks of the free space.
+pub const CHECK_EVERY: u64 = 64 * 1024;
+/// The most of the tail appended after writing stopped for a (nearly) full disk.
+pub const FULL_TAIL: usize = 4 * 1024;
+
+/// Bytes the log leaves free on its file system: 5 % of it, within 256 KiB..=64 MiB.
+pub fn reserve_for(fs_size: u64) -> u64 {
+    (fs_size / 20).clamp(256 * 1024, 64 * 1024 * 1024)
+}
+
+/// Free bytes (for unprivileged users) and the size of the file system holding `file`.
+fn space(file: &File) -> Option<(u64, u64)> {
+    // SAFETY: fstatvfs writes into the zeroed struct we own; the fd is open for its duration.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstatvfs(file.as_raw_fd(), &mut st) };
+    if rc != 0 {
+        return None;
+    }
+    let unit = st.f_frsize as u64;
+    Some(((st.f_bavail as u64).saturating_mul(unit), (st.f_blocks as u64).saturating_mul(unit)))
+}
 
 /// What a finished log holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,6 +72,10 @@ pub struct CappedLog {
     disk_full: bool,
     /// The head stopped early (disk full): everything after it goes to the tail or is cut.
     head_closed: bool,
+    /// Free bytes to leave on the file system (0: not checked).
+    reserve: u64,
+    /// Head bytes written since the free space was last checked.
+    unchecked: u64,
 }
 
 fn is_disk_full(e: &io::Error) -> bool {
@@ -83,7 +114,7 @@ fn shorten(file: &mut File, len: u64) -> io::Result<()> {
 
 /// The marker line for `cut` bytes cut, `head` kept before it and `tail` kept after it.
 fn marker(cut: u64, head: u64, tail: u64, disk_full: bool) -> String {
-    let why = if disk_full { " (the disk is full)" } else { "" };
+    let why = if disk_full { " (the disk is (nearly) full)" } else { "" };
     format!("\n[git-baton: {cut} bytes of output cut here{why}; the log keeps the first {head} and the last {tail} bytes]\n")
 }
 
@@ -91,6 +122,7 @@ impl CappedLog {
     /// Create (truncate) the log file at `path`.
     pub fn create(path: &Path, max_bytes: u64) -> io::Result<CappedLog> {
         let file = File::create(path)?;
+        let reserve = space(&file).map(|(_, size)| reserve_for(size)).unwrap_or(0);
         let head_cap = max_bytes / 2;
         // The tail ring holds the rest of the cap: output up to the cap fits whole.
         let tail_cap = usize::try_from(max_bytes - head_cap).unwrap_or(usize::MAX);
@@ -104,6 +136,8 @@ impl CappedLog {
             total: 0,
             disk_full: false,
             head_closed: false,
+            reserve,
+            unchecked: CHECK_EVERY,
         })
     }
 
@@ -130,6 +164,16 @@ impl CappedLog {
     }
 
     fn write_head(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if self.reserve > 0 && self.unchecked >= CHECK_EVERY {
+            self.unchecked = 0;
+            let low =
+                self.file.as_ref().and_then(space).is_some_and(|(free, _)| free < self.reserve + data.len() as u64);
+            if low {
+                self.stop_for_full_disk();
+                return Ok(());
+            }
+        }
+        self.unchecked = self.unchecked.saturating_add(data.len() as u64);
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
@@ -160,7 +204,7 @@ impl CappedLog {
 
     fn stop_for_full_disk(&mut self) {
         if !self.disk_full {
-            tracing::warn!("the disk is full: the handler's log stops here");
+            tracing::warn!("the disk is (nearly) full: the handler's log stops here");
         }
         self.disk_full = true;
         self.head_closed = true;
@@ -217,7 +261,10 @@ impl CappedLog {
             shorten(&mut file, head)?;
             self.head = head;
         }
-        let tail = tail_len.min(room - head);
+        let mut tail = tail_len.min(room - head);
+        if self.disk_full {
+            tail = tail.min(FULL_TAIL as u64);
+        }
         self.tail.drain(..(tail_len - tail) as usize);
         let cut = self.total - head - tail;
         let line = marker(cut, head, tail, self.disk_full);
@@ -378,5 +425,12 @@ mod tests {
         assert_eq!(stats.written, 0);
         assert_eq!(stats.total, 330);
         assert_eq!(stats.cut, 330);
+    }
+
+    #[test]
+    fn the_reserve_is_five_percent_within_bounds() {
+        for (size, want) in [(0, 256 * 1024), (1 << 20, 256 * 1024), (100 << 20, 5 << 20), (1 << 40, 64 << 20)] {
+            assert_eq!(reserve_for(size), want, "file system of {size} bytes");
+        }
     }
 }

@@ -141,10 +141,14 @@ pub(super) fn record_outcome(
                     error: Some(format!("{reason}{kept}")),
                 },
                 Ok((_, Swap::Lost(why))) => lost(format!("the branch moved while the failure was recorded ({why})")),
-                Ok((_, Swap::Failed(why))) => {
-                    Recorded::error(format!("{reason}; and the failure could not be recorded: {why}{kept}"))
-                }
-                Err(e) => Recorded::error(format!("{reason}; and the failure could not be recorded: {e:#}{kept}")),
+                Ok((_, Swap::Failed(why))) => Recorded::error(format!(
+                    "{reason}; and the failure could not be recorded: {why}{kept}; {}",
+                    later(job.settings.lease_seconds)
+                )),
+                Err(e) => Recorded::error(format!(
+                    "{reason}; and the failure could not be recorded: {e:#}{kept}; {}",
+                    later(job.settings.lease_seconds)
+                )),
             }
         }
         Verdict::LeaseLost => {
@@ -154,6 +158,13 @@ pub(super) fn record_outcome(
         }
         Verdict::BranchGone => lost("the branch was deleted".into()),
     }
+}
+
+/// What becomes of a run whose record could not be written (a full disk, a remote that refused):
+/// its lease is no longer renewed, so it runs out and the next tick, on any runner, takes the
+/// branch over and records the run as stalled. Nothing is lost, only late.
+fn later(lease_seconds: u64) -> String {
+    format!("its lease runs out within {lease_seconds}s and the next tick takes the branch over and records it")
 }
 
 /// After a run: does any other local branch now point at a commit of this run (a handler that
