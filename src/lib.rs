@@ -9,5 +9,6 @@ pub mod gc;
 pub mod history;
 pub mod policy;
 pub mod protocol;
+pub mod recovery;
 pub mod repo;
 pub mod runner;

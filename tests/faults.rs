@@ -17,7 +17,7 @@ fn f01_sigkilled_runner_leaves_no_handler_behind_and_its_work_is_salvaged() {
     let marker_dir = tempfile::tempdir().unwrap();
     let late = marker_dir.path().join("late-commit");
     let build = format!(
-        "#!/bin/sh\necho wip > wip.txt\n(sleep 3; git commit -q --allow-empty -m late -m 'dwp-state: hijacked' && git rev-parse HEAD > {late}) &\nsleep 30\n",
+        "#!/bin/sh\necho wip > wip.txt\n(sleep 3; git commit -q --allow-empty -m late -m 'dwp-state: hijacked' && git rev-parse HEAD > {late}) &\nsleep 30.37\n",
         late = late.display()
     );
     let ledger = marker_dir.path().join("stalled-runs");
@@ -34,7 +34,7 @@ fn f01_sigkilled_runner_leaves_no_handler_behind_and_its_work_is_salvaged() {
     unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
     let _ = first.wait();
     std::thread::sleep(Duration::from_millis(300));
-    let ps = std::process::Command::new("sh").args(["-c", "ps -eo args | grep -c '^[s]leep [3]0*$'"]).output().unwrap();
+    let ps = std::process::Command::new("sh").args(["-c", "ps -eo args | grep -c '^[s]leep 30[.]37$'"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "0", "a process of the run outlived its runner");
     // Three runners race for the expired lease: exactly one takes it over and runs `stalled`.
     let takeovers: usize = std::thread::scope(|s| {
@@ -416,7 +416,7 @@ fn f08_rejected_results_are_pushed_to_the_remote() {
 fn f12_a_log_that_fills_the_disk_still_leaves_room_for_the_record() {
     let r = repo_with(&[
         (".dwp/command/build", "#!/bin/sh\nhead -c 64000000 /dev/zero | tr '\\0' x\nexit 1\n"),
-        (".dwp/policy.toml", "[defaults]\nlog.max_bytes = \"1GiB\"\n"),
+        (".dwp/policy.toml", "[defaults]\nlog.max_bytes = \"1GiB\"\nretry.logic = 0\n"),
     ]);
     task(&r, "t1", "build");
     if !std::process::Command::new("unshare").args(["-rm", "true"]).status().is_ok_and(|s| s.success()) {

@@ -46,7 +46,7 @@ fn canonical(p: &str) -> PathBuf {
 /// run, an idle slot, a stale lease ref and another run's rejected ref go at once with `0s`.
 #[test]
 fn a_failure_keeps_its_scratch_until_the_branch_moves_on() {
-    let r = repo_with(&[(".dwp/command/build", FAIL), (".dwp/command/ship", ADVANCE)]);
+    let r = repo_with(&[common::NO_RETRIES, (".dwp/command/build", FAIL), (".dwp/command/ship", ADVANCE)]);
     task(&r, "t1", "build");
     task(&r, "t2", "ship");
     let events = run_json(&r, &[]);
@@ -88,6 +88,8 @@ fn a_failure_keeps_its_scratch_until_the_branch_moves_on() {
     assert_eq!(
         refs(&r, "refs/baton/"),
         [
+            // The failed run told its state's breaker (a streak of one identical error).
+            "refs/baton/breakers/build".to_owned(),
             "refs/baton/breakers/origin".to_owned(),
             format!("refs/baton/conflicts/t1/{run}"),
             format!("refs/baton/rejected/t1/{run}"),
@@ -118,7 +120,7 @@ fn a_failure_keeps_its_scratch_until_the_branch_moves_on() {
     // The saved leftovers are scratch too, once old enough; other kinds of baton refs never are.
     let removed = gc(&r, &["--older-than", "0s"]);
     assert_eq!(listed(&removed, "ref"), salvage);
-    assert_eq!(refs(&r, "refs/baton/"), ["refs/baton/breakers/origin"]);
+    assert_eq!(refs(&r, "refs/baton/"), ["refs/baton/breakers/build", "refs/baton/breakers/origin"]);
 
     // The next run of t1 works in a fresh slot.
     let events = run_json(&r, &[]);
@@ -197,7 +199,7 @@ fn text_output_and_bad_ages() {
 /// `status --scratch` sums the scratch space up: logs, slots, refs by kind.
 #[test]
 fn status_scratch_reports_sizes() {
-    let r = repo_with(&[(".dwp/command/build", FAIL), (".dwp/command/ship", ADVANCE)]);
+    let r = repo_with(&[common::NO_RETRIES, (".dwp/command/build", FAIL), (".dwp/command/ship", ADVANCE)]);
     let empty: Value = serde_json::from_str(&r.baton_ok(&["status", "--scratch", "--json"])).unwrap();
     assert_eq!(empty["logs"], serde_json::json!({"count": 0, "bytes": 0}));
     assert_eq!(empty["slots"], serde_json::json!({"count": 0, "kept": 0, "locked": 0, "bytes": 0}));
@@ -216,7 +218,7 @@ fn status_scratch_reports_sizes() {
     assert_eq!(s["slots"]["locked"], 0);
     assert!(s["slots"]["bytes"].as_u64().unwrap() > 0);
     assert_eq!(s["refs"]["leases"], 1);
-    assert_eq!(s["refs"]["breakers"], 1);
+    assert_eq!(s["refs"]["breakers"], 2, "build's (from the failed run) and origin");
     assert!(canonical(s["root"].as_str().unwrap()).ends_with(".git/baton"));
 
     let text = r.baton_ok(&["status", "--scratch"]);

@@ -55,6 +55,9 @@ impl Board {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
+        // One failed run is what these tests count: no retries.
+        std::fs::create_dir_all(b.seed.join(".dwp")).unwrap();
+        std::fs::write(b.seed.join(common::NO_RETRIES.0), common::NO_RETRIES.1).unwrap();
         b.git(&b.seed, &["add", "-A"]);
         b.git(&b.seed, &["commit", "-q", "--allow-empty", "-m", "handlers"]);
         b.git(&b.seed, &["push", "-q", "origin", "main"]);

@@ -32,6 +32,8 @@ fn workflow_repo(marker: &std::path::Path) -> TestRepo {
         ".dwp/command/review",
         &format!("#!/bin/sh\n{agent} git commit -q --allow-empty -m 'needs a human' -m 'dwp-state: blocked'\n"),
     );
+    // One failed run is what these tests count: no retries.
+    r.write(common::NO_RETRIES.0, common::NO_RETRIES.1);
     r.commit_all("handlers");
     r
 }

@@ -180,7 +180,7 @@ fn huge_output_leaves_a_capped_log() {
         ".dwp/command/build",
         "#!/bin/sh\necho FIRST-LINE\nhead -c 100000000 /dev/zero | tr '\\0' 'x'\necho\necho LAST-LINE\nexit 1\n",
     )]);
-    r.write(".dwp/policy.toml", "[defaults]\nlog.max_bytes = \"1MiB\"\n");
+    r.write(".dwp/policy.toml", "[defaults]\nlog.max_bytes = \"1MiB\"\nretry.logic = 0\n");
     r.commit_all("policy");
     task(&r, "t1", "build");
     let events = run_json(&r, &[]);

@@ -54,7 +54,7 @@ fn check_refuses_an_invalid_file_with_one_line() {
     assert!(out.stdout.is_empty());
     assert_eq!(
         stderr(&out),
-        "git-baton: error: .dwp/policy.toml:3: defaults.tmeout: unknown key (known: timeout, lease, max_lease, clock_skew, env, log)\n"
+        "git-baton: error: .dwp/policy.toml:3: defaults.tmeout: unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker)\n"
     );
 
     r.write("bad.toml", "[states.build]\n\ntimeout = \"5x\"\n");
@@ -86,7 +86,12 @@ fn check_exit_codes_for_missing_files_and_usage() {
 fn json_shows_effective_values_and_their_origins() {
     let r = repo_with_policy(POLICY);
     let head = r.head("HEAD");
-    let v = policy_json(&r, &["--state", "build"]);
+    let mut v = policy_json(&r, &["--state", "build"]);
+    let failure = v.as_object_mut().unwrap().remove("failure").unwrap();
+    assert_eq!(failure["retry_logic"], json!({"value": 2, "from": "built-in"}));
+    assert_eq!(failure["breaker"], json!({"value": "build", "from": "built-in"}));
+    assert_eq!(failure["dlq_retry_after"], json!({"value": null, "from": "built-in"}));
+    assert_eq!(failure.as_object().unwrap().len(), 21);
     assert_eq!(
         v,
         json!({
@@ -114,7 +119,8 @@ fn json_shows_effective_values_and_their_origins() {
     assert_eq!(v["env_pass"].as_array().unwrap().len(), 1);
 
     let text = r.baton_ok(&["policy", "--state", "build"]);
-    assert!(text.contains("timeout        2h"), "{text}");
+    assert!(text.contains("timeout               2h"), "{text}");
+    assert!(text.contains("retry.logic           2"), "{text}");
     assert!(text.contains(".dwp/policy.toml:8 [states.build]"), "{text}");
 }
 

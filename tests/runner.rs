@@ -92,7 +92,7 @@ fn hello_world_advances_state_and_sees_its_environment() {
 #[test]
 fn crash_is_recorded_as_failure_commit() {
     let script = "#!/bin/sh\necho partial > part.txt\ngit add part.txt\ngit commit -q -m 'partial work'\necho 'uncommitted' > wip.txt\necho 'something broke' >&2\nexit 3\n";
-    let r = repo_with(&[(".dwp/command/build", script)]);
+    let r = repo_with(&[common::NO_RETRIES, (".dwp/command/build", script)]);
     r.task("t1", "build", &[]);
     let events = r.run_json(&[]);
     let failed = event(&events, "t1", "failed");
@@ -117,7 +117,7 @@ fn crash_is_recorded_as_failure_commit() {
 /// `dwp-next-on-failure` on the triggering commit names the failure state.
 #[test]
 fn next_on_failure_trailer_chooses_failure_state() {
-    let r = repo_with(&[(".dwp/command/build", "#!/bin/sh\nexit 1\n")]);
+    let r = repo_with(&[common::NO_RETRIES, (".dwp/command/build", "#!/bin/sh\nexit 1\n")]);
     r.task("t1", "build", &["dwp-next-on-failure: triage"]);
     r.run_json(&[]);
     assert_eq!(r.state_of("t1"), "triage");
@@ -126,7 +126,7 @@ fn next_on_failure_trailer_chooses_failure_state() {
 /// Exit 0 without a commit, or with a commit that names no state, is a failure too.
 #[test]
 fn silent_handler_and_stateless_answer_fail() {
-    let r = repo_with(&[
+    let r = repo_with(&[common::NO_RETRIES, 
         (".dwp/command/silent", "#!/bin/sh\nexit 0\n"),
         (".dwp/command/nostate", "#!/bin/sh\ngit commit -q --allow-empty -m 'forgot the trailer'\n"),
     ]);
@@ -153,7 +153,7 @@ fn timeout_kills_the_process_group() {
         "#!/bin/sh\nsleep 300 &\necho $! > {d}/child\necho $$ > {d}/main\nsleep 300\n",
         d = pids.path().display()
     );
-    let r = repo_with(&[(".dwp/command/slow", &script)]);
+    let r = repo_with(&[common::NO_RETRIES, (".dwp/command/slow", &script)]);
     r.task("t1", "slow", &[]);
     let started = Instant::now();
     let events = r.run_json(&["--timeout", "1"]);
@@ -260,7 +260,7 @@ fn role_handlers_take_precedence() {
 /// A handler that is not executable, or has no `#!` line: reported, never silent.
 #[test]
 fn unexecutable_and_shebangless_handlers_are_reported() {
-    let r = repo_with(&[(".dwp/command/noshebang", "echo hi\n")]);
+    let r = repo_with(&[common::NO_RETRIES, (".dwp/command/noshebang", "echo hi\n")]);
     r.write(".dwp/command/plain", "#!/bin/sh\nexit 0\n");
     r.commit_all("plain handler");
     r.task("a", "plain", &[]);
@@ -316,7 +316,7 @@ fn leftover_worktree_folder_is_replaced() {
 /// `refs/baton/salvage/` ref first, never lost.
 #[test]
 fn reused_worktree_salvages_uncommitted_changes() {
-    let r = repo_with(&[(".dwp/command/build", "#!/bin/sh\necho wip > wip.txt\nexit 1\n")]);
+    let r = repo_with(&[common::NO_RETRIES, (".dwp/command/build", "#!/bin/sh\necho wip > wip.txt\nexit 1\n")]);
     r.task("t1", "build", &["dwp-next-on-failure: build"]);
     r.run_json(&[]);
     assert_eq!(r.state_of("t1"), "build");
@@ -373,7 +373,7 @@ fn current_branch_only_needs_a_clean_checkout() {
 /// `--fail-on-error` turns a failed handler into exit 1; without it the tick exits 0.
 #[test]
 fn fail_on_error_sets_exit_status() {
-    let r = repo_with(&[(".dwp/command/build", "#!/bin/sh\nexit 1\n")]);
+    let r = repo_with(&[common::NO_RETRIES, (".dwp/command/build", "#!/bin/sh\nexit 1\n")]);
     r.task("a", "build", &["dwp-next-on-failure: build"]);
     assert_eq!(r.baton(&["run"]).status.code(), Some(0));
     assert_eq!(r.baton(&["run", "--fail-on-error"]).status.code(), Some(1));
@@ -382,7 +382,7 @@ fn fail_on_error_sets_exit_status() {
 /// A handler that renews its own lease with `git baton heartbeat` parks the branch.
 #[test]
 fn handler_can_park_with_heartbeat() {
-    let r = repo_with(&[(
+    let r = repo_with(&[common::NO_RETRIES, (
         ".dwp/command/wait",
         "#!/bin/sh\nset -e\ngit baton heartbeat --lease-seconds 86400 -m 'waiting for a human'\n",
     )]);
@@ -402,7 +402,7 @@ fn handler_can_park_with_heartbeat() {
 /// failure is recorded.
 #[test]
 fn sigint_stops_claiming_and_records_interrupted_handler() {
-    let r = repo_with(&[(".dwp/command/slow", "#!/bin/sh\nsleep 60\n")]);
+    let r = repo_with(&[common::NO_RETRIES, (".dwp/command/slow", "#!/bin/sh\nsleep 60\n")]);
     r.task("t1", "slow", &[]);
     r.task("t2", "slow", &[]);
     let mut child = r

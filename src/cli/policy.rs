@@ -29,7 +29,13 @@ use crate::runner::source::{self, Source};
 /// "state":NAME|null,"timeout":{"value":SECS,"from":ORIGIN},"lease":{"value":SECS,"from":ORIGIN},
 /// "log_max_bytes":{"value":BYTES,"from":ORIGIN},"max_lease":{"value":SECS,"from":ORIGIN},
 /// "clock_skew":{"value":SECS,"from":ORIGIN},"env_pass":[{"value":NAME_OR_GLOB,"from":ORIGIN}],
-/// "states":[NAMES WITH A TABLE]}` where ORIGIN is `"built-in"`, `"command line"`,
+/// "failure":{"retry_transient":V,"retry_timeout":V,"retry_logic":V,"retry_auth":V,
+/// "retry_state":V,"retry_backoff":V,"retry_factor":V (thousandths),"retry_max_delay":V,
+/// "transient_exit_codes":V (extra to 75),"auth_exit_codes":V (extra to 77),"loop_soft":V,
+/// "loop_hard":V,"dlq_retry_after":V (null: by priority),"dlq_archive_after":V,"dlq_sweep":V,
+/// "breaker":V (name),"breaker_threshold":V,"breaker_window":V,"breaker_identical":V,
+/// "breaker_cooldown":V,"breaker_max_cooldown":V} (each V is {"value":…,"from":ORIGIN}, durations
+/// in seconds), "states":[NAMES WITH A TABLE]}` where ORIGIN is `"built-in"`, `"command line"`,
 /// `".dwp/policy.toml:LINE [defaults]"` or `".dwp/policy.toml:LINE [states.NAME]"`. `commit` is
 /// null on an unborn HEAD; `policy_file` is false when the tree has no `.dwp/policy.toml`.
 ///
@@ -152,10 +158,48 @@ fn print_table(out: &mut Out, r: &Report<'_>, policy: &Policy) -> Result<()> {
         rows.push(("env.pass", "-".into(), "(base variables only)".into()));
     }
     rows.extend(e.env_pass.iter().map(|p| ("env.pass", p.value.clone(), p.from.to_string())));
+    let f = &e.failure;
+    let n = |r: &policy::Resolved<u32>| (r.value.to_string(), r.from.to_string());
+    let d = |r: &policy::Resolved<u64>| (format_duration(r.value), r.from.to_string());
+    let codes = |r: &policy::Resolved<Vec<u8>>, base: &str| {
+        let mut all = vec![base.to_owned()];
+        all.extend(r.value.iter().map(u8::to_string));
+        (all.join(","), r.from.to_string())
+    };
+    let failure: Vec<(&str, (String, String))> = vec![
+        ("retry.transient", n(&f.retry_transient)),
+        ("retry.timeout", n(&f.retry_timeout)),
+        ("retry.logic", n(&f.retry_logic)),
+        ("retry.auth", n(&f.retry_auth)),
+        ("retry.state", n(&f.retry_state)),
+        ("retry.backoff", d(&f.retry_backoff)),
+        ("retry.factor", (f.retry_factor.value.to_string(), f.retry_factor.from.to_string())),
+        ("retry.max_delay", d(&f.retry_max_delay)),
+        ("classify.transient", codes(&f.transient_exit_codes, "75")),
+        ("classify.auth", codes(&f.auth_exit_codes, "77")),
+        ("loop.soft", n(&f.loop_soft)),
+        ("loop.hard", n(&f.loop_hard)),
+        (
+            "dlq.retry_after",
+            (
+                f.dlq_retry_after.value.map_or("by priority".into(), format_duration),
+                f.dlq_retry_after.from.to_string(),
+            ),
+        ),
+        ("dlq.archive_after", d(&f.dlq_archive_after)),
+        ("dlq.sweep", d(&f.dlq_sweep)),
+        ("breaker", (f.breaker.value.clone(), f.breaker.from.to_string())),
+        ("breaker.threshold", n(&f.breaker_threshold)),
+        ("breaker.window", d(&f.breaker_window)),
+        ("breaker.identical", n(&f.breaker_identical)),
+        ("breaker.cooldown", d(&f.breaker_cooldown)),
+        ("breaker.max_cooldown", d(&f.breaker_max_cooldown)),
+    ];
+    rows.extend(failure.into_iter().map(|(k, (v, from))| (k, v, from)));
     let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0).max(5);
-    out.line(&format!("{:13}  {:width$}  FROM", "KEY", "VALUE"))?;
+    out.line(&format!("{:20}  {:width$}  FROM", "KEY", "VALUE"))?;
     for (key, value, from) in rows {
-        out.line(&format!("{key:13}  {value:width$}  {from}"))?;
+        out.line(&format!("{key:20}  {value:width$}  {from}"))?;
     }
     let states = if r.states.is_empty() { "(none)".to_owned() } else { r.states.join(", ") };
     out.line(&format!("states with a table: {states}"))?;

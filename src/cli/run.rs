@@ -200,7 +200,7 @@ pub async fn execute_and_print(
 pub fn cmd_run(cwd: &Path, args: Args) -> Result<ExitCode> {
     let spec = args.spec()?;
     let opts = args.options()?;
-    let tick::Prepared { repo, actions, source } =
+    let tick::Prepared { repo, actions, source, .. } =
         tick::prepare(cwd, &spec, clock::now()).map_err(anyhow::Error::from)?;
     tracing::debug!("{}", source.describe());
     let session = Session::new()?;

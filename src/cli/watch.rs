@@ -97,7 +97,12 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
                     let (dir, s) = (cwd.clone(), spec.clone());
                     let prepared = tokio::task::spawn_blocking(move || tick::prepare(&dir, &s, clock::now())).await;
                     match prepared {
-                        Ok(Ok(tick::Prepared { repo, actions, source })) => {
+                        Ok(Ok(tick::Prepared { repo, actions, source, next_due })) => {
+                            // A retry timer due before the next tick: wake for it instead.
+                            if let Some(due) = next_due {
+                                let secs = (due - clock::now()).max(0) as f64 + 0.05;
+                                wait = wait.min(Duration::from_secs_f64(secs));
+                            }
                             if breaker.succeeded() {
                                 tracing::info!("remote reachable again");
                             }

@@ -20,6 +20,7 @@
 
 pub mod duration;
 pub mod env;
+pub mod failure;
 pub mod load;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use toml::Spanned;
 
 pub use duration::{ByteSize, Seconds};
 pub use env::PassName;
+pub use failure::{BreakerField, FailurePolicy, Factor};
 pub use load::{load, parse_file, parse_file_as, POLICY_PATH};
 
 /// Built-in handler timeout, in seconds.
@@ -66,6 +68,15 @@ pub struct Settings {
     pub env: EnvSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub retry: failure::RetrySettings,
+    #[serde(default)]
+    pub classify: failure::ClassifySettings,
+    #[serde(default, rename = "loop")]
+    pub r#loop: failure::LoopSettings,
+    #[serde(default)]
+    pub dlq: failure::DlqSettings,
+    pub breaker: Option<BreakerField>,
 }
 
 /// `env.*`: the handler environment.
@@ -233,6 +244,8 @@ pub struct Effective {
     pub max_lease: Resolved<u64>,
     /// Seconds: a lease's committer time further in the future than this is not believed.
     pub clock_skew: Resolved<u64>,
+    /// Classification, retries, loop caps, dead letters and the circuit breaker.
+    pub failure: FailurePolicy,
 }
 
 impl Effective {
@@ -261,6 +274,7 @@ impl Policy {
         tables.extend(parsed.states.iter().map(|(k, v)| (format!("states.{}", key_segment(&k.0)), v)));
         for (table, settings) in tables {
             check_limits(settings)
+                .and_then(|()| failure::check(settings))
                 .map_err(|(span, key, msg)| error(Some(span), Some(format!("{table}.{key}")), msg))?;
         }
         Ok(Policy {
@@ -335,6 +349,57 @@ impl Policy {
             env_pass,
             max_lease: pick(|s| s.max_lease.as_ref().map(|v| (v.get_ref().0, v.span())), &base.max_lease),
             clock_skew: pick(|s| s.clock_skew.as_ref().map(|v| (v.get_ref().0, v.span())), &base.clock_skew),
+            failure: self.failure(state),
+        }
+    }
+
+    /// Per key: `[states.<state>]`, else `[defaults]`, else `built_in`.
+    fn resolve<T: Clone>(&self, state: &str, get: impl Fn(&Settings) -> Option<(T, Range<usize>)>, built_in: Resolved<T>) -> Resolved<T> {
+        if let Some((value, span)) = self.states.get(state).and_then(&get) {
+            Resolved { value, from: Origin::State { state: state.to_owned(), line: self.line_of(span) } }
+        } else if let Some((value, span)) = get(&self.defaults) {
+            Resolved { value, from: Origin::Defaults { line: self.line_of(span) } }
+        } else {
+            built_in
+        }
+    }
+
+    /// The failure policy of `state`.
+    pub fn failure(&self, state: &str) -> FailurePolicy {
+        fn v<T: Clone>(x: &Option<Spanned<T>>) -> Option<(T, Range<usize>)> {
+            x.as_ref().map(|x| (x.get_ref().clone(), x.span()))
+        }
+        fn secs(x: &Option<Spanned<Seconds>>) -> Option<(u64, Range<usize>)> {
+            x.as_ref().map(|x| (x.get_ref().0, x.span()))
+        }
+        fn breaker(s: &Settings) -> Option<&failure::BreakerSettings> {
+            s.breaker.as_ref().map(|b| &b.0)
+        }
+        let b = FailurePolicy::built_in(state);
+        FailurePolicy {
+            retry_transient: self.resolve(state, |s| v(&s.retry.transient), b.retry_transient),
+            retry_timeout: self.resolve(state, |s| v(&s.retry.timeout), b.retry_timeout),
+            retry_logic: self.resolve(state, |s| v(&s.retry.logic), b.retry_logic),
+            retry_auth: self.resolve(state, |s| v(&s.retry.auth), b.retry_auth),
+            retry_state: self.resolve(state, |s| v(&s.retry.state), b.retry_state),
+            retry_backoff: self.resolve(state, |s| secs(&s.retry.backoff), b.retry_backoff),
+            retry_factor: self.resolve(state, |s| v(&s.retry.factor), b.retry_factor),
+            retry_max_delay: self.resolve(state, |s| secs(&s.retry.max_delay), b.retry_max_delay),
+            transient_exit_codes: self.resolve(state, |s| v(&s.classify.transient_exit_codes), b.transient_exit_codes),
+            auth_exit_codes: self.resolve(state, |s| v(&s.classify.auth_exit_codes), b.auth_exit_codes),
+            loop_soft: self.resolve(state, |s| v(&s.r#loop.soft), b.loop_soft),
+            loop_hard: self.resolve(state, |s| v(&s.r#loop.hard), b.loop_hard),
+            dlq_retry_after: self
+                .resolve(state, |s| secs(&s.dlq.retry_after).map(|(x, sp)| (Some(x), sp)), b.dlq_retry_after),
+            dlq_archive_after: self.resolve(state, |s| secs(&s.dlq.archive_after), b.dlq_archive_after),
+            dlq_sweep: self.resolve(state, |s| secs(&s.dlq.sweep), b.dlq_sweep),
+            breaker: self.resolve(state, |s| breaker(s).and_then(|b| v(&b.name)).map(|(n, sp)| (n.0, sp)), b.breaker),
+            breaker_threshold: self.resolve(state, |s| breaker(s).and_then(|b| v(&b.threshold)), b.breaker_threshold),
+            breaker_window: self.resolve(state, |s| breaker(s).and_then(|b| secs(&b.window)), b.breaker_window),
+            breaker_identical: self.resolve(state, |s| breaker(s).and_then(|b| v(&b.identical)), b.breaker_identical),
+            breaker_cooldown: self.resolve(state, |s| breaker(s).and_then(|b| secs(&b.cooldown)), b.breaker_cooldown),
+            breaker_max_cooldown: self
+                .resolve(state, |s| breaker(s).and_then(|b| secs(&b.max_cooldown)), b.breaker_max_cooldown),
         }
     }
 }

@@ -116,14 +116,14 @@ fn errors_name_file_line_and_key() {
             "\n\n[defaults]\ntmeout = \"1h\"\n",
             4,
             Some("defaults.tmeout"),
-            "unknown key (known: timeout, lease, max_lease, clock_skew, env, log)",
+            "unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker)",
         ),
         ("[states.build]\n\n\n\n\n\ntimeout = \"5x\"\n", 7, Some("states.build.timeout"), "invalid duration \"5x\""),
         (
-            "[states.build]\nlease = \"1h\"\nretry = 3\n",
+            "[states.build]\nlease = \"1h\"\nretries = 3\n",
             3,
-            Some("states.build.retry"),
-            "unknown key (known: timeout, lease, max_lease, clock_skew, env, log)",
+            Some("states.build.retries"),
+            "unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker)",
         ),
         ("[defaults]\nenv.pas = [\"X\"]\n", 2, Some("defaults.env.pas"), "unknown key (known: pass)"),
         ("[defaults.log]\nmax = 1\n", 2, Some("defaults.log.max"), "unknown key (known: max_bytes)"),
@@ -194,4 +194,69 @@ fn friendly_rewrites_only_unknown_fields() {
     assert_eq!(friendly("unknown field `x`, expected `a`"), "unknown key (known: a)");
     assert_eq!(friendly("unknown field `x`, there are no fields"), "unknown key (this table takes no keys)");
     assert_eq!(friendly("something else"), "something else");
+}
+
+const FAILURE: &str = r#"[defaults]
+retry.transient = 5
+retry.backoff = "2s"
+retry.factor = 1.5
+classify.transient_exit_codes = [69, 70]
+loop.hard = 4
+breaker = "anthropic"
+
+[states.build]
+retry = { logic = 0, max_delay = "1m" }
+dlq.retry_after = "10m"
+breaker.threshold = 2
+breaker.cooldown = "1m"
+"#;
+
+#[test]
+fn failure_keys_resolve_per_state() {
+    let p = parse(FAILURE);
+    let f = p.effective("build", &Base::default()).failure;
+    let st = |line| Origin::State { state: "build".into(), line };
+    assert_eq!(f.retry_transient, Resolved { value: 5, from: Origin::Defaults { line: 2 } });
+    assert_eq!(f.retry_logic, Resolved { value: 0, from: st(10) });
+    assert_eq!(f.retry_timeout, Resolved::built_in(2));
+    assert_eq!(f.retry_backoff.value, 2);
+    assert_eq!(f.retry_factor.value, Factor(1500));
+    assert_eq!(f.retry_max_delay.value, 60);
+    assert_eq!(f.transient_exit_codes.value, [69, 70]);
+    assert_eq!(f.loop_hard.value, 4);
+    assert_eq!(f.loop_soft, Resolved::built_in(3));
+    assert_eq!(f.dlq_retry_after.value, Some(600));
+    // The name comes from [defaults], the table's keys from the state: both forms mix.
+    assert_eq!(f.breaker.value, "anthropic");
+    assert_eq!(f.breaker_threshold, Resolved { value: 2, from: st(12) });
+    assert_eq!(f.breaker_cooldown.value, 60);
+    assert_eq!(f.breaker_window, Resolved::built_in(60));
+    // Without a breaker name a state has its own breaker.
+    let own = parse("").effective("review", &Base::default()).failure;
+    assert_eq!(own.breaker.value, "review");
+    assert_eq!(own, FailurePolicy::built_in("review"));
+}
+
+#[test]
+fn failure_key_errors_name_file_line_and_key() {
+    let cases = [
+        ("[defaults]\nretry.logic = -1\n", 2, "defaults.retry.logic", "-1"),
+        ("[defaults]\nretry.transient = 101\n", 2, "defaults.retry.transient", "maximum of 100"),
+        ("[defaults]\nretry.backoff = \"soon\"\n", 2, "defaults.retry.backoff", "invalid duration"),
+        ("[defaults]\nretry.factor = 0.5\n", 2, "defaults.retry.factor", "from 1 to 10"),
+        ("[defaults]\nretry.tries = 1\n", 2, "defaults.retry.tries", "unknown key"),
+        ("[states.b]\nclassify.auth_exit_codes = [0]\n", 2, "states.b.classify.auth_exit_codes", "0 is success"),
+        ("[states.b]\nclassify.auth_exit_codes = [256]\n", 2, "states.b.classify.auth_exit_codes[0]", "256"),
+        ("[defaults]\nloop.hard = 0\n", 2, "defaults.loop.hard", "at least 1"),
+        ("[defaults]\nbreaker = \"../x\"\n", 2, "defaults.breaker", "invalid breaker name"),
+        ("[defaults]\nbreaker.threshold = 0\n", 2, "defaults.breaker.threshold", "at least 1"),
+        ("[defaults]\nbreaker.colour = 1\n", 2, "defaults.breaker.colour", "unknown key"),
+        ("[defaults]\ndlq.sweep = \"0s\"\n", 2, "defaults.dlq.sweep", "more than zero"),
+    ];
+    for (text, line, key, message) in cases {
+        let e = err(text);
+        assert_eq!(e.line, Some(line), "{text}: {e}");
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert!(e.message.contains(message), "{text}: {e}");
+    }
 }

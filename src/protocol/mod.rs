@@ -32,10 +32,18 @@ pub enum Key {
     MaxAttempts,
     CorrelationId,
     Parent,
+    NotBefore,
+    RetryOf,
+    DeadLetter,
+    RetryAfter,
+    Priority,
+    Escalation,
+    Breaker,
+    ParkedFrom,
 }
 
 impl Key {
-    pub const ALL: [Key; 18] = [
+    pub const ALL: [Key; 26] = [
         Key::State,
         Key::OriginState,
         Key::RunId,
@@ -54,6 +62,14 @@ impl Key {
         Key::MaxAttempts,
         Key::CorrelationId,
         Key::Parent,
+        Key::NotBefore,
+        Key::RetryOf,
+        Key::DeadLetter,
+        Key::RetryAfter,
+        Key::Priority,
+        Key::Escalation,
+        Key::Breaker,
+        Key::ParkedFrom,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +92,14 @@ impl Key {
             Key::MaxAttempts => "dwp-max-attempts",
             Key::CorrelationId => "dwp-correlation-id",
             Key::Parent => "dwp-parent",
+            Key::NotBefore => "dwp-not-before",
+            Key::RetryOf => "dwp-retry-of",
+            Key::DeadLetter => "dwp-dead-letter",
+            Key::RetryAfter => "dwp-retry-after",
+            Key::Priority => "dwp-priority",
+            Key::Escalation => "dwp-escalation",
+            Key::Breaker => "dwp-breaker",
+            Key::ParkedFrom => "dwp-parked-from",
         }
     }
 
@@ -86,7 +110,20 @@ impl Key {
 
     /// Facts only a runner records about a run (a `send` carrying them would mislead `log`).
     pub fn runner_fact(self) -> bool {
-        matches!(self, Key::ExitCode | Key::Error | Key::ErrorType)
+        matches!(
+            self,
+            Key::ExitCode
+                | Key::Error
+                | Key::ErrorType
+                | Key::Attempt
+                | Key::MaxAttempts
+                | Key::RetryOf
+                | Key::DeadLetter
+                | Key::RetryAfter
+                | Key::Escalation
+                | Key::Breaker
+                | Key::ParkedFrom
+        )
     }
 
     /// The reserved key whose name equals `name` ignoring ASCII case (git's trailer keys are

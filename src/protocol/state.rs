@@ -82,10 +82,12 @@ pub enum Reserved {
     Blocked,
     Waiting,
     Noop,
+    /// Put aside by a person (`git baton park`); no runner touches it until `unpark`.
+    Parked,
 }
 
 impl Reserved {
-    pub const ALL: [Reserved; 8] = [
+    pub const ALL: [Reserved; 9] = [
         Reserved::Working,
         Reserved::Stalled,
         Reserved::Done,
@@ -94,6 +96,7 @@ impl Reserved {
         Reserved::Blocked,
         Reserved::Waiting,
         Reserved::Noop,
+        Reserved::Parked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +109,7 @@ impl Reserved {
             Reserved::Blocked => "blocked",
             Reserved::Waiting => "waiting",
             Reserved::Noop => "noop",
+            Reserved::Parked => "parked",
         }
     }
 }

@@ -180,6 +180,28 @@ impl Repo {
         Ok(out)
     }
 
+    /// Every ref under `prefix` (e.g. `refs/baton/breakers/`): the part after the prefix and the
+    /// object it points to, sorted. A ref that cannot be read is skipped with a warning.
+    pub fn refs_under(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>> {
+        let platform = self.inner.references().context("reading refs")?;
+        let mut out = Vec::new();
+        for r in platform.prefixed(prefix).with_context(|| format!("reading {prefix}"))? {
+            let Ok(mut r) = r.inspect_err(|e| tracing::warn!("skipping a ref under {prefix}: {e}")) else {
+                continue;
+            };
+            let refname = r.name().as_bstr().to_str_lossy().into_owned();
+            let Some(short) = refname.strip_prefix(prefix).map(str::to_owned) else {
+                continue;
+            };
+            match r.peel_to_id() {
+                Ok(id) => out.push((short, id.detach())),
+                Err(e) => tracing::warn!("skipping {refname}: {e}"),
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The commit a ref points to, `None` if the ref does not exist.
     pub fn ref_id(&self, refname: &str) -> Result<Option<ObjectId>> {
         match self.inner.try_find_reference(refname).with_context(|| format!("reading {refname}"))? {
@@ -246,6 +268,12 @@ impl Repo {
             committer_time,
             author,
         })
+    }
+
+    /// The empty tree, written to the object database (side records such as breakers carry no
+    /// files).
+    pub fn empty_tree(&self) -> Result<ObjectId> {
+        Ok(self.inner.write_object(gix::objs::Tree::empty()).context("writing the empty tree")?.detach())
     }
 
     /// Write a commit object (nothing else changes) and return its id.
@@ -366,6 +394,31 @@ impl Repo {
         }
         let base = self.inner.merge_base(tip, ancestor).map_err(|e| anyhow!("finding a merge base: {e}"))?;
         Ok(base.is_some_and(|b| b.detach() == ancestor))
+    }
+
+    /// The merge base of two commits, if they share history.
+    pub fn merge_base(&self, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
+        if a == b {
+            return Ok(Some(a));
+        }
+        let base = self.inner.merge_base(a, b).map_err(|e| anyhow!("finding a merge base: {e}"))?;
+        Ok(base.map(|id| id.detach()))
+    }
+
+    /// The first-parent chain from `tip` (newest first), stopping before `stop` (excluded) or
+    /// after `limit` commits.
+    pub fn first_parents(&self, tip: ObjectId, stop: Option<ObjectId>, limit: usize) -> Result<Vec<CommitInfo>> {
+        let mut out = Vec::new();
+        let mut next = Some(tip);
+        while let Some(id) = next {
+            if Some(id) == stop || out.len() >= limit {
+                break;
+            }
+            let c = self.commit(id)?;
+            next = c.parents.first().copied();
+            out.push(c);
+        }
+        Ok(out)
     }
 
     /// The commits reachable from `tip` but not from `base`, `base` excluded.

@@ -15,6 +15,8 @@ use anyhow::{anyhow, Result};
 use tokio::sync::watch;
 
 use super::backend::Swap;
+use super::breakers;
+use super::publish::BreakerNews;
 use super::context::Ctx;
 use super::messages;
 use super::plan::{Action, HandlerOrigin, RunSettings};
@@ -22,13 +24,16 @@ use super::process::{run_handler, trailer_env, HandlerRun};
 use super::publish::{apply_record, record_outcome, stray_branches};
 use super::renewal::{keep_lease, Keeper};
 use super::report::{Event, Kind};
-use super::validate::{judge, Exit, LeaseHead, ResultFacts, Verdict};
+use super::validate::{judge, ErrorType, Exit, LeaseHead, ResultFacts, Verdict};
 use super::{body_env, clock};
 use crate::policy::env::{handler_env, passed, secrets};
 use crate::protocol::message::body_for_env;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, State};
 use crate::repo::worktree::{run_git, Slot, SlotHead};
+use crate::recovery::classify::stated_type;
+use crate::recovery::rounds::{rounds, Entry};
+use crate::recovery::{loop_verdict, Admit, BreakerConfig, ExitClasses, LoopVerdict};
 use crate::repo::{BranchSource, CommitInfo, ObjectId, Repo};
 
 pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -43,6 +48,8 @@ pub(super) struct Job {
     pub(super) origin: HandlerOrigin,
     pub(super) settings: RunSettings,
     pub(super) force_worktree: bool,
+    /// The half-open circuit breaker this run probes, taken before the claim.
+    pub(super) probe: Option<String>,
 }
 
 pub(super) struct Claim {
@@ -63,8 +70,8 @@ pub(super) fn rejected_ref(branch: &str, run_id: &str) -> String {
 
 pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
     match action {
-        Action::Run { branch, head, state, handler, origin, settings, force_worktree, .. } => {
-            run_branch(ctx, Job { branch, head, state, handler, origin, settings, force_worktree }).await
+        Action::Run { branch, head, state, handler, origin, settings, force_worktree, probe, .. } => {
+            run_branch(ctx, Job { branch, head, state, handler, origin, settings, force_worktree, probe }).await
         }
         Action::TakeOver { branch, head, lease, stalled_handler, origin, settings, force_worktree, .. } => {
             let c = ctx.clone();
@@ -75,7 +82,8 @@ pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
             match stalled_handler {
                 Some(handler) if !ctx.stopping() => {
                     let state = State::reserved_state(Reserved::Stalled);
-                    let job = Job { branch, head: stalled, state, handler, origin, settings, force_worktree };
+                    let job =
+                        Job { branch, head: stalled, state, handler, origin, settings, force_worktree, probe: None };
                     run_branch(ctx, job).await
                 }
                 _ => Ok(()),
@@ -114,10 +122,9 @@ fn take_over(ctx: &Ctx, branch: &str, head: ObjectId, lease: &Lease) -> Result<O
     Ok(accepted.then_some(id))
 }
 
-fn claim(ctx: &Ctx, job: &Job) -> Result<Option<Claim>> {
+fn claim(ctx: &Ctx, job: &Job, run_id: String) -> Result<Option<Claim>> {
     let repo = ctx.repo();
     let trigger = repo.commit(job.head)?;
-    let run_id = uuid::Uuid::new_v4().to_string();
     let msg =
         messages::claim(&job.state, &run_id, &ctx.opts.runner_id, job.settings.lease_seconds, ctx.board.remote())?;
     let id = repo.write_commit(trigger.tree, &[job.head], &msg, clock::now())?;
@@ -177,7 +184,7 @@ pub(super) struct Settled {
     pub(super) lost_why: Option<String>,
 }
 
-fn settle(ctx: &Ctx, job: &Job, claim: &Claim, exit: &Exit, slot: &Slot) -> Result<Settled> {
+fn settle(ctx: &Ctx, job: &Job, claim: &Claim, exit: &Exit, slot: &Slot, log: &Path) -> Result<Settled> {
     let repo = ctx.repo();
     let result = match slot.head() {
         Some(SlotHead::Detached(id)) => Some(id),
@@ -206,12 +213,204 @@ fn settle(ctx: &Ctx, job: &Job, claim: &Claim, exit: &Exit, slot: &Slot) -> Resu
         Exit::LeaseLost(why) => Some(why.clone()),
         _ => None,
     };
-    Ok(Settled { verdict: judge(exit, lease_head, &facts, &claim.run_id), board_head, result, lost_why })
+    let f = &job.settings.failure;
+    let classes =
+        ExitClasses { transient: f.transient_exit_codes.value.clone(), auth: f.auth_exit_codes.value.clone() };
+    let mut verdict = judge(exit, lease_head, &facts, &claim.run_id, &classes);
+    // The handler may say what kind of failure it had (its last line of output); a timeout and a
+    // protocol violation are the runner's findings and stay what they are.
+    if let Verdict::Failed { error_type, .. } = &mut verdict {
+        if !matches!(error_type, ErrorType::State | ErrorType::Timeout) {
+            if let Some(stated) = stated_type(&super::process::tail(log, 1)) {
+                *error_type = stated;
+            }
+        }
+    }
+    Ok(Settled { verdict, board_head, result, lost_why })
+}
+
+/// What the fix-loop check said before a run.
+enum LoopCheck {
+    /// Run; past the soft cap, the round to tell the handler.
+    Run(Option<u32>),
+    /// Past the hard cap: the task was handed to a person (or another runner moved it first).
+    Stopped,
+}
+
+/// Where a task's own history begins: the merge base of its trigger with the default branch (the
+/// checked-out branch when it is another one, else `main` or `master`; the remote's in remote
+/// mode). None: the whole first-parent chain is the task's.
+fn task_base(repo: &Repo, ctx: &Ctx, branch: &str, trigger: ObjectId) -> Option<ObjectId> {
+    let mut candidates = Vec::new();
+    match ctx.board.remote() {
+        Some(r) => {
+            candidates.push(format!("refs/remotes/{r}/HEAD"));
+            candidates.push(format!("refs/remotes/{r}/main"));
+            candidates.push(format!("refs/remotes/{r}/master"));
+        }
+        None => {
+            if let Ok(Some(head)) = repo.head_branch() {
+                if head != branch {
+                    candidates.push(format!("refs/heads/{head}"));
+                }
+            }
+            candidates.push("refs/heads/main".into());
+            candidates.push("refs/heads/master".into());
+        }
+    }
+    let default = candidates
+        .iter()
+        .filter(|c| c.as_str() != format!("refs/heads/{branch}"))
+        .find_map(|c| repo.ref_id(c).ok().flatten())?;
+    repo.merge_base(trigger, default).ok().flatten()
+}
+
+/// Most commits of a task's history read to count its rounds.
+const ROUNDS_WALK_LIMIT: usize = 10_000;
+
+/// Count the rounds of the job's state in the task's history; past the hard cap write `blocked`
+/// with a decision card (one compare-and-swap from the trigger: a lost race is just a lost race).
+fn check_loop(ctx: &Ctx, job: &Job) -> Result<LoopCheck> {
+    let f = &job.settings.failure;
+    let repo = ctx.repo();
+    let base = task_base(&repo, ctx, &job.branch, job.head);
+    let history = repo.first_parents(job.head, base, ROUNDS_WALK_LIMIT)?;
+    let states: Vec<Option<String>> =
+        history.iter().map(|c| c.state().valid().map(|s| s.to_string()).filter(|s| s != "working")).collect();
+    let entries = history.iter().zip(&states).map(|(c, state)| Entry {
+        state: state.as_deref(),
+        is_retry: last_text(&c.trailers, Key::RetryOf).is_some(),
+        is_loop_cap: last_text(&c.trailers, Key::Escalation).as_deref() == Some("loop-cap"),
+    });
+    let round = rounds(entries, job.state.as_str());
+    match loop_verdict(round, f.loop_soft.value, f.loop_hard.value) {
+        LoopVerdict::Quiet => Ok(LoopCheck::Run(None)),
+        LoopVerdict::Round(n) => Ok(LoopCheck::Run(Some(n))),
+        LoopVerdict::Capped(n) => {
+            let errors: Vec<String> = history
+                .iter()
+                .filter_map(|c| last_text(&c.trailers, Key::Error))
+                .take(3)
+                .collect();
+            let msg = messages::loop_cap(
+                &job.branch,
+                &job.state,
+                n,
+                f.loop_hard.value,
+                &errors,
+                &ctx.opts.runner_id,
+                ctx.board.remote(),
+            )?;
+            let trigger = repo.commit(job.head)?;
+            let now = clock::now();
+            let id = repo.write_commit(trigger.tree, &[job.head], &msg, now)?;
+            let mut ev = Event::new(&job.branch, Kind::LostRace);
+            ev.state = Some(job.state.to_string());
+            match ctx.board.swap(&repo, &job.branch, job.head, id, "baton: loop cap")? {
+                Swap::Done => {
+                    ev.action = Kind::Escalated;
+                    ev.commit = Some(id.to_string());
+                    ev.next_state = Some(Reserved::Blocked.as_str().into());
+                    ev.error = Some(format!(
+                        "{} entered {n} times (loop.hard = {}); blocked for a person with a decision card",
+                        job.state, f.loop_hard.value
+                    ));
+                }
+                Swap::Lost(_) => {}
+                Swap::Failed(why) => {
+                    ev.action = Kind::Error;
+                    ev.error = Some(format!("could not write the loop-cap escalation: {why}"));
+                }
+            }
+            ctx.emit(ev);
+            Ok(LoopCheck::Stopped)
+        }
+    }
+}
+
+/// Take the half-open probe of breaker `name` for this run; false when another run has it.
+fn take_probe(ctx: &Ctx, job: &Job, name: &str, run_id: &str) -> Result<bool> {
+    let repo = ctx.repo();
+    let hold = job.settings.timeout.as_secs().saturating_add(job.settings.lease_seconds);
+    let hold = i64::try_from(hold).unwrap_or(i64::MAX);
+    let taken = breakers::update(ctx.board.as_ref(), &repo, name, |b, now| {
+        b.take_probe(run_id, now, now.saturating_add(hold))
+    })?;
+    Ok(taken.is_some())
+}
+
+/// After a run: tell the breaker of its state what happened (a failure of any kind, or a success
+/// when the breaker has something to forget). A breaker that cannot be written is an error event,
+/// never a reason to lose the run's record (already written).
+fn feed_breaker(ctx: &Ctx, job: &Job, outcome: &BreakerNews) {
+    let f = &job.settings.failure;
+    let name = f.breaker.value.clone();
+    let cfg = BreakerConfig::from_policy(f);
+    let repo = ctx.repo();
+    let probe = job.probe.is_some();
+    let result = breakers::update(ctx.board.as_ref(), &repo, &name, |b, now| match outcome {
+        BreakerNews::Success => {
+            let next = b.on_success(now);
+            (probe || next != *b).then_some(next)
+        }
+        BreakerNews::Failure { error_type, signature } => {
+            Some(b.on_failure(now, signature, error_type.trips_breaker(), &cfg))
+        }
+    });
+    match result {
+        Ok(Some(b)) if b.admit(clock::now()) != Admit::Closed && matches!(outcome, BreakerNews::Failure { .. }) => {
+            let mut ev = Event::new(&job.branch, Kind::Notice);
+            ev.state = Some(job.state.to_string());
+            ev.error = Some(format!(
+                "circuit breaker {name} is open for {}s: {}",
+                b.cooldown,
+                b.reason.as_deref().unwrap_or("")
+            ));
+            ctx.emit(ev);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let mut ev = Event::new(&job.branch, Kind::Error);
+            ev.error = Some(format!("circuit breaker {name}: {e:#}"));
+            ctx.emit(ev);
+        }
+    }
 }
 
 async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let started = Instant::now();
     let job = Arc::new(job);
+    let run_id = uuid::Uuid::new_v4().to_string();
+    // A fix loop past its hard cap goes to a person instead of another run.
+    let (c, j) = (ctx.clone(), job.clone());
+    let round = match blocking(move || check_loop(&c, &j)).await {
+        Ok(LoopCheck::Run(round)) => round,
+        Ok(LoopCheck::Stopped) => return Ok(()),
+        Err(e) => {
+            let mut ev = Event::new(&job.branch, Kind::Error);
+            ev.state = Some(job.state.to_string());
+            ev.error = Some(format!("could not count the task's rounds: {e:#}"));
+            ctx.emit(ev);
+            return Ok(());
+        }
+    };
+    // Through a half-open breaker only the run that takes its probe goes.
+    if let Some(name) = job.probe.clone() {
+        let (c, j, r, n) = (ctx.clone(), job.clone(), run_id.clone(), name.clone());
+        match blocking(move || take_probe(&c, &j, &n, &r)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!("{}: another run probes circuit breaker {name}", job.branch);
+                return Ok(());
+            }
+            Err(e) => {
+                let mut ev = Event::new(&job.branch, Kind::Error);
+                ev.error = Some(format!("circuit breaker {name}: could not take the probe: {e:#}"));
+                ctx.emit(ev);
+                return Ok(());
+            }
+        }
+    }
     // The slot first: a worktree problem must not touch the branch (the next tick retries).
     let (c, b, start) = (ctx.clone(), job.branch.clone(), job.head);
     let slot = match blocking(move || Slot::acquire(&c.common_dir, &c.scratch(), &b, start)).await {
@@ -224,8 +423,8 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
             return Ok(());
         }
     };
-    let (c, j) = (ctx.clone(), job.clone());
-    let claim = match blocking(move || claim(&c, &j)).await {
+    let (c, j, r) = (ctx.clone(), job.clone(), run_id.clone());
+    let claim = match blocking(move || claim(&c, &j, r)).await {
         Ok(Some(claim)) => Arc::new(claim),
         other => {
             release(slot, None).await;
@@ -250,8 +449,16 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let body_written = log
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&body_file, body_env(&claim.trigger.message)));
-    let env = handler_environment(ctx, &job, &claim, &slot.path, &body_file);
+        .and_then(|()| std::fs::write(&body_file, with_round(body_env(&claim.trigger.message), round, &job)));
+    // The previous attempt's failure, for a retry (the same text is at the end of the body).
+    let previous_file = log.with_extension("previous");
+    let previous = match last_text(&claim.trigger.trailers, Key::RetryOf) {
+        Some(_) => messages::last_attempt_section(&body_env(&claim.trigger.message))
+            .map(|section| std::fs::write(&previous_file, format!("{section}\n")).map(|()| previous_file.clone()))
+            .and_then(Result::ok),
+        None => None,
+    };
+    let env = handler_environment(ctx, &job, &claim, &slot.path, &body_file, round, previous.as_deref());
     let keeper = Arc::new(Mutex::new(Keeper { lease_head: claim.id, record: None }));
     let program = match body_written {
         Ok(()) => program,
@@ -288,8 +495,9 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     };
 
     let _ = std::fs::remove_file(&body_file);
-    let (c, j, cl, s, x) = (ctx.clone(), job.clone(), claim.clone(), slot.clone(), exit.clone());
-    let settled = blocking(move || settle(&c, &j, &cl, &x, &s)).await?;
+    let _ = std::fs::remove_file(&previous_file);
+    let (c, j, cl, s, x, l) = (ctx.clone(), job.clone(), claim.clone(), slot.clone(), exit.clone(), log.clone());
+    let settled = blocking(move || settle(&c, &j, &cl, &x, &s, &l)).await?;
     let settled_result = settled.result;
 
     let mut ev = Event::new(&job.branch, Kind::Succeeded);
@@ -305,13 +513,22 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let secrets = secrets(&passed(&ctx.runner_env, &job.settings.env_pass));
     let (c, j, cl, w, l) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone(), log.clone());
     let record = blocking(move || Ok(record_outcome(&c, &j, &cl, settled, &secrets, &l, &w))).await?;
+    let news = record.breaker_news(job.probe.is_some());
     apply_record(&mut ev, record);
+    if let Some(news) = news {
+        let (c, j) = (ctx.clone(), job.clone());
+        let _ = blocking(move || {
+            feed_breaker(&c, &j, &news);
+            Ok(())
+        })
+        .await;
+    }
 
     // Bring the user's checkout along when it has this branch: a two-tree merge carries local
     // edits over and refuses (changing nothing) when anything there — an untracked file the answer
     // also adds, an edit to a file it changes — would be overwritten. Then the person is told what
     // is in the way and how to finish; their files are never touched.
-    if job.force_worktree && matches!(ev.action, Kind::Succeeded | Kind::Parked | Kind::Failed) {
+    if job.force_worktree && matches!(ev.action, Kind::Succeeded | Kind::Parked | Kind::Failed | Kind::Retrying) {
         if let (Some(main), Some(new)) = (ctx.main_workdir.clone(), ev.commit.clone()) {
             let old = claim.trigger.tree.to_string();
             let at = new.clone();
@@ -358,11 +575,38 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     Ok(())
 }
 
+/// The body a handler gets: the task's, plus a line saying which round this is past the soft cap.
+fn with_round(body: String, round: Option<u32>, job: &Job) -> String {
+    match round {
+        None => body,
+        Some(n) => format!(
+            "{}\n\nRound {n} of {} (loop.soft = {}, loop.hard = {}): this state keeps coming back; change the approach.",
+            body.trim_end(),
+            job.state,
+            job.settings.failure.loop_soft.value,
+            job.settings.failure.loop_hard.value
+        ),
+    }
+}
+
 /// The handler's environment: the documented base, what the policy and `--pass-env` pass, and
 /// the protocol's own variables.
-fn handler_environment(ctx: &Ctx, job: &Job, claim: &Claim, wt: &Path, body_file: &Path) -> Vec<(String, String)> {
+fn handler_environment(
+    ctx: &Ctx,
+    job: &Job,
+    claim: &Claim,
+    wt: &Path,
+    body_file: &Path,
+    round: Option<u32>,
+    previous_log: Option<&Path>,
+) -> Vec<(String, String)> {
     let mut env = handler_env(&ctx.runner_env, &job.settings.env_pass);
-    let body = body_for_env(&body_env(&claim.trigger.message));
+    let body = body_for_env(&with_round(body_env(&claim.trigger.message), round, job));
+    let trailers = &claim.trigger.trailers;
+    let attempt = last_text(trailers, Key::Attempt).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(1).max(1);
+    let max_attempts = last_text(trailers, Key::MaxAttempts)
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(job.settings.failure.retry_logic.value.saturating_add(1));
     let commit = claim.trigger.id.to_string();
     let mut ours = vec![
         ("BATON_STATE", job.state.to_string()),
@@ -375,6 +619,8 @@ fn handler_environment(ctx: &Ctx, job: &Job, claim: &Claim, wt: &Path, body_file
         ("BATON_LEASE_SECONDS", job.settings.lease_seconds.to_string()),
         ("BATON_CLAIM_COMMIT", claim.id.to_string()),
         ("BATON_WORKTREE", wt.display().to_string()),
+        ("BATON_ATTEMPT", attempt.to_string()),
+        ("BATON_MAX_ATTEMPTS", max_attempts.max(attempt).to_string()),
         ("AYNIG_BODY", body),
         ("AYNIG_COMMIT_HASH", commit),
         ("AYNIG_STATE", job.state.to_string()),
@@ -382,6 +628,16 @@ fn handler_environment(ctx: &Ctx, job: &Job, claim: &Claim, wt: &Path, body_file
     ];
     if let Some(remote) = ctx.board.remote() {
         ours.push(("BATON_REMOTE", remote.to_owned()));
+    }
+    if last_text(trailers, Key::RetryOf).is_some() {
+        ours.push(("BATON_PREVIOUS_ERROR", last_text(trailers, Key::Error).unwrap_or_default()));
+        ours.push(("BATON_PREVIOUS_ERROR_TYPE", last_text(trailers, Key::ErrorType).unwrap_or_default()));
+    }
+    if let Some(p) = previous_log {
+        ours.push(("BATON_PREVIOUS_LOG", p.display().to_string()));
+    }
+    if let Some(n) = round {
+        ours.push(("BATON_ROUND", n.to_string()));
     }
     env.extend(ours.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env.extend(trailer_env(&claim.trigger.trailers));

@@ -122,6 +122,204 @@ pub fn failure(f: &Failure<'_>) -> Result<Vec<u8>> {
     Ok(compose(&format!("baton: {} failed", f.state), Some(&body), &trailers, f.next)?)
 }
 
+/// A dead letter's trailers on top of a failure event: the task used up its retries.
+pub struct DeadLetter<'a> {
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// When a sweep may try it again (transient, timeout and auth errors only).
+    pub retry_after: Option<i64>,
+    /// The task's `dwp-priority`, carried so `dlq` can show it.
+    pub priority: Option<&'a str>,
+    /// The breaker the error counted against, when its type counts.
+    pub breaker: Option<&'a str>,
+}
+
+/// A failure event that is a dead letter.
+pub fn dead_letter(f: &Failure<'_>, d: &DeadLetter<'_>) -> Result<Vec<u8>> {
+    let mut trailers = vec![
+        TrailerArg::reserved(Key::OriginState, f.state.as_str()),
+        TrailerArg::reserved(Key::RunId, f.run_id),
+        TrailerArg::reserved(Key::RunnerId, f.runner_id),
+    ];
+    if let Some(code) = f.exit_code {
+        trailers.push(TrailerArg::reserved(Key::ExitCode, code.to_string()));
+    }
+    trailers.push(TrailerArg::reserved(Key::Error, f.reason));
+    trailers.push(TrailerArg::reserved(Key::ErrorType, f.error_type));
+    trailers.push(TrailerArg::reserved(Key::Attempt, d.attempts.to_string()));
+    trailers.push(TrailerArg::reserved(Key::MaxAttempts, d.max_attempts.to_string()));
+    trailers.push(TrailerArg::reserved(Key::DeadLetter, f.error_type));
+    if let Some(t) = d.retry_after {
+        trailers.push(TrailerArg::reserved(Key::RetryAfter, t.to_string()));
+    }
+    if let Some(p) = d.priority {
+        trailers.push(TrailerArg::reserved(Key::Priority, p));
+    }
+    if let Some(b) = d.breaker {
+        trailers.push(TrailerArg::reserved(Key::Breaker, b));
+    }
+    trailers.extend(source(f.remote));
+    let mut body = failure_body(f.state.as_str(), f.reason, f.output_tail, f.log, f.worktree);
+    body.push_str(&format!(
+        "\nAttempt {} of {}: retries used up; this is a dead letter (git baton dlq).\n",
+        d.attempts, d.max_attempts
+    ));
+    Ok(compose(&format!("baton: {} failed", f.state), Some(&body), &trailers, f.next)?)
+}
+
+/// A retry: the task goes back to its state for another attempt.
+pub struct Retry<'a> {
+    /// The attempt this commit asks for (2 after the first failure).
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub not_before: i64,
+    /// The task's body as its trigger had it (earlier attempt sections included).
+    pub task_body: &'a str,
+    /// The trigger's own trailers that the task keeps (see [`carried`]).
+    pub carried: &'a [TrailerArg],
+}
+
+/// The trailers of a task's trigger that a retry carries over: everything but what the runner
+/// writes itself (state, lease, run facts, timers), so the retry is the same task again.
+pub fn carried(trigger: &[Trailer]) -> Vec<TrailerArg> {
+    trigger
+        .iter()
+        .filter(|t| match Key::from_name_ignore_case(&t.key_lossy()) {
+            Some(k) => !(k.runner_only() || k.runner_fact() || k == Key::NotBefore || k == Key::Source),
+            None => true,
+        })
+        .filter_map(|t| TrailerArg::new(t.key_lossy(), t.value_lossy()).ok())
+        .collect()
+}
+
+/// The heading of the section a failed attempt adds to a task's body.
+pub fn attempt_heading(n: u32) -> String {
+    format!("## Attempt {n} failed")
+}
+
+/// The section describing failed attempt `n`: what happened and the last lines of output.
+pub fn attempt_section(n: u32, f: &Failure<'_>) -> String {
+    let mut s = format!("{}\n\n", attempt_heading(n));
+    s.push_str(&format!("- error type: {}\n", f.error_type));
+    s.push_str(&format!("- error: {}\n", f.reason.split_whitespace().collect::<Vec<_>>().join(" ")));
+    match f.exit_code {
+        Some(c) => s.push_str(&format!("- exit code: {c}\n")),
+        None => s.push_str("- exit code: none\n"),
+    }
+    s.push_str(&format!("- run: {}\n", f.run_id));
+    if f.output_tail.trim().is_empty() {
+        s.push_str("\nIt printed nothing.\n");
+    } else {
+        s.push_str(&format!("\nLast {TAIL_LINES} lines of its output:\n\n"));
+        for line in f.output_tail.lines() {
+            let clean: String = line.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect();
+            s.push_str("    ");
+            s.push_str(clean.trim_end());
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// A task's body without the sections failed attempts added (what the person asked for).
+pub fn strip_attempt_sections(body: &str) -> String {
+    let mut out = Vec::new();
+    for line in body.lines() {
+        let t = line.trim_end();
+        let is_heading = t
+            .strip_prefix("## Attempt ")
+            .and_then(|r| r.strip_suffix(" failed"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if is_heading {
+            break;
+        }
+        out.push(line);
+    }
+    out.join("\n").trim().to_owned()
+}
+
+/// The last failed attempt's section of a body, if it has one (for `BATON_PREVIOUS_LOG`).
+pub fn last_attempt_section(body: &str) -> Option<&str> {
+    let mut start = None;
+    let mut offset = 0;
+    for line in body.split_inclusive('\n') {
+        if line.trim_end().starts_with("## Attempt ") && line.trim_end().ends_with(" failed") {
+            start = Some(offset);
+        }
+        offset += line.len();
+    }
+    start.map(|s| body[s..].trim_end())
+}
+
+/// The retry commit: the task back in its state, the failure fed back in its body.
+pub fn retry(f: &Failure<'_>, r: &Retry<'_>) -> Result<Vec<u8>> {
+    let mut trailers: Vec<TrailerArg> = r.carried.to_vec();
+    trailers.push(TrailerArg::reserved(Key::Attempt, r.attempt.to_string()));
+    trailers.push(TrailerArg::reserved(Key::MaxAttempts, r.max_attempts.to_string()));
+    trailers.push(TrailerArg::reserved(Key::NotBefore, r.not_before.to_string()));
+    trailers.push(TrailerArg::reserved(Key::RetryOf, f.run_id));
+    trailers.push(TrailerArg::reserved(Key::RunnerId, f.runner_id));
+    if let Some(code) = f.exit_code {
+        trailers.push(TrailerArg::reserved(Key::ExitCode, code.to_string()));
+    }
+    trailers.push(TrailerArg::reserved(Key::Error, f.reason));
+    trailers.push(TrailerArg::reserved(Key::ErrorType, f.error_type));
+    trailers.extend(source(f.remote));
+    let section = attempt_section(r.attempt.saturating_sub(1), f);
+    let body = match r.task_body.trim() {
+        "" => section,
+        task => format!("{task}\n\n{section}"),
+    };
+    Ok(compose(
+        &format!("baton: retry {} (attempt {} of {})", f.state, r.attempt, r.max_attempts),
+        Some(&body),
+        &trailers,
+        f.state,
+    )?)
+}
+
+/// The `blocked` commit written instead of a run when a fix loop passed its hard cap, with a
+/// decision card for the person who picks it up.
+pub fn loop_cap(
+    branch: &str,
+    state: &State,
+    round: u32,
+    hard: u32,
+    last_errors: &[String],
+    runner_id: &str,
+    remote: Option<&str>,
+) -> Result<Vec<u8>> {
+    let mut trailers = vec![
+        TrailerArg::reserved(Key::OriginState, state.as_str()),
+        TrailerArg::reserved(Key::Escalation, "loop-cap"),
+        TrailerArg::reserved(Key::RunnerId, runner_id),
+    ];
+    trailers.extend(source(remote));
+    let mut errors = String::new();
+    for e in last_errors {
+        errors.push_str(&format!("\n  - {}", e.split_whitespace().collect::<Vec<_>>().join(" ")));
+    }
+    if errors.is_empty() {
+        errors.push_str(" none recorded");
+    }
+    let body = format!(
+        "## Decision required\n\n\
+         Context: this task entered {state} {round} times; the hard cap is {hard} rounds (policy loop.hard), so it was not run again. Last errors:{errors}\n\n\
+         Options:\n\
+         A. Resume: another {hard} rounds of {state}, with what to change — git baton send --branch {branch} {state} -m \"WHAT TO CHANGE\"\n\
+         B. Cancel the task — git baton send --branch {branch} canceled -m \"WHY\"\n\n\
+         Recommended: B, unless the last rounds show progress\n\
+         Risk: every round is another handler run (time and money)\n\
+         Default: none — the task waits for an answer\n"
+    );
+    Ok(compose(
+        &format!("baton: {state} looped {round} times; blocked for a person"),
+        Some(&body),
+        &trailers,
+        &State::reserved_state(Reserved::Blocked),
+    )?)
+}
+
 /// The body of a failure event: what happened, the output's tail, and where the rest is.
 pub fn failure_body(state: &str, reason: &str, tail: &str, log: &Path, wt: &Path) -> String {
     let mut body = format!("The handler for {state} failed: {reason}\n");

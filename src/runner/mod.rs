@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod board;
+pub mod breakers;
 pub mod clock;
 pub mod context;
 pub mod exec;

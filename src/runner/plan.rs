@@ -4,11 +4,19 @@
 //! A `working` head whose lease expired is taken over. Everything else costs nothing: no
 //! worktree, no subprocess, not even a line of output unless it is worth a person's attention
 //! (an invalid state, a handler that is not executable, a branch checked out elsewhere).
+//!
+//! A branch also waits, at the cost of reading its head's trailers, while its `dwp-not-before`
+//! (a retry's backoff, a scheduled `send`) lies in the future, while it is `parked`, and while the
+//! circuit breaker of its state is open; a half-open breaker lets one branch through as its probe.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::protocol::{Lease, LeaseStatus, Reserved, State, StateRead};
+use crate::policy::FailurePolicy;
+use crate::protocol::state::last_text;
+use crate::protocol::{Key, Lease, LeaseStatus, Reserved, State, StateRead};
+use crate::recovery::{Admit, Breaker, Priority};
 use crate::repo::{HandlerLookup, ObjectId};
 
 use super::board::{BranchCard, PolicyRead};
@@ -54,6 +62,8 @@ pub struct RunSettings {
     /// Names or globs of the runner's environment variables passed to the handler.
     pub env_pass: Vec<String>,
     pub log_max_bytes: u64,
+    /// Classification, retries, loop caps, dead letters, breaker.
+    pub failure: FailurePolicy,
 }
 
 /// What shapes a plan besides the board itself.
@@ -63,6 +73,8 @@ pub struct PlanConfig {
     pub handlers: HandlerOrigin,
     /// The runner's own settings (command line or built-in), before the policy file.
     pub base: Base,
+    /// The circuit breakers as the tick read them (`refs/baton/breakers/*`), by name.
+    pub breakers: BTreeMap<String, Breaker>,
 }
 
 impl RunSettings {
@@ -74,8 +86,27 @@ impl RunSettings {
             lease_seconds: e.lease.value,
             env_pass: e.pass_names(),
             log_max_bytes: e.log_max_bytes.value,
+            failure: e.failure,
         }
     }
+}
+
+/// A head's `dwp-not-before` (epoch seconds): `Ok(None)` without one, `Err` with the bad value.
+pub fn not_before(trailers: &[crate::protocol::Trailer]) -> Result<Option<i64>, String> {
+    match last_text(trailers, Key::NotBefore) {
+        None => Ok(None),
+        Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| v),
+    }
+}
+
+/// The earliest `dwp-not-before` after `now` among the inputs: when a poller should look again.
+pub fn next_due(inputs: &[PlanInput], now: i64) -> Option<i64> {
+    inputs
+        .iter()
+        .filter(|i| matches!(&i.card.state, StateRead::Valid(s) if !s.is(Reserved::Working) && !s.is(Reserved::Parked)))
+        .filter_map(|i| not_before(&i.card.commit.trailers).ok().flatten())
+        .filter(|&t| t > now)
+        .min()
 }
 
 /// One branch as the planner sees it.
@@ -97,6 +128,8 @@ pub enum Action {
         origin: HandlerOrigin,
         settings: RunSettings,
         force_worktree: bool,
+        /// The half-open breaker this run probes (the runner takes the probe before claiming).
+        probe: Option<String>,
     },
     /// The lease expired: write `stalled`, then run the `stalled` handler if there is one.
     TakeOver {
@@ -128,6 +161,9 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
     let mut actions = Vec::new();
     // A broken policy: its branches are skipped, with one notice per distinct problem.
     let mut broken: Vec<(String, Vec<String>)> = Vec::new();
+    // Open breakers: one notice each, naming how many branches wait.
+    let mut held: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    let mut probing: BTreeSet<String> = BTreeSet::new();
     for input in inputs {
         let card = &input.card;
         let branch = card.head.branch.clone();
@@ -201,11 +237,40 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
             }
             continue;
         }
+        if valid.is(Reserved::Parked) {
+            continue;
+        }
         match &card.handler {
             Some(HandlerLookup::Found(path)) => {
+                let trailers = &card.commit.trailers;
+                match not_before(trailers) {
+                    Ok(Some(t)) if t > now => continue,
+                    Ok(_) => {}
+                    Err(v) => actions.push(notice(format!("malformed dwp-not-before {v:?} (epoch seconds); ignored"))),
+                }
+                if let Some(v) = last_text(trailers, Key::Attempt).filter(|v| v.trim().parse::<u32>().is_err()) {
+                    actions.push(notice(format!("malformed dwp-attempt {v:?}; counted as attempt 1")));
+                }
+                if let Some(v) = last_text(trailers, Key::Priority).filter(|v| v.trim().parse::<Priority>().is_err()) {
+                    actions.push(notice(format!("malformed dwp-priority {v:?}; medium assumed")));
+                }
                 if blocked_by_checkout(&mut actions) {
                     continue;
                 }
+                let settings = RunSettings::for_state(policy, valid.as_str(), &config.base);
+                let name = settings.failure.breaker.value.clone();
+                let probe = match config.breakers.get(&name).map(|b| b.admit(now)) {
+                    None | Some(Admit::Closed) => None,
+                    Some(Admit::Probe) if probing.insert(name.clone()) => Some(name),
+                    Some(admit) => {
+                        let why = match admit {
+                            Admit::Open { until } => format!("open for {}s more", until - now),
+                            _ => "half-open, one run probes it".to_owned(),
+                        };
+                        held.entry(name).or_insert_with(|| (why, Vec::new())).1.push(branch.clone());
+                        continue;
+                    }
+                };
                 actions.push(Action::Run {
                     branch,
                     refname,
@@ -213,8 +278,9 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
                     state: valid.clone(),
                     handler: path.clone(),
                     origin,
-                    settings: RunSettings::for_state(policy, valid.as_str(), &config.base),
+                    settings,
                     force_worktree,
+                    probe,
                 });
             }
             Some(HandlerLookup::NotExecutable(path)) => {
@@ -222,6 +288,16 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
             }
             _ => {}
         }
+    }
+    for (name, (why, branches)) in held {
+        let n = branches.len();
+        actions.push(Action::Notice {
+            branch: branches[0].clone(),
+            message: format!(
+                "circuit breaker {name} is {why}: {n} branch{} not claimed (git baton breakers)",
+                if n == 1 { "" } else { "es" }
+            ),
+        });
     }
     for (why, branches) in broken {
         let more = match branches.len() {
@@ -299,7 +375,7 @@ mod tests {
     }
 
     fn cfg(current: CurrentBranch) -> PlanConfig {
-        PlanConfig { current, handlers: HandlerOrigin::Worktree, base: Base::default() }
+        PlanConfig { current, handlers: HandlerOrigin::Worktree, base: Base::default(), breakers: BTreeMap::new() }
     }
 
     fn found(p: &str) -> Option<HandlerLookup> {

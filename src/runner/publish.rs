@@ -16,7 +16,10 @@ use super::process::tail;
 use super::report::{Event, Kind};
 use super::validate::{FailOn, Verdict};
 use crate::policy::env::mask;
-use crate::protocol::Reserved;
+use crate::protocol::state::last_text;
+use crate::protocol::{Key, Reserved};
+use crate::recovery::breaker::signature;
+use crate::recovery::{after_failure, AfterFailure, ErrorType, Priority, RetryConfig};
 use crate::repo::{BranchSource, ObjectId, Repo};
 
 /// What the runner wrote after a run, for the event.
@@ -25,12 +28,32 @@ pub(super) struct Recorded {
     commit: Option<ObjectId>,
     next_state: Option<String>,
     error: Option<String>,
+    /// The failure as the breaker sees it (type and signature), when the run failed.
+    failure: Option<(ErrorType, String)>,
+}
+
+/// What a run tells its state's circuit breaker.
+pub(super) enum BreakerNews {
+    Success,
+    Failure { error_type: ErrorType, signature: String },
 }
 
 impl Recorded {
     /// The runner could not do its part; nothing of the run reached the branch.
     fn error(why: String) -> Recorded {
-        Recorded { action: Kind::Error, commit: None, next_state: None, error: Some(why) }
+        Recorded { action: Kind::Error, commit: None, next_state: None, error: Some(why), failure: None }
+    }
+
+    /// What the breaker should hear: every recorded failure; a success (the caller skips writing
+    /// when the breaker has nothing to forget, unless the run was its probe).
+    pub(super) fn breaker_news(&self, _probe: bool) -> Option<BreakerNews> {
+        match (&self.action, &self.failure) {
+            (Kind::Failed | Kind::Retrying, Some((t, sig))) => {
+                Some(BreakerNews::Failure { error_type: *t, signature: sig.clone() })
+            }
+            (Kind::Succeeded | Kind::Parked, _) => Some(BreakerNews::Success),
+            _ => None,
+        }
     }
 }
 
@@ -100,6 +123,7 @@ pub(super) fn record_outcome(
                     commit: Some(result),
                     next_state: Some(next),
                     error: None,
+                    failure: None,
                 },
                 Ok(Swap::Lost(why)) => lost(format!("the branch moved while the result was published ({why})")),
                 Ok(Swap::Failed(why)) => {
@@ -114,31 +138,74 @@ pub(super) fn record_outcome(
                 FailOn::Result => (result, String::new()),
                 FailOn::Lease => (lease_head, keep_rejected(ctx, &repo, job, claim, result)),
             };
-            let next = messages::failure_state(&claim.trigger.trailers);
+            let trigger = &claim.trigger.trailers;
+            let f = &job.settings.failure;
+            let now = clock::now();
+            let attempt = last_text(trigger, Key::Attempt).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(1);
+            let priority_text = last_text(trigger, Key::Priority).map(|p| p.trim().to_owned());
+            let priority = priority_text.as_deref().and_then(|p| p.parse::<Priority>().ok()).unwrap_or_default();
+            let decision =
+                after_failure(attempt, error_type, priority, &claim.run_id, now, &RetryConfig::from_policy(f));
+            let output_tail = mask(&tail(log, TAIL_LINES), secrets);
+            let signature = signature(error_type.as_str(), &reason, output_tail.lines().last().unwrap_or(""));
+            let (next, action, note) = match &decision {
+                AfterFailure::Retry { attempt, max_attempts, not_before } => (
+                    job.state.clone(),
+                    Kind::Retrying,
+                    format!("; attempt {attempt} of {max_attempts} not before {}", clock::iso_utc(*not_before)),
+                ),
+                AfterFailure::DeadLetter { attempts, max_attempts, .. } if *max_attempts > 1 => (
+                    messages::failure_state(trigger),
+                    Kind::Failed,
+                    format!("; {attempts} attempts of {max_attempts} used: a dead letter"),
+                ),
+                AfterFailure::DeadLetter { .. } => (messages::failure_state(trigger), Kind::Failed, String::new()),
+            };
             let written = (|| -> Result<(ObjectId, Swap)> {
-                let msg = messages::failure(&Failure {
+                let failure = Failure {
                     state: &job.state,
                     run_id: &claim.run_id,
                     runner_id: &ctx.opts.runner_id,
                     exit_code,
                     reason: &reason,
-                    output_tail: &mask(&tail(log, TAIL_LINES), secrets),
+                    output_tail: &output_tail,
                     log,
                     worktree: wt,
                     next: &next,
                     remote: ctx.board.remote(),
                     error_type: error_type.as_str(),
-                })?;
+                };
+                let msg = match decision {
+                    AfterFailure::Retry { attempt, max_attempts, not_before } => {
+                        let carried = messages::carried(trigger);
+                        let task_body = crate::protocol::message::body_of(&claim.trigger.message);
+                        messages::retry(
+                            &failure,
+                            &messages::Retry { attempt, max_attempts, not_before, task_body: &task_body, carried: &carried },
+                        )?
+                    }
+                    AfterFailure::DeadLetter { attempts, max_attempts, retry_after } => messages::dead_letter(
+                        &failure,
+                        &messages::DeadLetter {
+                            attempts,
+                            max_attempts,
+                            retry_after,
+                            priority: priority_text.as_deref().filter(|p| p.parse::<Priority>().is_ok()),
+                            breaker: error_type.trips_breaker().then_some(f.breaker.value.as_str()),
+                        },
+                    )?,
+                };
                 let tree = repo.commit(base)?.tree;
-                let id = repo.write_commit(tree, &[base], &msg, clock::now())?;
+                let id = repo.write_commit(tree, &[base], &msg, now)?;
                 Ok((id, ctx.board.swap(&repo, &job.branch, lease_head, id, "baton: handler failed")?))
             })();
             match written {
                 Ok((id, Swap::Done)) => Recorded {
-                    action: Kind::Failed,
+                    action,
                     commit: Some(id),
                     next_state: Some(next.to_string()),
-                    error: Some(format!("{reason}{kept}")),
+                    error: Some(format!("{reason}{note}{kept}")),
+                    failure: Some((error_type, signature)),
                 },
                 Ok((_, Swap::Lost(why))) => lost(format!("the branch moved while the failure was recorded ({why})")),
                 Ok((_, Swap::Failed(why))) => Recorded::error(format!(

@@ -60,14 +60,32 @@ pub fn renewals_prefix(remote: &str) -> String {
     format!("refs/baton/remote-leases/{remote}/")
 }
 
-/// `git fetch` every branch of `remote` into `refs/remotes/<remote>/`, and the runners' lease
-/// renewals (`refs/baton/leases/*`) into `refs/baton/remote-leases/<remote>/`, pruning deleted
-/// ones.
+/// Where the circuit breakers of `remote` are fetched to.
+pub fn breakers_prefix(remote: &str) -> String {
+    format!("refs/baton/remote-breakers/{remote}/")
+}
+
+/// `git fetch` every branch of `remote` into `refs/remotes/<remote>/`, the runners' lease
+/// renewals (`refs/baton/leases/*`) into `refs/baton/remote-leases/<remote>/` and the circuit
+/// breakers (`refs/baton/breakers/*`) into `refs/baton/remote-breakers/<remote>/`, pruning
+/// deleted ones.
 pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
     let spec = format!("+refs/heads/*:refs/remotes/{remote}/*");
     let leases = format!("+refs/baton/leases/*:{}*", renewals_prefix(remote));
+    let breakers = format!("+refs/baton/breakers/*:{}*", breakers_prefix(remote));
     let out = git(dir)
-        .args(["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", "--", remote, &spec, &leases])
+        .args([
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--",
+            remote,
+            &spec,
+            &leases,
+            &breakers,
+        ])
         .output()
         .map_err(|e| format!("running git fetch: {e}"))?;
     if out.status.success() {

@@ -11,8 +11,12 @@ pub enum Kind {
     Succeeded,
     /// The handler renewed its own lease and left the branch parked.
     Parked,
-    /// The handler failed; a failure event commit was written.
+    /// The handler failed; a failure event commit was written (retries used up: a dead letter).
     Failed,
+    /// The handler failed and has attempts left: the task went back to its state with a timer.
+    Retrying,
+    /// The task was handed to a person instead of run (a fix loop reached its hard cap).
+    Escalated,
     /// An expired lease was taken over with a `stalled` commit.
     TookOver,
     /// Another runner moved the branch first; nothing done.
@@ -78,6 +82,16 @@ impl Event {
                 self.next_state.as_deref().unwrap_or("?"),
                 self.log.as_deref().unwrap_or("-")
             ),
+            Kind::Retrying => tracing::warn!(
+                "{b}: {st} failed, retrying: {}; log {}",
+                self.error.as_deref().unwrap_or(""),
+                self.log.as_deref().unwrap_or("-")
+            ),
+            Kind::Escalated => tracing::warn!(
+                "{b}: {st} not run, -> {}: {}",
+                self.next_state.as_deref().unwrap_or("?"),
+                self.error.as_deref().unwrap_or("")
+            ),
             Kind::TookOver => tracing::warn!("{b}: took over expired lease ({})", self.error.as_deref().unwrap_or("")),
             Kind::LostRace => tracing::debug!("{b}: another runner moved it first; skipped"),
             Kind::Notice => tracing::warn!("{b}: {}", self.error.as_deref().unwrap_or("")),
@@ -93,6 +107,8 @@ pub struct Summary {
     pub succeeded: usize,
     pub parked: usize,
     pub failed: usize,
+    pub retrying: usize,
+    pub escalated: usize,
     pub took_over: usize,
     pub lost_race: usize,
     pub notices: usize,
@@ -106,6 +122,8 @@ impl Summary {
             Kind::Succeeded => self.succeeded += 1,
             Kind::Parked => self.parked += 1,
             Kind::Failed => self.failed += 1,
+            Kind::Retrying => self.retrying += 1,
+            Kind::Escalated => self.escalated += 1,
             Kind::TookOver => self.took_over += 1,
             Kind::LostRace => self.lost_race += 1,
             Kind::Notice => self.notices += 1,
@@ -115,11 +133,13 @@ impl Summary {
 
     pub fn line(&self) -> String {
         format!(
-            "tick: {} claimed, {} succeeded, {} parked, {} failed, {} took over, {} lost race, {} notices, {} errors",
+            "tick: {} claimed, {} succeeded, {} parked, {} failed, {} retrying, {} escalated, {} took over, {} lost race, {} notices, {} errors",
             self.claimed,
             self.succeeded,
             self.parked,
             self.failed,
+            self.retrying,
+            self.escalated,
             self.took_over,
             self.lost_race,
             self.notices,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::board::{read_board, ReadOptions};
-use super::plan::{plan, spread, Action, Checkout, CurrentBranch, HandlerOrigin, PlanConfig, PlanInput};
+use super::plan::{next_due, plan, spread, Action, Checkout, CurrentBranch, HandlerOrigin, PlanConfig, PlanInput};
 use super::remote;
 use super::select::branch_selected;
 use super::source::{self, Source};
@@ -33,6 +33,8 @@ pub struct Prepared {
     pub actions: Vec<Action>,
     /// Where handlers and policy came from.
     pub source: Source,
+    /// The earliest `dwp-not-before` still in the future (a retry's timer): when to look again.
+    pub next_due: Option<i64>,
 }
 
 /// Why a tick could not be planned.
@@ -143,6 +145,12 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
     };
     // Runners sharing a board start at different places (pid and clock as the seed).
     let seed = u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now as u64;
+    let board_source = match &spec.remote {
+        Some(r) => BranchSource::Remote(r.clone()),
+        None => BranchSource::Local,
+    };
+    let breakers = super::breakers::read_all(&repo, &board_source)?;
+    let due = next_due(&inputs, now);
     let config = PlanConfig {
         current: spec.current,
         handlers: match &handlers {
@@ -150,6 +158,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
             Source::Trusted { tree, .. } => HandlerOrigin::Trusted(*tree),
         },
         base: spec.base.clone(),
+        breakers,
     };
     let mut actions = spread(plan(&inputs, now, &config), seed);
     actions.extend(
@@ -170,7 +179,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
             )));
         }
     }
-    Ok(Prepared { repo, actions, source: handlers })
+    Ok(Prepared { repo, actions, source: handlers, next_due: due })
 }
 
 /// A role must be a plain name (it becomes a path component).

@@ -20,31 +20,8 @@ pub enum Exit {
     LeaseLost(String),
 }
 
-/// What a failure is, as recorded in `dwp-error-type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorType {
-    /// Exit 75 (EX_TEMPFAIL): worth retrying as it is.
-    Transient,
-    /// Exit 77 (EX_NOPERM): credentials, not worth retrying.
-    Auth,
-    /// Any other failure of the handler's own work.
-    Logic,
-    /// A protocol violation the runner detected (a result that abandons its lease, …).
-    State,
-    Timeout,
-}
-
-impl ErrorType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorType::Transient => "transient",
-            ErrorType::Auth => "auth",
-            ErrorType::Logic => "logic",
-            ErrorType::State => "state",
-            ErrorType::Timeout => "timeout",
-        }
-    }
-}
+pub use crate::recovery::ErrorType;
+use crate::recovery::ExitClasses;
 
 /// The board after the run: the branch head compared with this run's lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,11 +71,8 @@ pub enum Verdict {
 /// The reason recorded when a handler's result abandons or rewrites its lease.
 pub const NOT_FROM_LEASE: &str = "the handler's result does not descend from its lease";
 
-/// Exit codes with a meaning of their own (sysexits.h).
-const EX_TEMPFAIL: i32 = 75;
-const EX_NOPERM: i32 = 77;
-
-pub fn judge(exit: &Exit, board: LeaseHead, result: &ResultFacts, run_id: &str) -> Verdict {
+/// `classes`: the exit codes the policy adds to 75 (transient) and 77 (auth).
+pub fn judge(exit: &Exit, board: LeaseHead, result: &ResultFacts, run_id: &str, classes: &ExitClasses) -> Verdict {
     match board {
         LeaseHead::Gone => return Verdict::BranchGone,
         LeaseHead::Foreign => return Verdict::LeaseLost,
@@ -116,12 +90,7 @@ pub fn judge(exit: &Exit, board: LeaseHead, result: &ResultFacts, run_id: &str) 
     match exit {
         Exit::Code(0) => {}
         Exit::Code(c) => {
-            let t = match *c {
-                EX_TEMPFAIL => ErrorType::Transient,
-                EX_NOPERM => ErrorType::Auth,
-                _ => ErrorType::Logic,
-            };
-            return failed(format!("handler exited with status {c}"), t);
+            return failed(format!("handler exited with status {c}"), classes.of(*c));
         }
         Exit::Signal(s) => return failed(format!("handler was killed by signal {s}"), ErrorType::Logic),
         Exit::TimedOut { seconds } => {
@@ -171,7 +140,7 @@ mod tests {
         StateRead::Valid(State::parse(s).unwrap())
     }
     fn j(exit: Exit, r: &ResultFacts) -> Verdict {
-        judge(&exit, LeaseHead::Ours, r, "r")
+        judge(&exit, LeaseHead::Ours, r, "r", &ExitClasses::default())
     }
     fn error_type(v: &Verdict) -> Option<ErrorType> {
         match v {
@@ -252,8 +221,8 @@ mod tests {
     #[test]
     fn gone_branch_and_lost_lease() {
         let r = result(valid("stalled"), None);
-        assert_eq!(judge(&Exit::Code(0), LeaseHead::Gone, &r, "r"), Verdict::BranchGone);
-        assert_eq!(judge(&Exit::Code(0), LeaseHead::Foreign, &r, "r"), Verdict::LeaseLost);
-        assert_eq!(judge(&Exit::LeaseLost("moved".into()), LeaseHead::Ours, &r, "r"), Verdict::LeaseLost);
+        assert_eq!(judge(&Exit::Code(0), LeaseHead::Gone, &r, "r", &ExitClasses::default()), Verdict::BranchGone);
+        assert_eq!(judge(&Exit::Code(0), LeaseHead::Foreign, &r, "r", &ExitClasses::default()), Verdict::LeaseLost);
+        assert_eq!(judge(&Exit::LeaseLost("moved".into()), LeaseHead::Ours, &r, "r", &ExitClasses::default()), Verdict::LeaseLost);
     }
 }

@@ -200,6 +200,10 @@ pub fn repo_with(handlers: &[(&str, &str)]) -> TestRepo {
     r
 }
 
+/// A policy file that turns retries off: for tests of what one failed run records.
+pub const NO_RETRIES: (&str, &str) =
+    (".dwp/policy.toml", "[defaults]\nretry.transient = 0\nretry.timeout = 0\nretry.logic = 0\n");
+
 /// A task branch `name` off `main` in `state` (`git baton send`); returns its head.
 pub fn task(r: &TestRepo, name: &str, state: &str) -> String {
     r.git(&["branch", name, "main"]);
