@@ -34,7 +34,8 @@ fn f01_sigkilled_runner_leaves_no_handler_behind_and_its_work_is_salvaged() {
     unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
     let _ = first.wait();
     std::thread::sleep(Duration::from_millis(300));
-    let ps = std::process::Command::new("sh").args(["-c", "ps -eo args | grep -c '^[s]leep 30[.]37$'"]).output().unwrap();
+    let ps =
+        std::process::Command::new("sh").args(["-c", "ps -eo args | grep -c '^[s]leep 30[.]37$'"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "0", "a process of the run outlived its runner");
     // Three runners race for the expired lease: exactly one takes it over and runs `stalled`.
     let takeovers: usize = std::thread::scope(|s| {

@@ -126,7 +126,8 @@ fn next_on_failure_trailer_chooses_failure_state() {
 /// Exit 0 without a commit, or with a commit that names no state, is a failure too.
 #[test]
 fn silent_handler_and_stateless_answer_fail() {
-    let r = repo_with(&[common::NO_RETRIES, 
+    let r = repo_with(&[
+        common::NO_RETRIES,
         (".dwp/command/silent", "#!/bin/sh\nexit 0\n"),
         (".dwp/command/nostate", "#!/bin/sh\ngit commit -q --allow-empty -m 'forgot the trailer'\n"),
     ]);
@@ -382,10 +383,13 @@ fn fail_on_error_sets_exit_status() {
 /// A handler that renews its own lease with `git baton heartbeat` parks the branch.
 #[test]
 fn handler_can_park_with_heartbeat() {
-    let r = repo_with(&[common::NO_RETRIES, (
-        ".dwp/command/wait",
-        "#!/bin/sh\nset -e\ngit baton heartbeat --lease-seconds 86400 -m 'waiting for a human'\n",
-    )]);
+    let r = repo_with(&[
+        common::NO_RETRIES,
+        (
+            ".dwp/command/wait",
+            "#!/bin/sh\nset -e\ngit baton heartbeat --lease-seconds 86400 -m 'waiting for a human'\n",
+        ),
+    ]);
     r.task("t1", "wait", &[]);
     let bin_dir = Path::new(common::BATON).parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());

@@ -181,10 +181,7 @@ fn print_table(out: &mut Out, r: &Report<'_>, policy: &Policy) -> Result<()> {
         ("loop.hard", n(&f.loop_hard)),
         (
             "dlq.retry_after",
-            (
-                f.dlq_retry_after.value.map_or("by priority".into(), format_duration),
-                f.dlq_retry_after.from.to_string(),
-            ),
+            (f.dlq_retry_after.value.map_or("by priority".into(), format_duration), f.dlq_retry_after.from.to_string()),
         ),
         ("dlq.archive_after", d(&f.dlq_archive_after)),
         ("dlq.sweep", d(&f.dlq_sweep)),

@@ -89,6 +89,7 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
             let mut ticks = 0u64;
             let mut said_source: Option<String> = None;
             let mut last_gc: Option<std::time::Instant> = None;
+            let mut due_next: Option<tokio::time::Instant> = None;
             tracing::info!("watching every {:.1}s", interval.as_secs_f64());
             loop {
                 executor.reap();
@@ -144,9 +145,31 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
                 if max_ticks > 0 && ticks >= max_ticks {
                     break;
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop_rx.wait_for(|s| *s) => break,
+                // Sleep the interval, or until a retry timer one of our jobs set comes due.
+                let deadline = tokio::time::Instant::now() + wait;
+                let mut stop = false;
+                loop {
+                    let mut until = deadline;
+                    if let Some(due) = executor.ctx().take_due() {
+                        let secs = (due - clock::now()).max(0) as f64 + 0.05;
+                        until = until.min(tokio::time::Instant::now() + Duration::from_secs_f64(secs));
+                        due_next = Some(until);
+                    }
+                    if let Some(d) = due_next {
+                        until = until.min(d);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = executor.ctx().wake.notified() => continue,
+                        _ = stop_rx.wait_for(|s| *s) => {
+                            stop = true;
+                            break;
+                        }
+                    }
+                }
+                due_next = None;
+                if stop {
+                    break;
                 }
             }
             executor.join_all().await;

@@ -294,9 +294,10 @@ pub(super) fn check(s: &super::Settings) -> Result<(), (std::ops::Range<usize>, 
             }
         }
     }
-    for (key, codes) in
-        [("classify.transient_exit_codes", &s.classify.transient_exit_codes), ("classify.auth_exit_codes", &s.classify.auth_exit_codes)]
-    {
+    for (key, codes) in [
+        ("classify.transient_exit_codes", &s.classify.transient_exit_codes),
+        ("classify.auth_exit_codes", &s.classify.auth_exit_codes),
+    ] {
         if let Some(v) = codes.as_ref().filter(|v| v.get_ref().contains(&0)) {
             return Err((v.span(), key, "0 is success, not an error".into()));
         }

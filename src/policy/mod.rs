@@ -33,7 +33,7 @@ use toml::Spanned;
 
 pub use duration::{ByteSize, Seconds};
 pub use env::PassName;
-pub use failure::{BreakerField, FailurePolicy, Factor};
+pub use failure::{BreakerField, Factor, FailurePolicy};
 pub use load::{load, parse_file, parse_file_as, POLICY_PATH};
 
 /// Built-in handler timeout, in seconds.
@@ -354,7 +354,12 @@ impl Policy {
     }
 
     /// Per key: `[states.<state>]`, else `[defaults]`, else `built_in`.
-    fn resolve<T: Clone>(&self, state: &str, get: impl Fn(&Settings) -> Option<(T, Range<usize>)>, built_in: Resolved<T>) -> Resolved<T> {
+    fn resolve<T: Clone>(
+        &self,
+        state: &str,
+        get: impl Fn(&Settings) -> Option<(T, Range<usize>)>,
+        built_in: Resolved<T>,
+    ) -> Resolved<T> {
         if let Some((value, span)) = self.states.get(state).and_then(&get) {
             Resolved { value, from: Origin::State { state: state.to_owned(), line: self.line_of(span) } }
         } else if let Some((value, span)) = get(&self.defaults) {
@@ -389,8 +394,11 @@ impl Policy {
             auth_exit_codes: self.resolve(state, |s| v(&s.classify.auth_exit_codes), b.auth_exit_codes),
             loop_soft: self.resolve(state, |s| v(&s.r#loop.soft), b.loop_soft),
             loop_hard: self.resolve(state, |s| v(&s.r#loop.hard), b.loop_hard),
-            dlq_retry_after: self
-                .resolve(state, |s| secs(&s.dlq.retry_after).map(|(x, sp)| (Some(x), sp)), b.dlq_retry_after),
+            dlq_retry_after: self.resolve(
+                state,
+                |s| secs(&s.dlq.retry_after).map(|(x, sp)| (Some(x), sp)),
+                b.dlq_retry_after,
+            ),
             dlq_archive_after: self.resolve(state, |s| secs(&s.dlq.archive_after), b.dlq_archive_after),
             dlq_sweep: self.resolve(state, |s| secs(&s.dlq.sweep), b.dlq_sweep),
             breaker: self.resolve(state, |s| breaker(s).and_then(|b| v(&b.name)).map(|(n, sp)| (n.0, sp)), b.breaker),
@@ -398,8 +406,11 @@ impl Policy {
             breaker_window: self.resolve(state, |s| breaker(s).and_then(|b| secs(&b.window)), b.breaker_window),
             breaker_identical: self.resolve(state, |s| breaker(s).and_then(|b| v(&b.identical)), b.breaker_identical),
             breaker_cooldown: self.resolve(state, |s| breaker(s).and_then(|b| secs(&b.cooldown)), b.breaker_cooldown),
-            breaker_max_cooldown: self
-                .resolve(state, |s| breaker(s).and_then(|b| secs(&b.max_cooldown)), b.breaker_max_cooldown),
+            breaker_max_cooldown: self.resolve(
+                state,
+                |s| breaker(s).and_then(|b| secs(&b.max_cooldown)),
+                b.breaker_max_cooldown,
+            ),
         }
     }
 }

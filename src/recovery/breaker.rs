@@ -63,11 +63,16 @@ pub struct Breaker {
 pub enum Admit {
     Closed,
     /// Nothing runs until then.
-    Open { until: i64 },
+    Open {
+        until: i64,
+    },
     /// Half-open and nobody probes: the first runner to take the probe runs one branch.
     Probe,
     /// Half-open and a run probes.
-    Probing { run_id: String, until: i64 },
+    Probing {
+        run_id: String,
+        until: i64,
+    },
 }
 
 impl Breaker {
@@ -246,7 +251,8 @@ pub fn signature(error_type: &str, reason: &str, last_line: &str) -> String {
 mod tests {
     use super::*;
 
-    const CFG: BreakerConfig = BreakerConfig { threshold: 3, window: 60, identical: 5, cooldown: 300, max_cooldown: 1800 };
+    const CFG: BreakerConfig =
+        BreakerConfig { threshold: 3, window: 60, identical: 5, cooldown: 300, max_cooldown: 1800 };
 
     fn fail(b: &Breaker, now: i64, sig: &str) -> Breaker {
         b.on_failure(now, sig, true, &CFG)
@@ -309,9 +315,8 @@ mod tests {
     #[test]
     fn failed_probes_double_the_cooldown_up_to_the_cap() {
         let mut b = fail(&fail(&fail(&Breaker::default(), 0, "a"), 1, "b"), 2, "c");
-        let mut now = 2;
         for want in [600, 1200, 1800, 1800] {
-            now = b.open_until.unwrap();
+            let now = b.open_until.unwrap();
             b = b.take_probe("p", now, now + 10).unwrap().on_failure(now + 1, "x", true, &CFG);
             assert_eq!(b.cooldown, want);
             assert_eq!(b.admit(now + 1), Admit::Open { until: now + 1 + want as i64 });
@@ -342,7 +347,10 @@ mod tests {
         for state in [Breaker::default(), b.clone(), probing] {
             let msg = state.to_message("anthropic", 400);
             let back = Breaker::from_message(&msg);
-            let want = Breaker { last_error: state.last_error.as_ref().map(|e| e.split_whitespace().collect::<Vec<_>>().join(" ")), ..state.clone() };
+            let want = Breaker {
+                last_error: state.last_error.as_ref().map(|e| e.split_whitespace().collect::<Vec<_>>().join(" ")),
+                ..state.clone()
+            };
             assert_eq!(back, want, "{}", String::from_utf8_lossy(&msg));
         }
         let junk = b"x\n\ndwp-breaker-open-until: soon\ndwp-breaker-failures: 1 x 3\ndwp-breaker-probe: nothing\n";

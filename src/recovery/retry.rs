@@ -191,7 +191,9 @@ mod tests {
     #[test]
     fn backoff_doubles_caps_and_jitters_within_twenty_percent() {
         let c = RetryConfig { backoff: 10, max_delay: 300, ..cfg() };
-        for (failed, base) in [(1u32, 10_000f64), (2, 20_000.0), (3, 40_000.0), (5, 160_000.0), (6, 300_000.0), (60, 300_000.0)] {
+        for (failed, base) in
+            [(1u32, 10_000f64), (2, 20_000.0), (3, 40_000.0), (5, 160_000.0), (6, 300_000.0), (60, 300_000.0)]
+        {
             for run in ["a", "b", "run-7", "0b6c2f7e-0000"] {
                 let d = backoff_delay_ms(failed, run, &c) as f64;
                 assert!(d >= base * 0.8 && d < base * 1.2, "attempt {failed}, run {run}: {d} vs {base}");
@@ -215,16 +217,27 @@ mod tests {
         let c = cfg();
         let now = 1_000;
         let r = |attempt, t| after_failure(attempt, t, Priority::Medium, "r", now, &c);
-        assert!(matches!(r(1, ErrorType::Transient), AfterFailure::Retry { attempt: 2, max_attempts: 4, not_before } if not_before == now + 1));
+        assert!(
+            matches!(r(1, ErrorType::Transient), AfterFailure::Retry { attempt: 2, max_attempts: 4, not_before } if not_before == now + 1)
+        );
         assert!(matches!(r(3, ErrorType::Transient), AfterFailure::Retry { attempt: 4, max_attempts: 4, .. }));
         assert_eq!(
             r(4, ErrorType::Transient),
             AfterFailure::DeadLetter { attempts: 4, max_attempts: 4, retry_after: Some(now + 3600) }
         );
         assert!(matches!(r(2, ErrorType::Logic), AfterFailure::Retry { attempt: 3, max_attempts: 3, .. }));
-        assert_eq!(r(3, ErrorType::Logic), AfterFailure::DeadLetter { attempts: 3, max_attempts: 3, retry_after: None });
-        assert_eq!(r(1, ErrorType::Auth), AfterFailure::DeadLetter { attempts: 1, max_attempts: 1, retry_after: Some(now + 3600) });
-        assert_eq!(r(1, ErrorType::State), AfterFailure::DeadLetter { attempts: 1, max_attempts: 1, retry_after: None });
+        assert_eq!(
+            r(3, ErrorType::Logic),
+            AfterFailure::DeadLetter { attempts: 3, max_attempts: 3, retry_after: None }
+        );
+        assert_eq!(
+            r(1, ErrorType::Auth),
+            AfterFailure::DeadLetter { attempts: 1, max_attempts: 1, retry_after: Some(now + 3600) }
+        );
+        assert_eq!(
+            r(1, ErrorType::State),
+            AfterFailure::DeadLetter { attempts: 1, max_attempts: 1, retry_after: None }
+        );
         // An attempt past a lowered cap is a dead letter, not a wrap-around; 0 reads as 1.
         assert!(matches!(r(9, ErrorType::Logic), AfterFailure::DeadLetter { attempts: 9, .. }));
         assert!(matches!(r(0, ErrorType::Logic), AfterFailure::Retry { attempt: 2, .. }));

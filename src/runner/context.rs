@@ -2,10 +2,10 @@
 //! remote), the runner's options and environment, the stop signal and the event channel.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::backend::{Backend, Local, Remote};
 use super::report::Event;
@@ -36,6 +36,10 @@ pub struct Ctx {
     /// Flips to true on SIGINT/SIGTERM: stop claiming, give running handlers `grace`.
     pub shutdown: watch::Receiver<bool>,
     pub events: mpsc::UnboundedSender<Event>,
+    /// The earliest retry timer a job of this runner set (epoch seconds), and the signal a
+    /// poller waits on to wake for it instead of sleeping a whole interval.
+    due: Mutex<Option<i64>>,
+    pub wake: Notify,
 }
 
 impl Ctx {
@@ -60,7 +64,19 @@ impl Ctx {
             opts,
             shutdown,
             events,
+            due: Mutex::new(None),
+            wake: Notify::new(),
         }
+    }
+    /// A job scheduled work at `at` (a retry's `dwp-not-before`): wake the poller for it.
+    pub(crate) fn note_due(&self, at: i64) {
+        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        *due = Some(due.map_or(at, |d| d.min(at)));
+        self.wake.notify_one();
+    }
+    /// The earliest timer noted since the last call (the next tick re-reads every timer anyway).
+    pub fn take_due(&self) -> Option<i64> {
+        self.due.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
     /// Swap in a freshly opened repository (a poller re-reads configuration every tick).
     pub fn refresh(&self, repo: Repo) {

@@ -16,11 +16,11 @@ use tokio::sync::watch;
 
 use super::backend::Swap;
 use super::breakers;
-use super::publish::BreakerNews;
 use super::context::Ctx;
 use super::messages;
-use super::plan::{Action, HandlerOrigin, RunSettings};
+use super::plan::{Action, BreakerRole, HandlerOrigin, RunSettings};
 use super::process::{run_handler, trailer_env, HandlerRun};
+use super::publish::BreakerNews;
 use super::publish::{apply_record, record_outcome, stray_branches};
 use super::renewal::{keep_lease, Keeper};
 use super::report::{Event, Kind};
@@ -30,10 +30,10 @@ use crate::policy::env::{handler_env, passed, secrets};
 use crate::protocol::message::body_for_env;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, State};
-use crate::repo::worktree::{run_git, Slot, SlotHead};
 use crate::recovery::classify::stated_type;
 use crate::recovery::rounds::{rounds, Entry};
 use crate::recovery::{loop_verdict, Admit, BreakerConfig, ExitClasses, LoopVerdict};
+use crate::repo::worktree::{run_git, Slot, SlotHead};
 use crate::repo::{BranchSource, CommitInfo, ObjectId, Repo};
 
 pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -48,8 +48,8 @@ pub(super) struct Job {
     pub(super) origin: HandlerOrigin,
     pub(super) settings: RunSettings,
     pub(super) force_worktree: bool,
-    /// The half-open circuit breaker this run probes, taken before the claim.
-    pub(super) probe: Option<String>,
+    /// What the run is to its state's circuit breaker (a probe is taken before the claim).
+    pub(super) breaker: BreakerRole,
 }
 
 pub(super) struct Claim {
@@ -70,8 +70,8 @@ pub(super) fn rejected_ref(branch: &str, run_id: &str) -> String {
 
 pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
     match action {
-        Action::Run { branch, head, state, handler, origin, settings, force_worktree, probe, .. } => {
-            run_branch(ctx, Job { branch, head, state, handler, origin, settings, force_worktree, probe }).await
+        Action::Run { branch, head, state, handler, origin, settings, force_worktree, breaker, .. } => {
+            run_branch(ctx, Job { branch, head, state, handler, origin, settings, force_worktree, breaker }).await
         }
         Action::TakeOver { branch, head, lease, stalled_handler, origin, settings, force_worktree, .. } => {
             let c = ctx.clone();
@@ -82,8 +82,8 @@ pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
             match stalled_handler {
                 Some(handler) if !ctx.stopping() => {
                     let state = State::reserved_state(Reserved::Stalled);
-                    let job =
-                        Job { branch, head: stalled, state, handler, origin, settings, force_worktree, probe: None };
+                    let breaker = BreakerRole::Clean;
+                    let job = Job { branch, head: stalled, state, handler, origin, settings, force_worktree, breaker };
                     run_branch(ctx, job).await
                 }
                 _ => Ok(()),
@@ -287,11 +287,8 @@ fn check_loop(ctx: &Ctx, job: &Job) -> Result<LoopCheck> {
         LoopVerdict::Quiet => Ok(LoopCheck::Run(None)),
         LoopVerdict::Round(n) => Ok(LoopCheck::Run(Some(n))),
         LoopVerdict::Capped(n) => {
-            let errors: Vec<String> = history
-                .iter()
-                .filter_map(|c| last_text(&c.trailers, Key::Error))
-                .take(3)
-                .collect();
+            let errors: Vec<String> =
+                history.iter().filter_map(|c| last_text(&c.trailers, Key::Error)).take(3).collect();
             let msg = messages::loop_cap(
                 &job.branch,
                 &job.state,
@@ -347,7 +344,7 @@ fn feed_breaker(ctx: &Ctx, job: &Job, outcome: &BreakerNews) {
     let name = f.breaker.value.clone();
     let cfg = BreakerConfig::from_policy(f);
     let repo = ctx.repo();
-    let probe = job.probe.is_some();
+    let probe = job.breaker.probe().is_some();
     let result = breakers::update(ctx.board.as_ref(), &repo, &name, |b, now| match outcome {
         BreakerNews::Success => {
             let next = b.on_success(now);
@@ -395,7 +392,7 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
         }
     };
     // Through a half-open breaker only the run that takes its probe goes.
-    if let Some(name) = job.probe.clone() {
+    if let Some(name) = job.breaker.probe().map(str::to_owned) {
         let (c, j, r, n) = (ctx.clone(), job.clone(), run_id.clone(), name.clone());
         match blocking(move || take_probe(&c, &j, &n, &r)).await {
             Ok(true) => {}
@@ -513,7 +510,7 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let secrets = secrets(&passed(&ctx.runner_env, &job.settings.env_pass));
     let (c, j, cl, w, l) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone(), log.clone());
     let record = blocking(move || Ok(record_outcome(&c, &j, &cl, settled, &secrets, &l, &w))).await?;
-    let news = record.breaker_news(job.probe.is_some());
+    let news = record.breaker_news(&job.breaker);
     apply_record(&mut ev, record);
     if let Some(news) = news {
         let (c, j) = (ctx.clone(), job.clone());

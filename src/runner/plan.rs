@@ -109,6 +109,27 @@ pub fn next_due(inputs: &[PlanInput], now: i64) -> Option<i64> {
         .min()
 }
 
+/// What a run is to the circuit breaker of its state, as the tick read the breaker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BreakerRole {
+    /// Closed with nothing to forget: a success need not touch it (no write, no round trip).
+    #[default]
+    Clean,
+    /// Closed, remembering recent errors: a success resets its streak.
+    Dirty,
+    /// Half-open: this run is to take its probe before claiming, and report back.
+    Probe(String),
+}
+
+impl BreakerRole {
+    pub fn probe(&self) -> Option<&str> {
+        match self {
+            BreakerRole::Probe(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
 /// One branch as the planner sees it.
 #[derive(Debug, Clone)]
 pub struct PlanInput {
@@ -128,8 +149,8 @@ pub enum Action {
         origin: HandlerOrigin,
         settings: RunSettings,
         force_worktree: bool,
-        /// The half-open breaker this run probes (the runner takes the probe before claiming).
-        probe: Option<String>,
+        /// What the run is to its state's circuit breaker.
+        breaker: BreakerRole,
     },
     /// The lease expired: write `stalled`, then run the `stalled` handler if there is one.
     TakeOver {
@@ -259,9 +280,12 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
                 }
                 let settings = RunSettings::for_state(policy, valid.as_str(), &config.base);
                 let name = settings.failure.breaker.value.clone();
-                let probe = match config.breakers.get(&name).map(|b| b.admit(now)) {
-                    None | Some(Admit::Closed) => None,
-                    Some(Admit::Probe) if probing.insert(name.clone()) => Some(name),
+                let seen = config.breakers.get(&name);
+                let breaker = match seen.map(|b| b.admit(now)) {
+                    None => BreakerRole::Clean,
+                    Some(Admit::Closed) if seen.is_some_and(|b| b.last_error.is_none()) => BreakerRole::Clean,
+                    Some(Admit::Closed) => BreakerRole::Dirty,
+                    Some(Admit::Probe) if probing.insert(name.clone()) => BreakerRole::Probe(name),
                     Some(admit) => {
                         let why = match admit {
                             Admit::Open { until } => format!("open for {}s more", until - now),
@@ -280,7 +304,7 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
                     origin,
                     settings,
                     force_worktree,
-                    probe,
+                    breaker,
                 });
             }
             Some(HandlerLookup::NotExecutable(path)) => {
@@ -467,5 +491,89 @@ mod tests {
         let mut a = card("a", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         a.checkout = Checkout::Elsewhere("/tmp/wt".into());
         assert!(matches!(&plan(&[a], 0, &cfg(CurrentBranch::Skip))[..], [Action::Notice { .. }]));
+    }
+
+    #[test]
+    fn timers_and_parked_heads_wait_at_no_cost() {
+        let inputs = vec![
+            card("later", "t\n\ndwp-not-before: 2000\ndwp-state: build\n", 0, found(".dwp/command/build"), None),
+            card("due", "t\n\ndwp-not-before: 1000\ndwp-state: build\n", 0, found(".dwp/command/build"), None),
+            card("parked", "t\n\ndwp-parked-from: abc\ndwp-state: parked\n", 0, found(".dwp/command/parked"), None),
+        ];
+        let names = |now| {
+            plan(&inputs, now, &cfg(CurrentBranch::Skip)).iter().map(|a| a.branch().to_owned()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(1000), ["due"]);
+        assert_eq!(names(1999), ["due"]);
+        assert_eq!(names(2000), ["later", "due"]);
+        assert_eq!(next_due(&inputs, 1000), Some(2000));
+        assert_eq!(next_due(&inputs, 2000), None);
+    }
+
+    #[test]
+    fn malformed_timer_attempt_and_priority_are_notices_not_crashes() {
+        let msg = "t\n\ndwp-not-before: soon\ndwp-attempt: -1\ndwp-priority: urgent\ndwp-state: build\n";
+        let actions = plan(&[card("a", msg, 0, found(".dwp/command/build"), None)], 0, &cfg(CurrentBranch::Skip));
+        let notices: Vec<&str> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Notice { message, .. } => Some(message.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(notices.len(), 3, "{actions:?}");
+        assert!(
+            notices[0].contains("dwp-not-before")
+                && notices[1].contains("dwp-attempt")
+                && notices[2].contains("dwp-priority")
+        );
+        assert!(actions.iter().any(|a| matches!(a, Action::Run { .. })), "still runs");
+    }
+
+    #[test]
+    fn breakers_hold_their_states_with_one_notice_and_let_one_probe_through() {
+        let inputs: Vec<PlanInput> = ["a", "b", "c"]
+            .iter()
+            .map(|b| card(b, "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None))
+            .chain([card("d", "t\n\ndwp-state: ship\n", 0, found(".dwp/command/ship"), None)])
+            .collect();
+        let mut config = cfg(CurrentBranch::Skip);
+        let open = Breaker::default().open_by_hand(0, 100);
+        config.breakers.insert("build".into(), open.clone());
+        let actions = plan(&inputs, 50, &config);
+        let runs: Vec<&str> = actions.iter().filter(|a| matches!(a, Action::Run { .. })).map(Action::branch).collect();
+        assert_eq!(runs, ["d"], "ship has no breaker");
+        let notices: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::Notice { .. })).collect();
+        assert_eq!(notices.len(), 1, "one notice per breaker, not per branch: {actions:?}");
+        assert!(
+            matches!(notices[0], Action::Notice { message, .. } if message.contains("build is open for 50s more: 3 branches"))
+        );
+
+        // Half-open: the first branch is the probe, the others wait.
+        let actions = plan(&inputs, 100, &config);
+        let probes: Vec<&BreakerRole> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Run { breaker, state, .. } if state.as_str() == "build" => Some(breaker),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(probes, [&BreakerRole::Probe("build".into())]);
+        // Closed but remembering an error: a success will reset it; a clean one is not touched.
+        config.breakers.insert(
+            "build".into(),
+            open.reset().on_failure(
+                0,
+                "x",
+                false,
+                &crate::recovery::BreakerConfig::from_policy(&FailurePolicy::built_in("build")),
+            ),
+        );
+        assert!(plan(&inputs, 100, &config)
+            .iter()
+            .all(|a| !matches!(a, Action::Run { breaker: BreakerRole::Probe(_), .. })));
+        assert!(plan(&inputs, 100, &config)
+            .iter()
+            .any(|a| matches!(a, Action::Run { breaker: BreakerRole::Dirty, .. })));
     }
 }

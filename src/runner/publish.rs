@@ -12,6 +12,7 @@ use super::clock;
 use super::context::Ctx;
 use super::exec::{rejected_ref, Claim, Job, Settled};
 use super::messages::{self, Failure, TAIL_LINES};
+use super::plan::BreakerRole;
 use super::process::tail;
 use super::report::{Event, Kind};
 use super::validate::{FailOn, Verdict};
@@ -44,14 +45,14 @@ impl Recorded {
         Recorded { action: Kind::Error, commit: None, next_state: None, error: Some(why), failure: None }
     }
 
-    /// What the breaker should hear: every recorded failure; a success (the caller skips writing
-    /// when the breaker has nothing to forget, unless the run was its probe).
-    pub(super) fn breaker_news(&self, _probe: bool) -> Option<BreakerNews> {
+    /// What the breaker should hear: every recorded failure; a success only when the breaker has
+    /// something to forget or the run was its probe (a clean breaker costs a success nothing).
+    pub(super) fn breaker_news(&self, role: &BreakerRole) -> Option<BreakerNews> {
         match (&self.action, &self.failure) {
             (Kind::Failed | Kind::Retrying, Some((t, sig))) => {
                 Some(BreakerNews::Failure { error_type: *t, signature: sig.clone() })
             }
-            (Kind::Succeeded | Kind::Parked, _) => Some(BreakerNews::Success),
+            (Kind::Succeeded | Kind::Parked, _) if *role != BreakerRole::Clean => Some(BreakerNews::Success),
             _ => None,
         }
     }
@@ -181,7 +182,13 @@ pub(super) fn record_outcome(
                         let task_body = crate::protocol::message::body_of(&claim.trigger.message);
                         messages::retry(
                             &failure,
-                            &messages::Retry { attempt, max_attempts, not_before, task_body: &task_body, carried: &carried },
+                            &messages::Retry {
+                                attempt,
+                                max_attempts,
+                                not_before,
+                                task_body: &task_body,
+                                carried: &carried,
+                            },
                         )?
                     }
                     AfterFailure::DeadLetter { attempts, max_attempts, retry_after } => messages::dead_letter(
@@ -199,6 +206,9 @@ pub(super) fn record_outcome(
                 let id = repo.write_commit(tree, &[base], &msg, now)?;
                 Ok((id, ctx.board.swap(&repo, &job.branch, lease_head, id, "baton: handler failed")?))
             })();
+            if let (Ok((_, Swap::Done)), AfterFailure::Retry { not_before, .. }) = (&written, &decision) {
+                ctx.note_due(*not_before);
+            }
             match written {
                 Ok((id, Swap::Done)) => Recorded {
                     action,

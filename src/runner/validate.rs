@@ -223,6 +223,9 @@ mod tests {
         let r = result(valid("stalled"), None);
         assert_eq!(judge(&Exit::Code(0), LeaseHead::Gone, &r, "r", &ExitClasses::default()), Verdict::BranchGone);
         assert_eq!(judge(&Exit::Code(0), LeaseHead::Foreign, &r, "r", &ExitClasses::default()), Verdict::LeaseLost);
-        assert_eq!(judge(&Exit::LeaseLost("moved".into()), LeaseHead::Ours, &r, "r", &ExitClasses::default()), Verdict::LeaseLost);
+        assert_eq!(
+            judge(&Exit::LeaseLost("moved".into()), LeaseHead::Ours, &r, "r", &ExitClasses::default()),
+            Verdict::LeaseLost
+        );
     }
 }
