@@ -24,8 +24,10 @@ use crate::runner::tick::{self, TickSpec};
 ///
 /// One line per action on stderr and a summary; `--json` prints one object per action on stdout:
 /// `{"branch","action","state","next_state","run_id","commit","exit_code","error","log",
-/// "worktree","duration_ms"}` with `action` one of `claimed`, `succeeded`, `parked`, `failed`,
-/// `took-over`, `lost-race`, `notice`, `error`. Exits 0 when the tick ran, even if handlers failed.
+/// "worktree","duration_ms"}` with `action` one of `claimed`, `succeeded`, `parked`, `failed` (a
+/// dead letter), `retrying` (attempts left: back in its state with a `dwp-not-before` timer),
+/// `escalated` (a fix loop passed `loop.hard`: blocked for a person), `took-over`, `lost-race`,
+/// `notice`, `error`. Exits 0 when the tick ran, even if handlers failed.
 #[derive(clap::Args, Debug, Clone)]
 #[group(skip)]
 pub struct Args {
