@@ -106,7 +106,8 @@ pub struct Failure<'a> {
     pub error_type: &'a str,
 }
 
-pub fn failure(f: &Failure<'_>) -> Result<Vec<u8>> {
+/// The trailers every failure event starts with: which run of which state failed, and how.
+fn failure_trailers(f: &Failure<'_>) -> Vec<TrailerArg> {
     let mut trailers = vec![
         TrailerArg::reserved(Key::OriginState, f.state.as_str()),
         TrailerArg::reserved(Key::RunId, f.run_id),
@@ -117,6 +118,11 @@ pub fn failure(f: &Failure<'_>) -> Result<Vec<u8>> {
     }
     trailers.push(TrailerArg::reserved(Key::Error, f.reason));
     trailers.push(TrailerArg::reserved(Key::ErrorType, f.error_type));
+    trailers
+}
+
+pub fn failure(f: &Failure<'_>) -> Result<Vec<u8>> {
+    let mut trailers = failure_trailers(f);
     trailers.extend(source(f.remote));
     let body = failure_body(f.state.as_str(), f.reason, f.output_tail, f.log, f.worktree);
     Ok(compose(&format!("baton: {} failed", f.state), Some(&body), &trailers, f.next)?)
@@ -136,16 +142,7 @@ pub struct DeadLetter<'a> {
 
 /// A failure event that is a dead letter.
 pub fn dead_letter(f: &Failure<'_>, d: &DeadLetter<'_>) -> Result<Vec<u8>> {
-    let mut trailers = vec![
-        TrailerArg::reserved(Key::OriginState, f.state.as_str()),
-        TrailerArg::reserved(Key::RunId, f.run_id),
-        TrailerArg::reserved(Key::RunnerId, f.runner_id),
-    ];
-    if let Some(code) = f.exit_code {
-        trailers.push(TrailerArg::reserved(Key::ExitCode, code.to_string()));
-    }
-    trailers.push(TrailerArg::reserved(Key::Error, f.reason));
-    trailers.push(TrailerArg::reserved(Key::ErrorType, f.error_type));
+    let mut trailers = failure_trailers(f);
     trailers.push(TrailerArg::reserved(Key::Attempt, d.attempts.to_string()));
     trailers.push(TrailerArg::reserved(Key::MaxAttempts, d.max_attempts.to_string()));
     trailers.push(TrailerArg::reserved(Key::DeadLetter, f.error_type));
@@ -410,5 +407,94 @@ mod tests {
         assert_eq!(last_text(&t, Key::RunId).as_deref(), Some("r1"));
         assert_eq!(last_text(&t, Key::LeaseSeconds).as_deref(), Some("60"));
         assert_eq!(last_text(&t, Key::Source).as_deref(), Some("git:origin"));
+    }
+
+    fn sample<'a>(s: &'a State, next: &'a State) -> Failure<'a> {
+        Failure {
+            state: s,
+            run_id: "run-1",
+            runner_id: "h:1",
+            exit_code: Some(1),
+            reason: "handler exited with status 1",
+            output_tail: "compiling\ntests failed: 3 of 10\n",
+            log: Path::new("/l"),
+            worktree: Path::new("/w"),
+            next,
+            remote: None,
+            error_type: "logic",
+        }
+    }
+
+    #[test]
+    fn a_retry_carries_the_task_and_feeds_the_failure_back() {
+        let (s, next) = (st("build"), st("failed"));
+        let trigger = parse(b"t\n\nbody\n\nReviewed-by: Bob\ndwp-priority: high\ndwp-attempt: 1\ndwp-not-before: 5\ndwp-error: old\ndwp-state: build\n");
+        let carried = carried(&trigger);
+        let keys: Vec<String> = carried.iter().map(|t| t.key.clone()).collect();
+        assert_eq!(keys, ["Reviewed-by", "dwp-priority"], "runner facts, timers and the state are not carried");
+        let body = "do the task\n\n## Attempt 1 failed\n\n- error type: logic\n";
+        let r = Retry { attempt: 3, max_attempts: 3, not_before: 1234, task_body: body, carried: &carried };
+        let m = retry(&sample(&s, &next), &r).unwrap();
+        let t = parse(&m);
+        assert_eq!(StateRead::from_trailers(&t), StateRead::Valid(st("build")));
+        for (k, v) in [
+            (Key::Attempt, "3"),
+            (Key::MaxAttempts, "3"),
+            (Key::NotBefore, "1234"),
+            (Key::RetryOf, "run-1"),
+            (Key::ErrorType, "logic"),
+            (Key::Priority, "high"),
+        ] {
+            assert_eq!(last_text(&t, k).as_deref(), Some(v), "{k:?}");
+        }
+        let text = String::from_utf8_lossy(&m);
+        assert!(
+            text.starts_with("baton: retry build (attempt 3 of 3)\n\ndo the task\n\n## Attempt 1 failed"),
+            "{text}"
+        );
+        assert!(text.contains("## Attempt 2 failed\n\n- error type: logic\n- error: handler exited with status 1\n- exit code: 1\n- run: run-1\n"), "{text}");
+        assert!(text.contains("    tests failed: 3 of 10\n"), "{text}");
+        let body = crate::protocol::message::body_of(&m);
+        assert_eq!(strip_attempt_sections(&body), "do the task");
+        assert!(last_attempt_section(&body).unwrap().starts_with("## Attempt 2 failed"));
+        assert_eq!(last_attempt_section("no sections"), None);
+        assert_eq!(
+            strip_attempt_sections("keep ## Attempt x failed inline\n## Attempt one failed\nmore"),
+            "keep ## Attempt x failed inline\n## Attempt one failed\nmore"
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_says_what_a_sweep_needs() {
+        let (s, next) = (st("build"), st("failed"));
+        let d = DeadLetter {
+            attempts: 4,
+            max_attempts: 4,
+            retry_after: Some(99),
+            priority: Some("low"),
+            breaker: Some("anthropic"),
+        };
+        let t = parse(&dead_letter(&sample(&s, &next), &d).unwrap());
+        assert_eq!(StateRead::from_trailers(&t), StateRead::Valid(st("failed")));
+        for (k, v) in [
+            (Key::DeadLetter, "logic"),
+            (Key::Attempt, "4"),
+            (Key::RetryAfter, "99"),
+            (Key::Priority, "low"),
+            (Key::Breaker, "anthropic"),
+            (Key::OriginState, "build"),
+        ] {
+            assert_eq!(last_text(&t, k).as_deref(), Some(v), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn a_loop_cap_blocks_with_a_decision_card() {
+        let m = loop_cap("t1", &st("review"), 11, 10, &["exit 1".into()], "h:1", Some("origin")).unwrap();
+        let t = parse(&m);
+        assert_eq!(StateRead::from_trailers(&t), StateRead::Valid(st("blocked")));
+        assert_eq!(last_text(&t, Key::Escalation).as_deref(), Some("loop-cap"));
+        let text = String::from_utf8_lossy(&m);
+        assert!(text.contains("## Decision required") && text.contains("git baton send --branch t1 review"), "{text}");
     }
 }
