@@ -9,7 +9,7 @@ pub mod graph;
 pub mod metrics;
 pub mod runs;
 
-pub use date::parse_date;
+pub use date::{parse_date, parse_when};
 pub use graph::Transitions;
 pub use metrics::Metrics;
 pub use runs::{Event, EventKind, Fold, Record, Run, RunResult};

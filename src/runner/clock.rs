@@ -25,6 +25,18 @@ pub fn human_age(secs: i64) -> String {
     }
 }
 
+/// A time still to come, to the nearest unit: `12s`, `5m`, `2h` (7199 s), `3d`.
+pub fn human_left(secs: i64) -> String {
+    let s = secs.max(0);
+    let near = |unit: i64| (s + unit / 2) / unit;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3570 => format!("{}m", near(60)),
+        3570..84_600 => format!("{}h", near(3600)),
+        _ => format!("{}d", near(86_400)),
+    }
+}
+
 /// `2026-11-23T09:00:00Z` for seconds since the epoch (UTC; days from civil, H. Hinnant).
 pub fn iso_utc(secs: i64) -> String {
     let days = secs.div_euclid(86400);
@@ -56,5 +68,27 @@ mod tests {
         assert_eq!(super::human_age(125), "2m");
         assert_eq!(super::human_age(7300), "2h");
         assert_eq!(super::human_age(200000), "2d");
+    }
+
+    #[test]
+    fn time_left_rounds_to_the_nearest_unit() {
+        let table = [
+            (-5, "0s"),
+            (12, "12s"),
+            (59, "59s"),
+            (60, "1m"),
+            (89, "1m"),
+            (90, "2m"),
+            (3569, "59m"),
+            (3570, "1h"),
+            (7199, "2h"),
+            (5399, "1h"),
+            (84_599, "23h"),
+            (84_600, "1d"),
+            (129_600, "2d"),
+        ];
+        for (secs, want) in table {
+            assert_eq!(super::human_left(secs), want, "{secs}");
+        }
     }
 }
