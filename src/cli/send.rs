@@ -20,6 +20,9 @@ use crate::runner::clock;
 /// `BATON_RUN_ID`/`BATON_BRANCH` set) it commits on the handler's HEAD instead, and the runner
 /// publishes the answer. Prints the new commit id (`--json`:
 /// `{"branch","commit","parent","state"}`).
+///
+/// `--not-before DATE` schedules the state: runners leave the branch alone until then (a
+/// `dwp-not-before: <epoch seconds>` trailer; `git baton status` shows `scheduled in 2h`).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The next state (refused: `working`, and names outside `[A-Za-z0-9][A-Za-z0-9._-]*`).
@@ -44,8 +47,14 @@ pub struct SendOptions {
     #[arg(long, value_name = "S")]
     subject: Option<String>,
     /// An extra trailer `Key: value` (or `Key=value`), repeatable; written before `dwp-state`.
+    /// (`dwp-not-before` only with a value in epoch seconds.)
     #[arg(long = "trailer", value_name = "K: V")]
     trailers: Vec<String>,
+    /// No runner takes the state before this time: seconds since the epoch, `YYYY-MM-DD`,
+    /// `YYYY-MM-DDTHH:MM:SSZ` (UTC), `now`, or `in N seconds|minutes|hours|days` (`in 2 hours`,
+    /// `in 30m`). Written as `dwp-not-before: <epoch seconds>`; a past time is due at once.
+    #[arg(long = "not-before", value_name = "DATE")]
+    not_before: Option<String>,
     /// The branch to write to (default: the checked-out branch).
     #[arg(short, long, value_name = "B")]
     branch: Option<String>,
@@ -181,7 +190,22 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         if reserved.is_some_and(|k| k.runner_only() || k.runner_fact()) {
             return Err(usage(format!("trailer {:?} is written only by runners", t.key)));
         }
+        if reserved == Some(Key::NotBefore) {
+            if opts.not_before.is_some() {
+                return Err(usage("pass either --not-before or a dwp-not-before trailer, not both"));
+            }
+            if t.value.trim().parse::<i64>().is_err() {
+                return Err(usage(format!(
+                    "trailer {:?} must be seconds since the epoch, not {:?} (--not-before takes dates and `in 2 hours`)",
+                    t.key, t.value
+                )));
+            }
+        }
         extra.push(t);
+    }
+    if let Some(when) = &opts.not_before {
+        let at = crate::history::parse_when(when, clock::now()).map_err(|e| usage(format!("--not-before: {e}")))?;
+        extra.push(TrailerArg::reserved(Key::NotBefore, at.to_string()));
     }
     let body = match read_body(opts)? {
         Some(raw) => Some(validate_body(&raw).map_err(|e| usage(e.to_string()))?.to_owned()),
