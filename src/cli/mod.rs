@@ -12,6 +12,7 @@ mod init;
 mod log;
 mod metrics;
 mod output;
+mod park;
 mod policy;
 mod resume;
 mod run;
@@ -64,6 +65,8 @@ enum Command {
     Conflicts(conflicts::Args),
     Hooks(hooks::Args),
     Policy(policy::Args),
+    Park(park::ParkArgs),
+    Unpark(park::UnparkArgs),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -130,6 +133,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Conflicts(a) => conflicts::cmd_conflicts(&cwd, a),
         Command::Hooks(a) => hooks::cmd_hooks(&cwd, a),
         Command::Policy(a) => policy::cmd_policy(&cwd, a),
+        Command::Park(a) => park::cmd_park(&cwd, a),
+        Command::Unpark(a) => park::cmd_unpark(&cwd, a),
     }
 }
 
