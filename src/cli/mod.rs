@@ -1,6 +1,7 @@
 //! Command-line entry: one file per subcommand, a single place mapping outcomes to exit codes
 //! (0 ok, 1 failure, 2 usage error), data on stdout, messages for people on stderr.
 
+mod breakers;
 mod checkpoints;
 mod conflicts;
 mod events;
@@ -65,6 +66,7 @@ enum Command {
     Conflicts(conflicts::Args),
     Hooks(hooks::Args),
     Policy(policy::Args),
+    Breakers(breakers::Args),
     Park(park::ParkArgs),
     Unpark(park::UnparkArgs),
 }
@@ -133,6 +135,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Conflicts(a) => conflicts::cmd_conflicts(&cwd, a),
         Command::Hooks(a) => hooks::cmd_hooks(&cwd, a),
         Command::Policy(a) => policy::cmd_policy(&cwd, a),
+        Command::Breakers(a) => breakers::cmd_breakers(&cwd, a),
         Command::Park(a) => park::cmd_park(&cwd, a),
         Command::Unpark(a) => park::cmd_unpark(&cwd, a),
     }
