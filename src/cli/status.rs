@@ -3,12 +3,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use serde::Serialize;
 
 use super::output::branch_selected;
 use super::Out;
-use crate::protocol::{LeaseStatus, StateRead};
+use crate::policy::{Base, Policy};
+use crate::protocol::state::last_text;
+use crate::protocol::{Key, LeaseStatus, Reserved, StateRead};
+use crate::recovery::Breaker;
 use crate::repo::{BranchSource, HandlerLookup, Repo};
 use crate::runner::board::{read_board, BranchCard};
 use crate::runner::clock;
@@ -20,6 +25,18 @@ use crate::runner::clock;
 /// "lease_seconds_left","handler","age_seconds","error"}` — `state` is null without a `dwp-state`
 /// trailer, `invalid_state` holds a refused value, `lease` is `active`, `expired` or `n/a`,
 /// `handler` is `true`/`false` (null where no handler applies: no state, invalid, `working`).
+/// Each object also has `"not_before","attempt","parked_from","breaker","breaker_status"`:
+/// `not_before` is the head's `dwp-not-before` (epoch seconds; null without one or when
+/// malformed), `attempt` its `dwp-attempt` (null without one), `parked_from` the commit a
+/// `parked` head parks (its `dwp-parked-from`; null otherwise), `breaker_status` the status of
+/// the circuit breaker of the head's state (`closed`, `open`, `half-open`; null unless the state
+/// has a handler a runner would claim it with) and `breaker` that breaker's name while it is not
+/// closed (null otherwise).
+///
+/// The table's NOTE column says why a branch with a handler waits: `retry in 12s` (a retry's
+/// backoff, `dwp-retry-of` set), `scheduled in 2h` (`send --not-before`), `parked (was build)`,
+/// `breaker open` / `breaker half-open` (`breaker NAME open` when the breaker is named otherwise
+/// than the state; see `git baton breakers`).
 ///
 /// `--scratch` shows the size of git-baton's scratch space instead (what `git baton gc` cleans);
 /// with `--json`, one object:
@@ -63,9 +80,24 @@ struct Row {
     age_seconds: i64,
     /// Why the branch could not be read (its other fields are then empty).
     error: Option<String>,
+    not_before: Option<i64>,
+    attempt: Option<u32>,
+    parked_from: Option<String>,
+    breaker: Option<String>,
+    breaker_status: Option<&'static str>,
+    /// The table's NOTE column.
+    #[serde(skip)]
+    note: String,
 }
 
-fn row(card: &BranchCard, now: i64) -> Row {
+/// What a row needs besides its card: the repository (for a parked head's earlier state) and the
+/// breakers as the board has them.
+struct Context<'a> {
+    repo: &'a Repo,
+    breakers: &'a BTreeMap<String, Breaker>,
+}
+
+fn row(card: &BranchCard, now: i64, ctx: &Context<'_>) -> Row {
     // The lease as a runner would believe it (bounded by the policy's max_lease and clock_skew).
     let policy = match &card.policy {
         crate::runner::board::PolicyRead::Ok(p) => Some(p.as_ref()),
@@ -80,6 +112,45 @@ fn row(card: &BranchCard, now: i64) -> Row {
         Some(LeaseStatus::Expired { seconds_ago }) => ("expired", Some(-seconds_ago)),
         None => ("n/a", None),
     };
+    let trailers = &card.commit.trailers;
+    let not_before = crate::runner::plan::not_before(trailers).ok().flatten();
+    let attempt = last_text(trailers, Key::Attempt).and_then(|v| v.trim().parse::<u32>().ok());
+    let valid = card.state.valid();
+    let parked = valid.is_some_and(|s| s.is(Reserved::Parked));
+    let parked_from = if parked { last_text(trailers, Key::ParkedFrom).map(|v| v.trim().to_owned()) } else { None };
+    // The breaker that holds the branch back: only for a state a runner would claim.
+    let claimable = valid.is_some_and(|s| !s.is(Reserved::Working) && !parked)
+        && matches!(card.handler, Some(HandlerLookup::Found(_)))
+        && !matches!(card.policy, crate::runner::board::PolicyRead::Broken(_));
+    let (breaker, breaker_status) = match valid.filter(|_| claimable) {
+        Some(state) => {
+            let name = Policy::effective_or_base(policy, state.as_str(), &Base::default()).failure.breaker.value;
+            let status = ctx.breakers.get(&name).map_or("closed", |b| b.status(now));
+            ((status != "closed").then_some(name), Some(status))
+        }
+        None => (None, None),
+    };
+    let mut notes = Vec::new();
+    if parked {
+        let was = parked_from.as_deref().and_then(|id| {
+            let id: crate::repo::ObjectId = id.parse().ok()?;
+            ctx.repo.commit(id).ok()?.state().valid().map(|s| s.to_string())
+        });
+        notes.push(match was {
+            Some(s) => format!("parked (was {s})"),
+            None => "parked".to_owned(),
+        });
+    }
+    if let Some(t) = not_before.filter(|&t| t > now && valid.is_some_and(|s| !s.is(Reserved::Working) && !parked)) {
+        let word = if last_text(trailers, Key::RetryOf).is_some() { "retry" } else { "scheduled" };
+        notes.push(format!("{word} in {}", clock::human_left(t - now)));
+    }
+    if let (Some(name), Some(status)) = (&breaker, breaker_status) {
+        match valid {
+            Some(s) if s.as_str() == name => notes.push(format!("breaker {status}")),
+            _ => notes.push(format!("breaker {name} {status}")),
+        }
+    }
     Row {
         branch: card.head.branch.clone(),
         commit: card.commit.id.to_string(),
@@ -96,6 +167,12 @@ fn row(card: &BranchCard, now: i64) -> Row {
         handler: card.handler.as_ref().map(|h| matches!(h, HandlerLookup::Found(_))),
         age_seconds: now - card.commit.committer_time,
         error: None,
+        not_before,
+        attempt,
+        parked_from,
+        breaker,
+        breaker_status,
+        note: notes.join(", "),
     }
 }
 
@@ -127,7 +204,9 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
         opts,
     )?;
     let now = clock::now();
-    let mut rows: Vec<Row> = board.cards.iter().map(|c| row(c, now)).collect();
+    let breakers = crate::runner::breakers::read_all(&repo, &source)?;
+    let ctx = Context { repo: &repo, breakers: &breakers };
+    let mut rows: Vec<Row> = board.cards.iter().map(|c| row(c, now, &ctx)).collect();
     for u in &board.unreadable {
         tracing::warn!("{}: cannot be read: {}", u.head.branch, u.why);
         rows.push(Row {
@@ -143,6 +222,12 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
             handler: None,
             age_seconds: 0,
             error: Some(u.why.clone()),
+            not_before: None,
+            attempt: None,
+            parked_from: None,
+            breaker: None,
+            breaker_status: None,
+            note: String::new(),
         });
     }
     rows.sort_by(|a, b| a.branch.cmp(&b.branch));
@@ -152,8 +237,8 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
     } else {
         let width = rows.iter().map(|r| r.branch.len()).max().unwrap_or(6).max(6);
         out.line(&format!(
-            "{:width$}  {:16}  {:16}  {:8}  {:>8}  COMMIT",
-            "BRANCH", "STATE", "LEASE", "HANDLER", "AGE"
+            "{:width$}  {:16}  {:16}  {:8}  {:>8}  {:12}  NOTE",
+            "BRANCH", "STATE", "LEASE", "HANDLER", "AGE", "COMMIT"
         ))?;
         for r in &rows {
             let state = match (&r.state, &r.invalid_state, &r.error) {
@@ -172,15 +257,17 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
                 Some(false) => "no",
                 None => "-",
             };
-            out.line(&format!(
-                "{:width$}  {:16}  {:16}  {:8}  {:>8}  {}",
+            let line = format!(
+                "{:width$}  {:16}  {:16}  {:8}  {:>8}  {:12}  {}",
                 r.branch,
                 state,
                 lease,
                 handler,
                 clock::human_age(r.age_seconds),
-                &r.commit[..12]
-            ))?;
+                &r.commit[..12],
+                r.note
+            );
+            out.line(line.trim_end())?;
         }
     }
     out.flush()?;
