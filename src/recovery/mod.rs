@@ -6,6 +6,7 @@
 
 pub mod breaker;
 pub mod classify;
+pub mod deadletter;
 pub mod retry;
 pub mod rounds;
 

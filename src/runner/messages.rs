@@ -219,21 +219,7 @@ pub fn attempt_section(n: u32, f: &Failure<'_>) -> String {
 }
 
 /// A task's body without the sections failed attempts added (what the person asked for).
-pub fn strip_attempt_sections(body: &str) -> String {
-    let mut out = Vec::new();
-    for line in body.lines() {
-        let t = line.trim_end();
-        let is_heading = t
-            .strip_prefix("## Attempt ")
-            .and_then(|r| r.strip_suffix(" failed"))
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if is_heading {
-            break;
-        }
-        out.push(line);
-    }
-    out.join("\n").trim().to_owned()
-}
+pub use crate::recovery::deadletter::strip_attempt_sections;
 
 /// The last failed attempt's section of a body, if it has one (for `BATON_PREVIOUS_LOG`).
 pub fn last_attempt_section(body: &str) -> Option<&str> {
