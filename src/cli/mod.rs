@@ -4,6 +4,7 @@
 mod breakers;
 mod checkpoints;
 mod conflicts;
+mod dlq;
 mod events;
 mod gc;
 mod graph;
@@ -69,6 +70,7 @@ enum Command {
     Breakers(breakers::Args),
     Park(park::ParkArgs),
     Unpark(park::UnparkArgs),
+    Dlq(dlq::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -138,6 +140,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Breakers(a) => breakers::cmd_breakers(&cwd, a),
         Command::Park(a) => park::cmd_park(&cwd, a),
         Command::Unpark(a) => park::cmd_unpark(&cwd, a),
+        Command::Dlq(a) => dlq::cmd_dlq(&cwd, a),
     }
 }
 
