@@ -338,3 +338,20 @@ fn old_dead_letters_are_archived_and_shown_with_all() {
     assert_eq!((all.len(), &all[0]["archived"], &all[0]["task_id"]), (1, &Value::Bool(true), &Value::from("t1")));
     assert!(r.baton_ok(&["dlq", "--all"]).contains("(archived)"));
 }
+
+/// `watch` sweeps when it starts (and every dlq.sweep after).
+#[test]
+fn watch_sweeps_due_dead_letters() {
+    let r = repo_with(&[
+        (".dwp/command/fetch", "#!/bin/sh\nexit 75\n"),
+        (".dwp/policy.toml", "[defaults]\nretry.transient = 0\ndlq.retry_after = \"1s\"\n"),
+    ]);
+    task(&r, "s1", "fetch");
+    run_json(&r, &[]);
+    assert_eq!(r.state_of("s1"), "failed");
+    let retry_after: i64 = r.trailer_of("s1", "dwp-retry-after").unwrap().parse().unwrap();
+    sleep_until(retry_after);
+    r.baton_ok(&["watch", "--max-ticks", "1", "--interval", "0.2"]);
+    assert_eq!(r.state_of("s1"), "fetch");
+    assert!(r.git(&["log", "-1", "--format=%b", "s1"]).contains("swept: retry_after passed"));
+}

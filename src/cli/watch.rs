@@ -24,7 +24,11 @@ use crate::runner::tick::{self, TickError};
 /// retried with exponential, capped, jittered backoff, and after 5 failures in a row a circuit
 /// breaker leaves it alone for 10 minutes; both are logged once, not per branch.
 ///
-/// Once a day (and when it starts) it runs `git baton gc` with the default age limit.
+/// Once a day (and when it starts) it runs `git baton gc` with the default age limit. Every
+/// `dlq.sweep` (policy `[defaults]`, default 15m; and when it starts) it runs `git baton dlq sweep`
+/// over the selected branches: dead letters of transient and timeout errors whose `retry_after`
+/// passed go back to their state when their circuit breaker is closed (not in remote mode: the
+/// dead-letter queue is read from local branches).
 ///
 /// SIGINT/SIGTERM: stop claiming, wait for running handlers up to `--grace` (default 30 s), then
 /// kill them and record their failures, exit 0. `--json` prints one object per action, as `run`.
@@ -90,6 +94,8 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
             let mut said_source: Option<String> = None;
             let mut last_gc: Option<std::time::Instant> = None;
             let mut due_next: Option<tokio::time::Instant> = None;
+            let mut last_sweep: Option<std::time::Instant> = None;
+            let mut sweep_every = Duration::from_secs(crate::policy::failure::built_in::SWEEP);
             tracing::info!("watching every {:.1}s", interval.as_secs_f64());
             loop {
                 executor.reap();
@@ -140,6 +146,18 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
                     last_gc = Some(std::time::Instant::now());
                     let dir = cwd.clone();
                     tokio::task::spawn_blocking(move || daily_gc(&dir));
+                }
+                if spec.remote.is_none() && last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
+                    last_sweep = Some(std::time::Instant::now());
+                    let (dir, s) = (cwd.clone(), spec.clone());
+                    let swept = tokio::task::spawn_blocking(move || {
+                        super::dlq::watch_sweep(&dir, s.trusted_ref.as_deref(), &s.branches)
+                    })
+                    .await;
+                    match swept {
+                        Ok(every) => sweep_every = every,
+                        Err(e) => tracing::error!("dlq sweep panicked: {e}"),
+                    }
                 }
                 ticks += 1;
                 if max_ticks > 0 && ticks >= max_ticks {
