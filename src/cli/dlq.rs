@@ -25,7 +25,8 @@ use crate::repo::{BranchSource, Cas, CommitInfo, ObjectId, Repo};
 use crate::runner::source::{self, Source};
 use crate::runner::{breakers, clock, messages};
 
-/// The dead-letter queue: tasks whose attempts ran out. Without a subcommand: `dlq list`.
+/// The dead-letter queue: tasks whose attempts ran out. Without a subcommand: `dlq list` (its
+/// options below; `git baton dlq list --help` shows the `--json` shape).
 ///
 /// A dead letter is a branch whose head is the runner's last failure event of a task, carrying
 /// `dwp-dead-letter: <error type>` with `dwp-attempt`, `dwp-max-attempts`, `dwp-retry-after`
