@@ -70,7 +70,12 @@ pub fn update(
         }
         let empty = repo.empty_tree()?;
         let parents: Vec<ObjectId> = old.into_iter().collect();
-        let id = repo.write_commit(empty, &parents, &next.to_message(name, now), now)?;
+        // A writer's nonce: two runners that compute the same change in the same second would
+        // otherwise write byte-identical commits, and the second push — "up to date" — would
+        // count as done while one of the two changes was lost.
+        let mut message = next.to_message(name, now);
+        message.extend_from_slice(format!("dwp-breaker-writer: {}\n", uuid::Uuid::new_v4()).as_bytes());
+        let id = repo.write_commit(empty, &parents, &message, now)?;
         match board.put(repo, &refname, old, id, &format!("baton: breaker {name}"))? {
             Swap::Done => return Ok(Some(next)),
             Swap::Lost(why) => last = why,
