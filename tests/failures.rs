@@ -122,7 +122,7 @@ fn stated_types_and_extra_exit_codes_classify_failures() {
     assert!(has(&events, "t1", "retrying") && has(&events, "t2", "failed"), "{events:#?}");
     assert_eq!(r.trailer_of("t1", "dwp-error-type").as_deref(), Some("transient"));
     assert_eq!(r.trailer_of("t1", "dwp-max-attempts").as_deref(), Some("4"));
-    // auth: no retries by default, a dead letter a later sweep may try (its credentials renewed).
+    // auth: no retries by default; a dead letter with a retry-after for the person who renews the credentials.
     assert_eq!(r.trailer_of("t2", "dwp-dead-letter").as_deref(), Some("auth"));
     assert!(r.trailer_of("t2", "dwp-retry-after").is_some());
     assert_eq!(r.trailer_of("t2", "dwp-breaker").as_deref(), Some("denied"));
