@@ -155,6 +155,7 @@ mod tests {
             author: String::new(),
             resumed_from: None,
             run_id: None,
+            failure: None,
             visible: true,
         }));
         assert_eq!(t.edges().count(), 0);

@@ -125,6 +125,8 @@ mod tests {
             commits: 0,
             heartbeats: 0,
             attempt: None,
+            retry_of: None,
+            failure: None,
             superseded_by: None,
             visible: true,
         }

@@ -12,4 +12,4 @@ pub mod runs;
 pub use date::{parse_date, parse_when};
 pub use graph::Transitions;
 pub use metrics::Metrics;
-pub use runs::{Event, EventKind, Fold, Record, Run, RunResult};
+pub use runs::{Event, EventKind, FailureRecord, Fold, Record, Run, RunResult};

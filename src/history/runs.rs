@@ -69,6 +69,12 @@ pub struct Run {
     pub heartbeats: u32,
     /// `dwp-attempt` of the claim, else of the trigger.
     pub attempt: Option<u32>,
+    /// The trigger's `dwp-retry-of`: the trigger is a runner's retry commit and this run is
+    /// another attempt of the run it names.
+    pub retry_of: Option<String>,
+    /// What the runner's failure record that ended the run says (none when the run did not end
+    /// in a runner's failure record).
+    pub failure: Option<FailureRecord>,
     /// Run id of the claim that replaced this run without a `stalled` record.
     pub superseded_by: Option<String>,
     /// Whether the claim lies in the part of history the caller asked for.
@@ -89,6 +95,30 @@ impl RunResult {
 impl Run {
     pub fn duration_ms(&self) -> Option<u64> {
         self.finished.map(|f| (f - self.started).max(0) as u64 * 1000)
+    }
+}
+
+/// What a runner's failure record (`dwp-error` / `dwp-exit-code`) says beyond the error itself:
+/// how the runner classified it and what became of the task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureRecord {
+    /// `dwp-error-type` (none from runners older than the failure policy).
+    pub error_type: Option<String>,
+    /// The record is a retry commit (`dwp-retry-of`): the task went back to its state for
+    /// another attempt.
+    pub retry: bool,
+    /// `dwp-dead-letter`: the record is a dead letter; the value is the error type.
+    pub dead_letter: Option<String>,
+}
+
+impl FailureRecord {
+    /// The facts of commit `c`, when it is a runner's failure record.
+    fn of(c: &CommitInfo) -> Option<FailureRecord> {
+        runner_record(c).then(|| FailureRecord {
+            error_type: last_text(&c.trailers, Key::ErrorType).map(|v| v.trim().to_owned()),
+            retry: last_text(&c.trailers, Key::RetryOf).is_some(),
+            dead_letter: last_text(&c.trailers, Key::DeadLetter).map(|v| v.trim().to_owned()),
+        })
     }
 }
 
@@ -133,6 +163,8 @@ pub struct Event {
     pub author: String,
     pub resumed_from: Option<String>,
     pub run_id: Option<String>,
+    /// For a [`EventKind::Failure`]: what the record says (retry, dead letter, error type).
+    pub failure: Option<FailureRecord>,
     pub visible: bool,
 }
 
@@ -179,6 +211,7 @@ struct Decided {
     commit: ObjectId,
     author: String,
     attempt: Option<u32>,
+    retry_of: Option<String>,
 }
 
 /// The fold: feed commits oldest first with [`Fold::push`], then [`Fold::finish`].
@@ -272,6 +305,8 @@ impl Fold {
                         commits: 0,
                         heartbeats: 0,
                         attempt: attempt(c).or_else(|| decided.and_then(|d| d.attempt)),
+                        retry_of: decided.and_then(|d| d.retry_of.clone()),
+                        failure: None,
                         superseded_by: None,
                         visible,
                     },
@@ -298,7 +333,12 @@ impl Fold {
                     }
                 }
                 lin.state = Some(Rc::from(s.as_str()));
-                lin.decided = Some(Rc::new(Decided { commit: c.id, author: c.author.clone(), attempt: attempt(c) }));
+                lin.decided = Some(Rc::new(Decided {
+                    commit: c.id,
+                    author: c.author.clone(),
+                    attempt: attempt(c),
+                    retry_of: last_text(&c.trailers, Key::RetryOf).map(|v| v.trim().to_owned()),
+                }));
             }
         }
         self.lineages.insert(c.id, lin);
@@ -332,6 +372,7 @@ fn end_run(mut run: Run, c: &CommitInfo, state: &str) -> Run {
     if by_runner {
         run.exit_code = last_text(&c.trailers, Key::ExitCode).and_then(|v| v.trim().parse().ok());
         run.error = last_text(&c.trailers, Key::Error);
+        run.failure = FailureRecord::of(c);
     } else {
         run.commits += 1;
         run.author = Some(c.author.clone());
@@ -349,6 +390,7 @@ fn event(c: &CommitInfo, kind: EventKind, lin: &Lineage, state: &str, visible: b
         author: c.author.clone(),
         resumed_from: last_text(&c.trailers, Key::ResumedFrom),
         run_id: last_text(&c.trailers, Key::RunId).or_else(|| last_text(&c.trailers, Key::StalledRun)),
+        failure: if kind == EventKind::Failure { FailureRecord::of(c) } else { None },
         visible,
     }
 }

@@ -254,3 +254,87 @@ fn first_parent_fold_forgets_consumed_commits() {
     }
     assert_eq!(out.len(), 101);
 }
+
+fn retry(state: &str, of: &str, attempt: u32, error_type: &str) -> String {
+    format!(
+        "baton: retry {state} (attempt {attempt} of 3)\n\ndo it\n\n## Attempt {} failed\n\ndwp-attempt: {attempt}\ndwp-max-attempts: 3\ndwp-not-before: 1700000000\ndwp-retry-of: {of}\ndwp-runner-id: host:1\ndwp-exit-code: 75\ndwp-error: handler exited with status 75\ndwp-error-type: {error_type}\ndwp-state: {state}\n",
+        attempt - 1
+    )
+}
+
+fn dead_letter(state: &str, run: &str, attempt: u32, error_type: &str) -> String {
+    format!(
+        "baton: {state} failed\n\nretries used up\n\ndwp-origin-state: {state}\ndwp-run-id: {run}\ndwp-runner-id: host:1\ndwp-exit-code: 1\ndwp-error: handler exited with status 1\ndwp-error-type: {error_type}\ndwp-attempt: {attempt}\ndwp-max-attempts: {attempt}\ndwp-dead-letter: {error_type}\ndwp-state: failed\n"
+    )
+}
+
+#[test]
+fn retries_name_their_run_and_records_say_what_became_of_the_task() {
+    let c = chain(&[
+        (100, HUMAN, "baton: build\n\ndo it\n\ndwp-state: build\n"),
+        (110, RUNNER, &claim("build", "r1")),
+        (111, RUNNER, &retry("build", "r1", 2, "transient")),
+        (120, RUNNER, &claim("build", "r2")),
+        (121, RUNNER, &retry("build", "r2", 3, "transient")),
+        (130, RUNNER, &claim("build", "r3")),
+        (131, BOT, "built\n\ndwp-state: check\n"),
+        (140, RUNNER, &claim("check", "r4")),
+        (141, RUNNER, &retry("check", "r4", 2, "logic")),
+        (150, RUNNER, &claim("check", "r5")),
+        (151, RUNNER, &dead_letter("check", "r5", 2, "logic")),
+    ]);
+    let records = fold(&c);
+    let r = runs(&records);
+    let retried = Some(FailureRecord { error_type: Some("transient".into()), retry: true, dead_letter: None });
+    let got: Vec<_> = r
+        .iter()
+        .map(|r| (r.run_id.as_deref().unwrap(), r.result, r.attempt, r.retry_of.as_deref(), r.failure.clone()))
+        .collect();
+    use RunResult::*;
+    assert_eq!(
+        got,
+        [
+            ("r1", Failed, None, None, retried.clone()),
+            ("r2", Failed, Some(2), Some("r1"), retried),
+            ("r3", Succeeded, Some(3), Some("r2"), None),
+            (
+                "r4",
+                Failed,
+                None,
+                None,
+                Some(FailureRecord { error_type: Some("logic".into()), retry: true, dead_letter: None })
+            ),
+            (
+                "r5",
+                Failed,
+                Some(2),
+                Some("r4"),
+                Some(FailureRecord {
+                    error_type: Some("logic".into()),
+                    retry: false,
+                    dead_letter: Some("logic".into())
+                })
+            ),
+        ]
+    );
+    assert_eq!(r[0].outcome.as_deref(), Some("build"), "a retry puts the task back in its state");
+    assert_eq!(r[0].exit_code, Some(75));
+    assert_eq!(r[3].trigger, Some(c[6].id), "the handler's answer asked for check");
+}
+
+#[test]
+fn a_failure_event_says_what_its_record_says() {
+    let c = chain(&[
+        (100, HUMAN, "t\n\ndwp-state: build\n"),
+        (105, RUNNER, &dead_letter("build", "gone", 4, "transient")),
+        (106, HUMAN, "t\n\ndwp-state: build\n"),
+    ]);
+    let records = fold(&c);
+    let Record::Event(dl) = &records[1] else { panic!("{records:?}") };
+    assert_eq!(dl.kind, EventKind::Failure);
+    let want =
+        FailureRecord { error_type: Some("transient".into()), retry: false, dead_letter: Some("transient".into()) };
+    assert_eq!(dl.failure, Some(want));
+    let Record::Event(send) = &records[2] else { panic!() };
+    assert_eq!(send.failure, None);
+}
