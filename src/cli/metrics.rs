@@ -1,4 +1,5 @@
-//! `git baton metrics`: run counts, failure rates and durations, read from history alone.
+//! `git baton metrics`: run counts, failure rates and durations, what failures became (retries,
+//! dead letters) and circuit breaker trips, read from history alone.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,8 +9,12 @@ use anyhow::Result;
 use super::log::human_duration;
 use super::scan::{local_branches, parse_since, records_of_branches};
 use super::Out;
+use crate::history::metrics::BreakerChange;
 use crate::history::{Metrics, Record};
+use crate::recovery::Breaker;
 use crate::repo::Repo;
+use crate::runner::breakers::PREFIX as BREAKERS;
+use crate::runner::clock::iso_utc;
 
 /// Count the runs of every local branch (or those matching `--branch`): per origin state the
 /// runs, how many succeeded, failed, stalled or are still running, and the p50/p95/max duration
@@ -17,11 +22,23 @@ use crate::repo::Repo;
 /// the share of finished runs that ended in a state waiting for a person (`blocked`, `waiting`).
 /// History shared by several branches is counted once.
 ///
+/// Failures: per state the runs by attempt number (the `dwp-attempt` the runner read from the
+/// run's trigger, 1 without one) and the mean attempts per task-round (a round is one hand-over
+/// of the task to the state with its retries: runs / rounds); the runs that were retries (their
+/// trigger is a runner's retry commit, `dwp-retry-of`) and the share of the finished ones that
+/// succeeded; the retries runners scheduled and the dead letters they wrote, by error type; and
+/// per circuit breaker (`refs/baton/breakers/*`, local refs) how often it opened, counted on its
+/// chain of commits so that `--since` applies.
+///
 /// `--json` prints one object: `{"states":{"<state>":{"runs","succeeded","failed","stalled",
-/// "running","p50_ms","p95_ms","max_ms"}},"runners":{"<runner-id>":{"runs","failed",
-/// "stalled"}},"escalation_rate","escalations","runs","finished"}` (`escalation_rate` and the
-/// durations are null when nothing finished; a claim without origin state or runner id counts
-/// under `(unknown)`).
+/// "running","p50_ms","p95_ms","max_ms","attempts":{"<n>":runs},"rounds","mean_attempts"}},
+/// "runners":{"<runner-id>":{"runs","failed","stalled"}},"escalation_rate","escalations","runs",
+/// "finished","retries":{"runs","finished","succeeded","success_rate","scheduled":{"<error-type>":
+/// n}},"dead_letters":{"<error-type>":n},"breakers":{"<name>":{"trips","last_trip",
+/// "last_reason"}}}` (`escalation_rate` and the durations are null when nothing finished,
+/// `success_rate` when no retry finished, `mean_attempts` without runs, `last_trip` (epoch
+/// seconds) without trips; a claim without origin state or runner id, and a failure record
+/// without `dwp-error-type`, counts under `(unknown)`).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Only runs that started at or after DATE (seconds since the epoch, YYYY-MM-DD or
@@ -42,9 +59,14 @@ pub fn cmd_metrics(cwd: &Path, args: Args) -> Result<ExitCode> {
     let branches = local_branches(&repo, &args.branches)?;
     let mut metrics = Metrics::default();
     for r in records_of_branches(&repo, &branches, since)? {
-        if let Record::Run(run) = &r {
-            metrics.add(run);
+        match &r {
+            Record::Run(run) => metrics.add(run),
+            Record::Event(event) => metrics.add_event(event),
         }
+    }
+    for (name, id) in repo.refs_under(BREAKERS)? {
+        let (chain, root) = breaker_chain(&repo, &name, id, since);
+        metrics.add_breaker(&name, &chain, root, since);
     }
     let m = metrics.finish();
     let mut out = Out::new();
@@ -84,6 +106,70 @@ pub fn cmd_metrics(cwd: &Path, args: Args) -> Result<ExitCode> {
         "{} runs, {} finished; escalation rate {rate} ({} ended in blocked or waiting)",
         m.runs, m.finished, m.escalations
     ))?;
+    out.line("")?;
+    let width = m.states.keys().map(String::len).max().unwrap_or(5).max(5);
+    out.line(&format!("{:width$}  {:>6}  {:>14}  RUNS BY ATTEMPT", "STATE", "ROUNDS", "ATTEMPTS/ROUND"))?;
+    for (name, s) in &m.states {
+        let mean = s.mean_attempts.map_or("-".to_owned(), |v| format!("{v:.2}"));
+        let by: Vec<String> = s.attempts.iter().map(|(n, runs)| format!("#{n}: {runs}")).collect();
+        out.line(&format!("{name:width$}  {:>6}  {mean:>14}  {}", s.rounds, by.join(", ")))?;
+    }
+    let r = &m.retries;
+    let share = r.success_rate.map_or("-".to_owned(), |v| format!("{:.1}%", v * 100.0));
+    out.line(&format!(
+        "retries: {} runs were retries; {} of {} finished succeeded ({share}); scheduled: {}",
+        r.runs,
+        r.succeeded,
+        r.finished,
+        by_type(&r.scheduled)
+    ))?;
+    out.line(&format!("dead letters: {}", by_type(&m.dead_letters)))?;
+    if !m.breakers.is_empty() {
+        out.line("")?;
+        let width = m.breakers.keys().map(String::len).max().unwrap_or(7).max(7);
+        out.line(&format!("{:width$}  {:>5}  {:20}  REASON", "BREAKER", "TRIPS", "LAST TRIP"))?;
+        for (name, b) in &m.breakers {
+            out.line(&format!(
+                "{name:width$}  {:>5}  {:20}  {}",
+                b.trips,
+                b.last_trip.map_or("-".to_owned(), iso_utc),
+                b.last_reason.as_deref().filter(|_| b.trips > 0).unwrap_or("-")
+            ))?;
+        }
+    }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `logic 1, transient 2`, or `none`.
+fn by_type(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "none".to_owned();
+    }
+    counts.iter().map(|(t, n)| format!("{t} {n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Breaker `name`'s chain from its head `id`, newest first: the commits at or after `since` and
+/// the one before them (the baseline for their trip counter); and whether the walk reached the
+/// chain's root. A commit that cannot be read ends the walk with a warning (what was read is
+/// counted, the last commit read as the baseline).
+fn breaker_chain(repo: &Repo, name: &str, id: crate::repo::ObjectId, since: Option<i64>) -> (Vec<BreakerChange>, bool) {
+    let mut chain = Vec::new();
+    let mut next = Some(id);
+    while let Some(id) = next {
+        let c = match repo.commit(id) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("breaker {name}: {e:#}; its older history is not counted");
+                return (chain, false);
+            }
+        };
+        let b = Breaker::from_trailers(&c.trailers);
+        chain.push(BreakerChange { time: c.committer_time, trips: b.trips, reason: b.reason });
+        if since.is_some_and(|s| c.committer_time < s) {
+            return (chain, false);
+        }
+        next = c.parents.first().copied();
+    }
+    (chain, true)
 }
