@@ -54,7 +54,7 @@ fn check_refuses_an_invalid_file_with_one_line() {
     assert!(out.stdout.is_empty());
     assert_eq!(
         stderr(&out),
-        "git-baton: error: .dwp/policy.toml:3: defaults.tmeout: unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker)\n"
+        "git-baton: error: .dwp/policy.toml:3: defaults.tmeout: unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker, tier, gate, notify, budget, concurrency, worktree, accept)\n"
     );
 
     r.write("bad.toml", "[states.build]\n\ntimeout = \"5x\"\n");
@@ -92,6 +92,10 @@ fn json_shows_effective_values_and_their_origins() {
     assert_eq!(failure["breaker"], json!({"value": "build", "from": "built-in"}));
     assert_eq!(failure["dlq_retry_after"], json!({"value": null, "from": "built-in"}));
     assert_eq!(failure.as_object().unwrap().len(), 21);
+    let humans = v.as_object_mut().unwrap().remove("humans").unwrap();
+    assert_eq!(humans["tier"], json!({"value": "autonomous", "from": "built-in"}));
+    assert_eq!(humans["gate_approvers"], json!({"value": ["*"], "from": "built-in"}));
+    assert_eq!(humans.as_object().unwrap().len(), 16);
     assert_eq!(
         v,
         json!({

@@ -35,7 +35,10 @@ use crate::runner::source::{self, Source};
 /// "loop_hard":V,"dlq_retry_after":V (null: by priority),"dlq_archive_after":V,"dlq_sweep":V,
 /// "breaker":V (name),"breaker_threshold":V,"breaker_window":V,"breaker_identical":V,
 /// "breaker_cooldown":V,"breaker_max_cooldown":V} (each V is {"value":…,"from":ORIGIN}, durations
-/// in seconds), "states":[NAMES WITH A TABLE]}` where ORIGIN is `"built-in"`, `"command line"`,
+/// in seconds), "humans":{"tier","gate_approvers","gate_require_signed","gate_on_reject",
+/// "gate_on_changes","gate_timeout","gate_default","notify","budget_runs","budget_seconds",
+/// "budget_cost","concurrency_group","concurrency_max","worktree_keep","accept","accept_timeout"}
+/// (each {"value":…,"from":ORIGIN}), "states":[NAMES WITH A TABLE]}` where ORIGIN is `"built-in"`, `"command line"`,
 /// `".dwp/policy.toml:LINE [defaults]"` or `".dwp/policy.toml:LINE [states.NAME]"`. `commit` is
 /// null on an unborn HEAD; `policy_file` is false when the tree has no `.dwp/policy.toml`.
 ///
@@ -193,6 +196,32 @@ fn print_table(out: &mut Out, r: &Report<'_>, policy: &Policy) -> Result<()> {
         ("breaker.max_cooldown", d(&f.breaker_max_cooldown)),
     ];
     rows.extend(failure.into_iter().map(|(k, (v, from))| (k, v, from)));
+    let h = &e.humans;
+    let list = |v: &[String]| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    let humans: Vec<(&str, String, String)> = vec![
+        ("tier", format!("{:?}", h.tier.value).to_lowercase(), h.tier.from.to_string()),
+        ("gate.approvers", list(&h.gate_approvers.value), h.gate_approvers.from.to_string()),
+        ("gate.require_signed", h.gate_require_signed.value.to_string(), h.gate_require_signed.from.to_string()),
+        ("gate.on_reject", h.gate_on_reject.value.clone(), h.gate_on_reject.from.to_string()),
+        (
+            "gate.on_changes",
+            h.gate_on_changes.value.clone().unwrap_or_else(|| "the producing state".into()),
+            h.gate_on_changes.from.to_string(),
+        ),
+        ("gate.timeout", opt(h.gate_timeout.value.map(format_duration)), h.gate_timeout.from.to_string()),
+        ("gate.default", h.gate_default.value.to_string(), h.gate_default.from.to_string()),
+        ("notify", list(&h.notify.value), h.notify.from.to_string()),
+        ("budget.runs", opt(h.budget_runs.value.map(|v| v.to_string())), h.budget_runs.from.to_string()),
+        ("budget.seconds", opt(h.budget_seconds.value.map(format_duration)), h.budget_seconds.from.to_string()),
+        ("budget.cost", opt(h.budget_cost.value.map(|v| v.to_string())), h.budget_cost.from.to_string()),
+        ("concurrency.group", opt(h.concurrency_group.value.clone()), h.concurrency_group.from.to_string()),
+        ("concurrency.max", opt(h.concurrency_max.value.map(|v| v.to_string())), h.concurrency_max.from.to_string()),
+        ("worktree.keep", list(&h.worktree_keep.value), h.worktree_keep.from.to_string()),
+        ("accept", list(&h.accept.value), h.accept.from.to_string()),
+        ("accept.timeout", format_duration(h.accept_timeout.value), h.accept_timeout.from.to_string()),
+    ];
+    rows.extend(humans);
     let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0).max(5);
     out.line(&format!("{:20}  {:width$}  FROM", "KEY", "VALUE"))?;
     for (key, value, from) in rows {

@@ -223,7 +223,9 @@ pub struct Fold {
     keep_all: bool,
 }
 
+/// The attempt a trigger asked for, as the runner read it (None: not a retry, attempt 1).
 fn attempt(c: &CommitInfo) -> Option<u32> {
+    last_text(&c.trailers, Key::RetryOf)?;
     last_text(&c.trailers, Key::Attempt).and_then(|v| v.trim().parse().ok())
 }
 

@@ -52,7 +52,7 @@ fn claim(state: &str, run: &str) -> String {
 #[test]
 fn send_claim_work_answer() {
     let c = chain(&[
-        (100, HUMAN, "baton: build\n\ndo it\n\ndwp-attempt: 2\ndwp-state: build\n"),
+        (100, HUMAN, "baton: build\n\ndo it\n\ndwp-attempt: 2\ndwp-retry-of: r0\ndwp-state: build\n"),
         (110, RUNNER, &claim("build", "r1")),
         (115, BOT, "wip\n"),
         (130, BOT, "done\n\ndwp-state: review\n"),

@@ -21,6 +21,7 @@
 pub mod duration;
 pub mod env;
 pub mod failure;
+pub mod humans;
 pub mod load;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,7 @@ use toml::Spanned;
 pub use duration::{ByteSize, Seconds};
 pub use env::PassName;
 pub use failure::{BreakerField, Factor, FailurePolicy};
+pub use humans::{GateDefault, HumansPolicy, Money, Tier};
 pub use load::{load, parse_file, parse_file_as, POLICY_PATH};
 
 /// Built-in handler timeout, in seconds.
@@ -77,6 +79,17 @@ pub struct Settings {
     #[serde(default)]
     pub dlq: failure::DlqSettings,
     pub breaker: Option<BreakerField>,
+    pub tier: Option<Spanned<Tier>>,
+    #[serde(default)]
+    pub gate: humans::GateSettings,
+    pub notify: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub budget: humans::BudgetSettings,
+    #[serde(default)]
+    pub concurrency: humans::ConcurrencySettings,
+    #[serde(default)]
+    pub worktree: humans::WorktreeSettings,
+    pub accept: Option<Spanned<humans::AcceptField>>,
 }
 
 /// `env.*`: the handler environment.
@@ -246,6 +259,8 @@ pub struct Effective {
     pub clock_skew: Resolved<u64>,
     /// Classification, retries, loop caps, dead letters and the circuit breaker.
     pub failure: FailurePolicy,
+    /// Tier, gate, notifiers, budgets, concurrency, kept caches, acceptance checks.
+    pub humans: HumansPolicy,
 }
 
 impl Effective {
@@ -275,6 +290,7 @@ impl Policy {
         for (table, settings) in tables {
             check_limits(settings)
                 .and_then(|()| failure::check(settings))
+                .and_then(|()| humans::check(settings))
                 .map_err(|(span, key, msg)| error(Some(span), Some(format!("{table}.{key}")), msg))?;
         }
         Ok(Policy {
@@ -350,6 +366,54 @@ impl Policy {
             max_lease: pick(|s| s.max_lease.as_ref().map(|v| (v.get_ref().0, v.span())), &base.max_lease),
             clock_skew: pick(|s| s.clock_skew.as_ref().map(|v| (v.get_ref().0, v.span())), &base.clock_skew),
             failure: self.failure(state),
+            humans: self.humans(state),
+        }
+    }
+
+    /// The people-and-money policy of `state`.
+    pub fn humans(&self, state: &str) -> HumansPolicy {
+        fn v<T: Clone>(x: &Option<Spanned<T>>) -> Option<(T, Range<usize>)> {
+            x.as_ref().map(|x| (x.get_ref().clone(), x.span()))
+        }
+        fn some<T: Clone>(x: &Option<Spanned<T>>) -> Option<(Option<T>, Range<usize>)> {
+            x.as_ref().map(|x| (Some(x.get_ref().clone()), x.span()))
+        }
+        fn name(x: &Option<Spanned<failure::BreakerName>>) -> Option<(Option<String>, Range<usize>)> {
+            x.as_ref().map(|x| (Some(x.get_ref().0.clone()), x.span()))
+        }
+        fn secs(x: &Option<Spanned<Seconds>>) -> Option<(Option<u64>, Range<usize>)> {
+            x.as_ref().map(|x| (Some(x.get_ref().0), x.span()))
+        }
+        let b = HumansPolicy::built_in();
+        HumansPolicy {
+            tier: self.resolve(state, |s| v(&s.tier), b.tier),
+            gate_approvers: self.resolve(state, |s| v(&s.gate.approvers), b.gate_approvers),
+            gate_require_signed: self.resolve(state, |s| v(&s.gate.require_signed), b.gate_require_signed),
+            gate_on_reject: self.resolve(
+                state,
+                |s| name(&s.gate.on_reject).map(|(n, sp)| (n.unwrap_or_default(), sp)),
+                b.gate_on_reject,
+            ),
+            gate_on_changes: self.resolve(state, |s| name(&s.gate.on_changes), b.gate_on_changes),
+            gate_timeout: self.resolve(state, |s| secs(&s.gate.timeout), b.gate_timeout),
+            gate_default: self.resolve(state, |s| v(&s.gate.default), b.gate_default),
+            notify: self.resolve(state, |s| v(&s.notify), b.notify),
+            budget_runs: self.resolve(state, |s| some(&s.budget.runs), b.budget_runs),
+            budget_seconds: self.resolve(state, |s| secs(&s.budget.seconds), b.budget_seconds),
+            budget_cost: self.resolve(state, |s| some(&s.budget.cost), b.budget_cost),
+            concurrency_group: self.resolve(state, |s| name(&s.concurrency.group), b.concurrency_group),
+            concurrency_max: self.resolve(state, |s| some(&s.concurrency.max), b.concurrency_max),
+            worktree_keep: self.resolve(state, |s| v(&s.worktree.keep), b.worktree_keep),
+            accept: self.resolve(
+                state,
+                |s| s.accept.as_ref().map(|a| (a.get_ref().checks.clone(), a.span())),
+                b.accept,
+            ),
+            accept_timeout: self.resolve(
+                state,
+                |s| s.accept.as_ref().and_then(|a| a.get_ref().timeout.map(|t| (t.0, a.span()))),
+                b.accept_timeout,
+            ),
         }
     }
 

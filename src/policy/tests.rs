@@ -116,14 +116,14 @@ fn errors_name_file_line_and_key() {
             "\n\n[defaults]\ntmeout = \"1h\"\n",
             4,
             Some("defaults.tmeout"),
-            "unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker)",
+            "unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker, tier, gate, notify, budget, concurrency, worktree, accept)",
         ),
         ("[states.build]\n\n\n\n\n\ntimeout = \"5x\"\n", 7, Some("states.build.timeout"), "invalid duration \"5x\""),
         (
             "[states.build]\nlease = \"1h\"\nretries = 3\n",
             3,
             Some("states.build.retries"),
-            "unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker)",
+            "unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker, tier, gate, notify, budget, concurrency, worktree, accept)",
         ),
         ("[defaults]\nenv.pas = [\"X\"]\n", 2, Some("defaults.env.pas"), "unknown key (known: pass)"),
         ("[defaults.log]\nmax = 1\n", 2, Some("defaults.log.max"), "unknown key (known: max_bytes)"),
@@ -256,6 +256,50 @@ fn failure_key_errors_name_file_line_and_key() {
     for (text, line, key, message) in cases {
         let e = err(text);
         assert_eq!(e.line, Some(line), "{text}: {e}");
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert!(e.message.contains(message), "{text}: {e}");
+    }
+}
+
+#[test]
+fn humans_keys_resolve_and_refuse_bad_values() {
+    let p = parse(
+        "[defaults]\nnotify = [\"state-scripts/notify/webhook\"]\nbudget.runs = 5\n\n[states.deploy]\ntier = \"gate\"\ngate.approvers = [\"lead@example.com\"]\ngate.require_signed = true\ngate.timeout = \"24h\"\ngate.default = \"B\"\nbudget.cost = 20.5\nconcurrency = { group = \"heavy\", max = 2 }\nworktree.keep = [\"target/\"]\naccept = { checks = [\"cargo test\"], timeout = \"5m\" }\n",
+    );
+    let h = p.effective("deploy", &Base::default()).humans;
+    assert_eq!(h.tier.value, Tier::Gate);
+    assert!(h.may_approve("lead@example.com") && !h.may_approve("x@example.com"));
+    assert!(h.gate_require_signed.value);
+    assert_eq!(h.gate_timeout.value, Some(86_400));
+    assert_eq!(h.gate_default.value, GateDefault::Option('B'));
+    assert_eq!(h.gate_on_reject, Resolved::built_in("canceled".to_owned()));
+    assert_eq!(h.notify.value, ["state-scripts/notify/webhook"]);
+    assert_eq!(h.budget_runs.value, Some(5));
+    assert_eq!(h.budget_cost.value, Some(Money(20_500_000)));
+    assert_eq!((h.concurrency_group.value.as_deref(), h.concurrency_max.value), (Some("heavy"), Some(2)));
+    assert_eq!(h.worktree_keep.value, ["target/"]);
+    assert_eq!(h.accept.value, ["cargo test"]);
+    assert_eq!(h.accept_timeout.value, 300);
+    let plain = p.effective("build", &Base::default()).humans;
+    assert_eq!(plain.tier.value, Tier::Autonomous);
+    assert_eq!(
+        parse("[defaults]\naccept = [\"true\"]\n").effective("x", &Base::default()).humans.accept_timeout.value,
+        600
+    );
+
+    for (text, key, message) in [
+        ("[defaults]\ntier = \"manual\"\n", "defaults.tier", "unknown variant"),
+        ("[defaults]\ngate.default = \"maybe\"\n", "defaults.gate.default", "invalid gate.default"),
+        ("[defaults]\nbudget.runs = -2\n", "defaults.budget.runs", "-2"),
+        ("[defaults]\nbudget.cost = -1.5\n", "defaults.budget.cost", "0 or more"),
+        ("[defaults]\nconcurrency.max = 0\n", "defaults.concurrency.max", "at least 1"),
+        ("[defaults]\nworktree.keep = [\"../x\"]\n", "defaults.worktree.keep", "without '..'"),
+        ("[defaults]\naccept = [\"\"]\n", "defaults.accept", "an empty check"),
+        ("[defaults]\naccept = 3\n", "defaults.accept", "a list of check commands"),
+        ("[defaults]\nnotify = [\" \"]\n", "defaults.notify", "an empty entry"),
+    ] {
+        let e = err(text);
+        assert_eq!(e.line, Some(2), "{text}: {e}");
         assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
         assert!(e.message.contains(message), "{text}: {e}");
     }

@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use super::classify::ErrorType;
 use crate::policy::FailurePolicy;
+use crate::protocol::state::last_text;
+use crate::protocol::{Key, Trailer};
 
 /// A task's `dwp-priority`: how soon a dead letter is worth another try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
@@ -99,6 +101,16 @@ impl RetryConfig {
             ErrorType::State => self.state,
         }
     }
+}
+
+/// The attempt a trigger asks for: its `dwp-attempt` when it is a runner's retry commit
+/// (`dwp-retry-of`), else 1 — a dead letter's count must not follow the task into the state that
+/// handles its failure.
+pub fn attempt_of(trigger: &[Trailer]) -> u32 {
+    if last_text(trigger, Key::RetryOf).is_none() {
+        return 1;
+    }
+    last_text(trigger, Key::Attempt).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(1).max(1)
 }
 
 /// FNV-1a: a stable hash (the standard library's is randomised per process).
@@ -256,5 +268,14 @@ mod tests {
         assert_eq!(dl(Priority::Low, &RetryConfig { dlq_retry_after: Some(60), ..c.clone() }), Some(60));
         assert_eq!("low".parse::<Priority>(), Ok(Priority::Low));
         assert!("urgent".parse::<Priority>().is_err());
+    }
+
+    #[test]
+    fn only_a_retry_commit_carries_an_attempt() {
+        let t = |m: &str| crate::protocol::trailers::parse(m.as_bytes());
+        assert_eq!(attempt_of(&t("r\n\ndwp-attempt: 3\ndwp-retry-of: r1\ndwp-state: build\n")), 3);
+        assert_eq!(attempt_of(&t("f\n\ndwp-attempt: 3\ndwp-dead-letter: logic\ndwp-state: triage\n")), 1);
+        assert_eq!(attempt_of(&t("r\n\ndwp-attempt: x\ndwp-retry-of: r1\ndwp-state: build\n")), 1);
+        assert_eq!(attempt_of(&t("s\n\ndwp-state: build\n")), 1);
     }
 }

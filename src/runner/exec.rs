@@ -600,8 +600,9 @@ fn handler_environment(
     let mut env = handler_env(&ctx.runner_env, &job.settings.env_pass);
     let body = body_for_env(&with_round(body_env(&claim.trigger.message), round, job));
     let trailers = &claim.trigger.trailers;
-    let attempt = last_text(trailers, Key::Attempt).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(1).max(1);
+    let attempt = crate::recovery::retry::attempt_of(trailers);
     let max_attempts = last_text(trailers, Key::MaxAttempts)
+        .filter(|_| attempt > 1)
         .and_then(|v| v.trim().parse::<u32>().ok())
         .unwrap_or(job.settings.failure.retry_logic.value.saturating_add(1));
     let commit = claim.trigger.id.to_string();

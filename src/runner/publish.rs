@@ -142,7 +142,7 @@ pub(super) fn record_outcome(
             let trigger = &claim.trigger.trailers;
             let f = &job.settings.failure;
             let now = clock::now();
-            let attempt = last_text(trigger, Key::Attempt).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(1);
+            let attempt = crate::recovery::retry::attempt_of(trigger);
             let priority_text = last_text(trigger, Key::Priority).map(|p| p.trim().to_owned());
             let priority = priority_text.as_deref().and_then(|p| p.parse::<Priority>().ok()).unwrap_or_default();
             let decision =
