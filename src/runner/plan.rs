@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::policy::FailurePolicy;
+use crate::policy::{FailurePolicy, HumansPolicy};
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, LeaseStatus, Reserved, State, StateRead};
 use crate::recovery::{Admit, Breaker, Priority};
@@ -64,6 +64,8 @@ pub struct RunSettings {
     pub log_max_bytes: u64,
     /// Classification, retries, loop caps, dead letters, breaker.
     pub failure: FailurePolicy,
+    /// Tier and gate, notifiers, budgets, concurrency, kept caches, acceptance checks.
+    pub humans: HumansPolicy,
 }
 
 /// What shapes a plan besides the board itself.
@@ -87,6 +89,7 @@ impl RunSettings {
             env_pass: e.pass_names(),
             log_max_bytes: e.log_max_bytes.value,
             failure: e.failure,
+            humans: e.humans,
         }
     }
 }
