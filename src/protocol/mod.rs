@@ -40,10 +40,11 @@ pub enum Key {
     Escalation,
     Breaker,
     ParkedFrom,
+    Exclusive,
 }
 
 impl Key {
-    pub const ALL: [Key; 26] = [
+    pub const ALL: [Key; 27] = [
         Key::State,
         Key::OriginState,
         Key::RunId,
@@ -70,6 +71,7 @@ impl Key {
         Key::Escalation,
         Key::Breaker,
         Key::ParkedFrom,
+        Key::Exclusive,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +102,7 @@ impl Key {
             Key::Escalation => "dwp-escalation",
             Key::Breaker => "dwp-breaker",
             Key::ParkedFrom => "dwp-parked-from",
+            Key::Exclusive => "dwp-exclusive",
         }
     }
 

@@ -300,18 +300,27 @@ impl Slot {
 
     /// Detach the slot at `claim`: the handler works there and the runner publishes its result. A
     /// branch name never reaches git's command line (a branch called `-Bvictim` stays a name).
-    pub fn check_out_detached(&self, branch: &str, claim: ObjectId) -> Result<()> {
+    ///
+    /// `keep`: ignored paths (policy `worktree.keep`, e.g. `target/`) that survive the clean, so a
+    /// branch's build caches live from one step to the next in its slot.
+    pub fn check_out_detached(&self, branch: &str, claim: ObjectId, keep: &[String]) -> Result<()> {
         let crashed = self.crashed.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(left_by) = &crashed {
             // A runner died mid-run here: whatever its handler left is saved before the reset.
-            salvage_changes(&self.path, left_by)?;
+            salvage_changes_except(&self.path, left_by, keep)?;
         } else if self.kept.exists() {
-            salvage_changes(&self.path, branch)?;
+            salvage_changes_except(&self.path, branch, keep)?;
         }
         let _ = std::fs::remove_file(&self.kept);
         let id = claim.to_string();
         run_git(&self.path, ["checkout", "-q", "-f", "--detach", &id])?;
-        run_git(&self.path, ["clean", "-q", "-f", "-f", "-d", "-x"])?;
+        // With -x git ignores .gitignore but still honours the -e patterns given here.
+        let mut clean: Vec<String> = ["clean", "-q", "-f", "-f", "-d", "-x"].map(String::from).to_vec();
+        for k in keep {
+            clean.push("-e".into());
+            clean.push(k.clone());
+        }
+        run_git(&self.path, &clean)?;
         Ok(())
     }
 
@@ -374,11 +383,21 @@ impl Slot {
 /// Keep uncommitted work of a previous run as a commit on `refs/baton/salvage/<branch>/<time>`,
 /// without touching the user's stash or any branch.
 pub fn salvage_changes(path: &Path, branch: &str) -> Result<Option<String>> {
-    let status = run_git(path, ["status", "--porcelain", "--untracked-files=all"])?;
-    if status.trim().is_empty() {
+    salvage_changes_except(path, branch, &[])
+}
+
+/// [`salvage_changes`], leaving out the paths a state keeps between steps (`worktree.keep`).
+pub fn salvage_changes_except(path: &Path, branch: &str, keep: &[String]) -> Result<Option<String>> {
+    let mut spec: Vec<String> = vec!["--".into(), ".".into()];
+    spec.extend(keep.iter().map(|k| format!(":(exclude){k}")));
+    let mut status: Vec<String> = ["status", "--porcelain", "--untracked-files=all"].map(String::from).to_vec();
+    status.extend(spec.iter().cloned());
+    if run_git(path, &status)?.trim().is_empty() {
         return Ok(None);
     }
-    run_git(path, ["add", "-A"])?;
+    let mut add: Vec<String> = vec!["add".into(), "-A".into()];
+    add.extend(spec);
+    run_git(path, &add)?;
     let tree = run_git(path, ["write-tree"])?;
     let msg = format!("baton: uncommitted changes left in the worktree of {branch}");
     let commit = run_git(path, ["commit-tree", tree.trim(), "-p", "HEAD", "-m", &msg])?;

@@ -24,7 +24,7 @@ use super::publish::BreakerNews;
 use super::publish::{apply_record, record_outcome, stray_branches};
 use super::renewal::{keep_lease, Keeper};
 use super::report::{Event, Kind};
-use super::validate::{judge, ErrorType, Exit, LeaseHead, ResultFacts, Verdict};
+use super::validate::{judge, ErrorType, Exit, FailOn, LeaseHead, ResultFacts, Verdict};
 use super::{body_env, clock};
 use crate::policy::env::{handler_env, passed, secrets};
 use crate::protocol::message::body_for_env;
@@ -375,7 +375,6 @@ fn feed_breaker(ctx: &Ctx, job: &Job, outcome: &BreakerNews) {
 }
 
 async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
-    let started = Instant::now();
     let job = Arc::new(job);
     let run_id = uuid::Uuid::new_v4().to_string();
     // A fix loop past its hard cap goes to a person instead of another run.
@@ -408,6 +407,37 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
             }
         }
     }
+    // A concurrency token of each group the run belongs to, or no run this tick.
+    let (c, j, r) = (ctx.clone(), job.clone(), run_id.clone());
+    let tokens = match blocking(move || {
+        let trigger = c.repo().commit(j.head)?;
+        let groups = super::concurrency::groups(&j, &trigger.trailers);
+        super::concurrency::acquire(&c, &j, &r, &groups)
+    })
+    .await
+    {
+        Ok(Some(tokens)) => tokens,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            let mut ev = Event::new(&job.branch, Kind::Error);
+            ev.error = Some(format!("concurrency: {e:#}"));
+            ctx.emit(ev);
+            return Ok(());
+        }
+    };
+    let result = run_holding(ctx, job, run_id, round).await;
+    let c = ctx.clone();
+    let _ = blocking(move || {
+        super::concurrency::release(&c, tokens);
+        Ok(())
+    })
+    .await;
+    result
+}
+
+/// The run itself, once nothing holds it back: slot, claim, handler, judgement, record.
+async fn run_holding(ctx: &Arc<Ctx>, job: Arc<Job>, run_id: String, round: Option<u32>) -> Result<()> {
+    let started = Instant::now();
     // The slot first: a worktree problem must not touch the branch (the next tick retries).
     let (c, b, start) = (ctx.clone(), job.branch.clone(), job.head);
     let slot = match blocking(move || Slot::acquire(&c.common_dir, &c.scratch(), &b, start)).await {
@@ -432,7 +462,8 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
 
     // The handler works on a detached HEAD at the claim; only the runner moves the branch.
     let (j, s, claim_id) = (job.clone(), slot.clone(), claim.id);
-    let checked_out = blocking(move || s.check_out_detached(&j.branch, claim_id)).await;
+    let checked_out =
+        blocking(move || s.check_out_detached(&j.branch, claim_id, &j.settings.humans.worktree_keep.value)).await;
     let program = match (&checked_out, job.origin) {
         (Err(e), _) => Err(format!("the worktree could not check out the claim: {e:#}")),
         (Ok(()), HandlerOrigin::Worktree) => Ok(slot.path.clone()),
@@ -494,7 +525,25 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let _ = std::fs::remove_file(&body_file);
     let _ = std::fs::remove_file(&previous_file);
     let (c, j, cl, s, x, l) = (ctx.clone(), job.clone(), claim.clone(), slot.clone(), exit.clone(), log.clone());
-    let settled = blocking(move || settle(&c, &j, &cl, &x, &s, &l)).await?;
+    let mut settled = blocking(move || settle(&c, &j, &cl, &x, &s, &l)).await?;
+    // The definition of done: the state's acceptance checks decide whether an answer stands.
+    if let Verdict::Succeeded { .. } = &settled.verdict {
+        let failed = super::accept::check_answer(
+            ctx,
+            &job,
+            &claim.run_id,
+            &slot.path,
+            settled.result,
+            &env,
+            &log,
+            slot.lock_fd(),
+        )
+        .await;
+        if let Some(reason) = failed {
+            settled.verdict =
+                Verdict::Failed { reason, exit_code: None, error_type: ErrorType::Logic, on: FailOn::Result };
+        }
+    }
     let settled_result = settled.result;
 
     let mut ev = Event::new(&job.branch, Kind::Succeeded);
@@ -563,7 +612,8 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     }
     // A successful run returns its slot to the pool; anything else keeps it for the branch.
     let ok = matches!(ev.action, Kind::Succeeded | Kind::Parked);
-    let keep = !ok || ctx.opts.keep_worktrees;
+    // A state that keeps caches (`worktree.keep`) keeps its slot for the branch's next step.
+    let keep = !ok || ctx.opts.keep_worktrees || !job.settings.humans.worktree_keep.value.is_empty();
     if keep {
         ev.worktree = Some(slot.path.display().to_string());
     }

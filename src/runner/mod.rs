@@ -1,10 +1,12 @@
 //! The runner: `plan` decides (pure), `exec` acts (claims, worktrees, processes, validation),
 //! `validate` judges an outcome (pure), `report` says what happened.
 
+mod accept;
 pub mod backend;
 pub mod board;
 pub mod breakers;
 pub mod clock;
+mod concurrency;
 pub mod context;
 pub mod exec;
 pub mod executor;
