@@ -51,18 +51,24 @@ fn describe(exit: &Exit) -> String {
     }
 }
 
-/// Run the state's checks against `answer` in `wt`. None: all passed (or there are none);
+/// The answer to check and where.
+pub(super) struct Answer<'a> {
+    pub run_id: &'a str,
+    /// The run's worktree slot.
+    pub wt: &'a Path,
+    pub commit: ObjectId,
+    /// The handler's environment (the checks get the same).
+    pub env: &'a [(String, String)],
+    /// The run's log: each check's output is appended to it.
+    pub log: &'a Path,
+    /// The slot's lock, held by the checks' processes too.
+    pub inherit_fd: Option<std::os::fd::RawFd>,
+}
+
+/// Run the state's checks against the answer. None: all passed (or there are none);
 /// Some(reason): the first that did not.
-pub(super) async fn check_answer(
-    ctx: &Ctx,
-    job: &Job,
-    run_id: &str,
-    wt: &Path,
-    answer: ObjectId,
-    env: &[(String, String)],
-    log: &Path,
-    inherit_fd: Option<std::os::fd::RawFd>,
-) -> Option<String> {
+pub(super) async fn check_answer(ctx: &Ctx, job: &Job, a: Answer<'_>) -> Option<String> {
+    let Answer { run_id, wt, commit: answer, env, log, inherit_fd } = a;
     let checks = job.settings.humans.accept.value.clone();
     if checks.is_empty() {
         return None;

@@ -528,17 +528,15 @@ async fn run_holding(ctx: &Arc<Ctx>, job: Arc<Job>, run_id: String, round: Optio
     let mut settled = blocking(move || settle(&c, &j, &cl, &x, &s, &l)).await?;
     // The definition of done: the state's acceptance checks decide whether an answer stands.
     if let Verdict::Succeeded { .. } = &settled.verdict {
-        let failed = super::accept::check_answer(
-            ctx,
-            &job,
-            &claim.run_id,
-            &slot.path,
-            settled.result,
-            &env,
-            &log,
-            slot.lock_fd(),
-        )
-        .await;
+        let answer = super::accept::Answer {
+            run_id: &claim.run_id,
+            wt: &slot.path,
+            commit: settled.result,
+            env: &env,
+            log: &log,
+            inherit_fd: slot.lock_fd(),
+        };
+        let failed = super::accept::check_answer(ctx, &job, answer).await;
         if let Some(reason) = failed {
             settled.verdict =
                 Verdict::Failed { reason, exit_code: None, error_type: ErrorType::Logic, on: FailOn::Result };
