@@ -133,3 +133,68 @@ fn kept_caches_survive_between_the_steps_of_a_branch() {
     assert_eq!(r.git(&["show", "t1:seen.txt"]), "one\n", "the second step saw the first step's cache");
     assert!(r.git(&["for-each-ref", "refs/baton/salvage/"]).is_empty(), "kept caches are not salvaged");
 }
+
+/// `inbox` lists everything that waits for a person, oldest first, each with the command that
+/// answers it; exit 3 while something waits, 0 when nothing does.
+#[test]
+fn the_inbox_lists_what_waits_with_the_commands_that_answer_it() {
+    let r = repo_with(&[
+        (".dwp/command/build", "#!/bin/sh\necho 'no compiler'\nexit 1\n"),
+        (".dwp/command/deploy", "#!/bin/sh\ngit commit -q --allow-empty -m deployed -m 'dwp-state: done'\n"),
+        (".dwp/policy.toml", "[defaults]\nretry.logic = 0\n\n[states.deploy]\ntier = \"gate\"\ngate.approvers = [\"lead@example.com\"]\n"),
+    ]);
+    let empty = r.baton(&["inbox"]);
+    assert_eq!(empty.status.code(), Some(0), "{}", String::from_utf8_lossy(&empty.stderr));
+
+    task(&r, "dead", "build");
+    run_json(&r, &["--branch", "dead"]);
+    let card = "We need a person.\n\n## Decision required\n\nContext: the migration drops a column\nOptions:\nA. Drop it now\nB. Keep it one more release\nRecommended: B\nRisk: data loss if A is wrong\nDefault: none\n";
+    r.git(&["branch", "stuck", "main"]);
+    r.baton_ok(&["send", "--branch", "stuck", "blocked", "-m", card]);
+    r.git(&["branch", "asks", "main"]);
+    r.baton_ok(&["send", "--branch", "asks", "waiting", "-m", "Which region?"]);
+    task(&r, "ship", "deploy");
+    task(&r, "aside", "build");
+    r.baton_ok(&["park", "aside", "-m", "later"]);
+    r.baton_ok(&["breakers", "open", "provider", "--for", "1h"]);
+
+    let out = r.baton(&["inbox", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let items: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: std::collections::BTreeMap<String, &serde_json::Value> =
+        items.iter().map(|i| (i["kind"].as_str().unwrap().to_owned(), i)).collect();
+    assert_eq!(
+        kinds.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["blocked", "breaker", "dead-letter", "gate", "parked", "waiting"],
+        "{items:#?}"
+    );
+    assert_eq!(items.len(), 6);
+    let stuck = kinds["blocked"];
+    assert_eq!(stuck["summary"], "the migration drops a column");
+    assert_eq!(stuck["options"], serde_json::json!(["A. Drop it now", "B. Keep it one more release"]));
+    assert_eq!(stuck["recommended"], "B");
+    for (kind, command) in [
+        ("dead-letter", "git baton dlq retry dead"),
+        ("gate", "git baton approve ship"),
+        ("parked", "git baton unpark aside"),
+        ("breaker", "git baton breakers reset provider"),
+        ("waiting", "git baton send --branch asks"),
+    ] {
+        assert!(kinds[kind]["command"].as_str().unwrap().starts_with(command), "{kind}: {:#?}", kinds[kind]);
+    }
+    let since: Vec<i64> = items.iter().map(|i| i["since"].as_i64().unwrap()).collect();
+    assert!(since.windows(2).all(|w| w[0] <= w[1]), "oldest first: {since:?}");
+
+    // --mine: a stranger does not see the gate they may not approve.
+    let mine =
+        r.baton_cmd(&["inbox", "--json", "--mine"]).env("GIT_COMMITTER_EMAIL", "intern@example.com").output().unwrap();
+    let text = String::from_utf8_lossy(&mine.stdout);
+    assert!(!text.contains("\"kind\":\"gate\""), "{text}");
+    let lead =
+        r.baton_cmd(&["inbox", "--json", "--mine"]).env("GIT_COMMITTER_EMAIL", "lead@example.com").output().unwrap();
+    assert!(String::from_utf8_lossy(&lead.stdout).contains("\"kind\":\"gate\""));
+    // The table says the same for people.
+    let table = String::from_utf8_lossy(&r.baton(&["inbox"]).stdout).into_owned();
+    assert!(table.contains("→ git baton unpark aside") && table.contains("recommended: B"), "{table}");
+}

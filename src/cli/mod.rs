@@ -10,6 +10,7 @@ mod gc;
 mod graph;
 mod heartbeat;
 mod hooks;
+mod inbox;
 mod init;
 mod log;
 mod metrics;
@@ -67,6 +68,7 @@ enum Command {
     Conflicts(conflicts::Args),
     Hooks(hooks::Args),
     Policy(policy::Args),
+    Inbox(inbox::Args),
     Breakers(breakers::Args),
     Park(park::ParkArgs),
     Unpark(park::UnparkArgs),
@@ -137,6 +139,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Conflicts(a) => conflicts::cmd_conflicts(&cwd, a),
         Command::Hooks(a) => hooks::cmd_hooks(&cwd, a),
         Command::Policy(a) => policy::cmd_policy(&cwd, a),
+        Command::Inbox(a) => inbox::cmd_inbox(&cwd, a),
         Command::Breakers(a) => breakers::cmd_breakers(&cwd, a),
         Command::Park(a) => park::cmd_park(&cwd, a),
         Command::Unpark(a) => park::cmd_unpark(&cwd, a),

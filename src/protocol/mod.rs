@@ -41,10 +41,13 @@ pub enum Key {
     Breaker,
     ParkedFrom,
     Exclusive,
+    ApprovedBy,
+    Approves,
+    Decision,
 }
 
 impl Key {
-    pub const ALL: [Key; 27] = [
+    pub const ALL: [Key; 30] = [
         Key::State,
         Key::OriginState,
         Key::RunId,
@@ -72,6 +75,9 @@ impl Key {
         Key::Breaker,
         Key::ParkedFrom,
         Key::Exclusive,
+        Key::ApprovedBy,
+        Key::Approves,
+        Key::Decision,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +109,9 @@ impl Key {
             Key::Breaker => "dwp-breaker",
             Key::ParkedFrom => "dwp-parked-from",
             Key::Exclusive => "dwp-exclusive",
+            Key::ApprovedBy => "dwp-approved-by",
+            Key::Approves => "dwp-approves",
+            Key::Decision => "dwp-decision",
         }
     }
 
@@ -126,6 +135,9 @@ impl Key {
                 | Key::Escalation
                 | Key::Breaker
                 | Key::ParkedFrom
+                | Key::ApprovedBy
+                | Key::Approves
+                | Key::Decision
         )
     }
 
