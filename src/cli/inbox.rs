@@ -143,7 +143,7 @@ pub fn waiting_item(card: &BranchCard, gated: bool, now: i64) -> Option<Item> {
 /// Is this head an approval of its parent (`dwp-approves` naming its first parent)?
 fn is_approval_of_parent(c: &crate::repo::CommitInfo) -> bool {
     match (last_text(&c.trailers, Key::Approves), c.parents.first()) {
-        (Some(a), Some(p)) => a.trim() == p.to_string(),
+        (Some(a), Some(p)) => a.trim().parse::<crate::repo::ObjectId>().is_ok_and(|a| a == *p),
         _ => false,
     }
 }
