@@ -17,6 +17,7 @@ mod metrics;
 mod output;
 mod park;
 mod policy;
+mod ready;
 mod resume;
 mod run;
 mod scan;
@@ -69,6 +70,7 @@ enum Command {
     Hooks(hooks::Args),
     Policy(policy::Args),
     Inbox(inbox::Args),
+    Ready(ready::Args),
     Breakers(breakers::Args),
     Park(park::ParkArgs),
     Unpark(park::UnparkArgs),
@@ -140,6 +142,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Hooks(a) => hooks::cmd_hooks(&cwd, a),
         Command::Policy(a) => policy::cmd_policy(&cwd, a),
         Command::Inbox(a) => inbox::cmd_inbox(&cwd, a),
+        Command::Ready(a) => ready::cmd_ready(&cwd, a),
         Command::Breakers(a) => breakers::cmd_breakers(&cwd, a),
         Command::Park(a) => park::cmd_park(&cwd, a),
         Command::Unpark(a) => park::cmd_unpark(&cwd, a),

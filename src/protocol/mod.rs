@@ -44,10 +44,11 @@ pub enum Key {
     ApprovedBy,
     Approves,
     Decision,
+    DependsOn,
 }
 
 impl Key {
-    pub const ALL: [Key; 30] = [
+    pub const ALL: [Key; 31] = [
         Key::State,
         Key::OriginState,
         Key::RunId,
@@ -78,6 +79,7 @@ impl Key {
         Key::ApprovedBy,
         Key::Approves,
         Key::Decision,
+        Key::DependsOn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +114,7 @@ impl Key {
             Key::ApprovedBy => "dwp-approved-by",
             Key::Approves => "dwp-approves",
             Key::Decision => "dwp-decision",
+            Key::DependsOn => "dwp-depends-on",
         }
     }
 

@@ -89,8 +89,39 @@ pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
                 _ => Ok(()),
             }
         }
+        Action::Block { branch, head, state, reason } => {
+            let c = ctx.clone();
+            blocking(move || block(&c, &branch, head, &state, &reason)).await
+        }
         Action::Notice { .. } => Ok(()),
     }
+}
+
+/// Write `blocked` over a task whose dependency can never be met (one compare-and-swap from the
+/// head the planner read: a lost race is just a lost race).
+fn block(ctx: &Ctx, branch: &str, head: ObjectId, state: &State, reason: &str) -> Result<()> {
+    let repo = ctx.repo();
+    let now = clock::now();
+    let msg = messages::dependency_block(branch, state, reason, &ctx.opts.runner_id, ctx.board.remote())?;
+    let tree = repo.commit(head)?.tree;
+    let id = repo.write_commit(tree, &[head], &msg, now)?;
+    let mut ev = Event::new(branch, Kind::LostRace);
+    ev.state = Some(state.to_string());
+    match ctx.board.swap(&repo, branch, head, id, "baton: blocked by a dependency")? {
+        Swap::Done => {
+            ev.action = Kind::Escalated;
+            ev.commit = Some(id.to_string());
+            ev.next_state = Some(Reserved::Blocked.as_str().into());
+            ev.error = Some(reason.to_owned());
+        }
+        Swap::Lost(_) => {}
+        Swap::Failed(why) => {
+            ev.action = Kind::Error;
+            ev.error = Some(format!("could not write the blocked commit: {why}"));
+        }
+    }
+    ctx.emit(ev);
+    Ok(())
 }
 
 /// Write `stalled` over an expired lease. Returns the new head, or None if another runner won.

@@ -1,7 +1,7 @@
 //! The executor: actions become tasks, at most `jobs` handlers run at once and one job per
 //! branch; a poller submits every tick while earlier handlers are still running.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
@@ -18,12 +18,21 @@ pub struct Executor {
     permits: Arc<Semaphore>,
     set: tokio::task::JoinSet<()>,
     in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Submitted actions in plan order: whichever task gets a permit starts the next one, so
+    /// runs start in the order the planner chose (priority first) however tasks are scheduled.
+    queue: Arc<Mutex<VecDeque<Action>>>,
 }
 
 impl Executor {
     pub fn new(ctx: Arc<Ctx>) -> Executor {
         let permits = Arc::new(Semaphore::new(ctx.opts.jobs.max(1)));
-        Executor { ctx, permits, set: tokio::task::JoinSet::new(), in_flight: Default::default() }
+        Executor {
+            ctx,
+            permits,
+            set: tokio::task::JoinSet::new(),
+            in_flight: Default::default(),
+            queue: Default::default(),
+        }
     }
 
     pub fn ctx(&self) -> &Arc<Ctx> {
@@ -47,13 +56,20 @@ impl Executor {
             if !self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(branch.clone()) {
                 continue;
             }
-            let (ctx, permits, in_flight) = (self.ctx.clone(), self.permits.clone(), self.in_flight.clone());
+            self.queue.lock().unwrap_or_else(|p| p.into_inner()).push_back(action);
+            let (ctx, permits, in_flight, queue) =
+                (self.ctx.clone(), self.permits.clone(), self.in_flight.clone(), self.queue.clone());
             self.set.spawn(async move {
                 let mut shutdown = ctx.shutdown.clone();
                 let permit = tokio::select! {
                     p = permits.acquire_owned() => p.ok(),
                     _ = shutdown.wait_for(|s| *s) => None,
                 };
+                // The oldest queued action, not necessarily the one this task was spawned for.
+                let Some(action) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                    return;
+                };
+                let branch = action.branch().to_owned();
                 if permit.is_some() && !ctx.stopping() {
                     if let Err(e) = run_action(&ctx, action).await {
                         let mut ev = Event::new(&branch, Kind::Error);

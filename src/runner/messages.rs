@@ -303,6 +303,39 @@ pub fn loop_cap(
     )?)
 }
 
+/// The `blocked` commit written over a task whose dependency can never be met, with a card.
+pub fn dependency_block(
+    branch: &str,
+    state: &State,
+    reason: &str,
+    runner_id: &str,
+    remote: Option<&str>,
+) -> Result<Vec<u8>> {
+    let mut trailers = vec![
+        TrailerArg::reserved(Key::OriginState, state.as_str()),
+        TrailerArg::reserved(Key::Escalation, "dependency"),
+        TrailerArg::reserved(Key::RunnerId, runner_id),
+    ];
+    trailers.extend(source(remote));
+    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    let body = format!(
+        "## Decision required\n\n\
+         Context: {state} was not run: {reason}.\n\n\
+         Options:\n\
+         A. Run it anyway, without the dependency — git baton send --branch {branch} {state} -m \"WHY\"\n\
+         B. Cancel the task — git baton send --branch {branch} canceled -m \"WHY\"\n\n\
+         Recommended: B, unless the task still makes sense on its own\n\
+         Risk: A runs work whose precondition did not hold\n\
+         Default: none — the task waits for an answer\n"
+    );
+    Ok(compose(
+        &format!("baton: {state} blocked by a dependency"),
+        Some(&body),
+        &trailers,
+        &State::reserved_state(Reserved::Blocked),
+    )?)
+}
+
 /// The body of a failure event: what happened, the output's tail, and where the rest is.
 pub fn failure_body(state: &str, reason: &str, tail: &str, log: &Path, wt: &Path) -> String {
     let mut body = format!("The handler for {state} failed: {reason}\n");

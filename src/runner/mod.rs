@@ -8,6 +8,7 @@ pub mod breakers;
 pub mod clock;
 mod concurrency;
 pub mod context;
+pub mod deps;
 pub mod exec;
 pub mod executor;
 pub mod logcap;

@@ -20,6 +20,7 @@ use crate::recovery::{Admit, Breaker, Priority};
 use crate::repo::{HandlerLookup, ObjectId};
 
 use super::board::{BranchCard, PolicyRead};
+use super::deps::{cycles, dependencies, verdict, DepHead, DepVerdict};
 use crate::policy::{Base, Policy};
 
 /// Where a branch is checked out, as far as the runner cares.
@@ -77,6 +78,8 @@ pub struct PlanConfig {
     pub base: Base,
     /// The circuit breakers as the tick read them (`refs/baton/breakers/*`), by name.
     pub breakers: BTreeMap<String, Breaker>,
+    /// The heads of the branches that tasks depend on (`dwp-depends-on`), by branch name.
+    pub deps: BTreeMap<String, DepHead>,
 }
 
 impl RunSettings {
@@ -166,6 +169,8 @@ pub enum Action {
         settings: RunSettings,
         force_worktree: bool,
     },
+    /// A dependency can never be met: write `blocked` with the reason (by compare-and-swap).
+    Block { branch: String, head: ObjectId, state: State, reason: String },
     /// Not actionable, but a person should know.
     Notice { branch: String, message: String },
 }
@@ -173,7 +178,10 @@ pub enum Action {
 impl Action {
     pub fn branch(&self) -> &str {
         match self {
-            Action::Run { branch, .. } | Action::TakeOver { branch, .. } | Action::Notice { branch, .. } => branch,
+            Action::Run { branch, .. }
+            | Action::TakeOver { branch, .. }
+            | Action::Block { branch, .. }
+            | Action::Notice { branch, .. } => branch,
         }
     }
 }
@@ -188,6 +196,20 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
     // Open breakers: one notice each, naming how many branches wait.
     let mut held: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     let mut probing: BTreeSet<String> = BTreeSet::new();
+    // Dependency cycles: one notice each (their tasks wait like any unmet dependency).
+    let edges: BTreeMap<String, Vec<String>> = inputs
+        .iter()
+        .filter(|i| i.card.state.valid().is_some_and(|s| !s.is(Reserved::Working)))
+        .map(|i| (i.card.head.branch.clone(), dependencies(&i.card.commit.trailers).0))
+        .filter(|(_, d)| !d.is_empty())
+        .map(|(b, d)| (b, d.into_iter().map(|d| d.branch).collect()))
+        .collect();
+    for cycle in cycles(&edges) {
+        actions.push(Action::Notice {
+            branch: cycle[0].clone(),
+            message: format!("dwp-depends-on cycle: {}; none of them can start", cycle.join(" -> ")),
+        });
+    }
     for input in inputs {
         let card = &input.card;
         let branch = card.head.branch.clone();
@@ -277,6 +299,22 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
                 }
                 if let Some(v) = last_text(trailers, Key::Priority).filter(|v| v.trim().parse::<Priority>().is_err()) {
                     actions.push(notice(format!("malformed dwp-priority {v:?}; medium assumed")));
+                }
+                let (deps, bad) = dependencies(trailers);
+                for v in bad {
+                    actions.push(notice(format!("malformed dwp-depends-on {v:?} (BRANCH or BRANCH:STATE); ignored")));
+                }
+                match verdict(&deps, &config.deps) {
+                    DepVerdict::Met => {}
+                    DepVerdict::Waiting(_) => continue,
+                    DepVerdict::Missing(names) => {
+                        actions.push(notice(format!("depends on missing branch {}; waiting", names.join(", "))));
+                        continue;
+                    }
+                    DepVerdict::Unmeetable(reason) => {
+                        actions.push(Action::Block { branch, head, state: valid.clone(), reason });
+                        continue;
+                    }
                 }
                 if blocked_by_checkout(&mut actions) {
                     continue;
@@ -402,7 +440,13 @@ mod tests {
     }
 
     fn cfg(current: CurrentBranch) -> PlanConfig {
-        PlanConfig { current, handlers: HandlerOrigin::Worktree, base: Base::default(), breakers: BTreeMap::new() }
+        PlanConfig {
+            current,
+            handlers: HandlerOrigin::Worktree,
+            base: Base::default(),
+            breakers: BTreeMap::new(),
+            deps: BTreeMap::new(),
+        }
     }
 
     fn found(p: &str) -> Option<HandlerLookup> {

@@ -151,6 +151,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
     };
     let breakers = super::breakers::read_all(&repo, &board_source)?;
     let due = next_due(&inputs, now);
+    let deps = dependency_heads(&repo, &inputs, spec.remote.as_deref());
     let config = PlanConfig {
         current: spec.current,
         handlers: match &handlers {
@@ -159,8 +160,19 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
         },
         base: spec.base.clone(),
         breakers,
+        deps,
     };
     let mut actions = spread(plan(&inputs, now, &config), seed);
+    // Higher `dwp-priority` first when more is ready than `--jobs` allows (a stable sort: equal
+    // priorities keep the spread, so runners sharing a board do not all race for one branch).
+    let rank: std::collections::HashMap<&str, u8> = inputs
+        .iter()
+        .map(|i| (i.card.head.branch.as_str(), super::deps::priority_rank(&i.card.commit.trailers)))
+        .collect();
+    actions.sort_by_key(|a| match a {
+        Action::Run { branch, .. } => rank.get(branch.as_str()).copied().unwrap_or(1),
+        _ => 1,
+    });
     actions.extend(
         unreadable
             .into_iter()
@@ -180,6 +192,41 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
         }
     }
     Ok(Prepared { repo, actions, source: handlers, next_due: due })
+}
+
+/// The heads of the branches the inputs depend on: from the board when selected, else read
+/// directly (a `--branch` selection must not make a dependency look missing).
+fn dependency_heads(
+    repo: &Repo,
+    inputs: &[PlanInput],
+    remote: Option<&str>,
+) -> std::collections::BTreeMap<String, super::deps::DepHead> {
+    use super::deps::{dependencies, DepHead};
+    let on_board: std::collections::HashMap<&str, &PlanInput> =
+        inputs.iter().map(|i| (i.card.head.branch.as_str(), i)).collect();
+    let mut out = std::collections::BTreeMap::new();
+    for input in inputs {
+        for d in dependencies(&input.card.commit.trailers).0 {
+            if out.contains_key(&d.branch) {
+                continue;
+            }
+            let head = match on_board.get(d.branch.as_str()) {
+                Some(i) => DepHead::State(i.card.state.valid().map(|s| s.to_string())),
+                None => {
+                    let refname = match remote {
+                        Some(r) => format!("refs/remotes/{r}/{}", d.branch),
+                        None => format!("refs/heads/{}", d.branch),
+                    };
+                    match repo.ref_id(&refname).ok().flatten().and_then(|id| repo.commit(id).ok()) {
+                        Some(c) => DepHead::State(c.state().valid().map(|s| s.to_string())),
+                        None => DepHead::Missing,
+                    }
+                }
+            };
+            out.insert(d.branch, head);
+        }
+    }
+    out
 }
 
 /// A role must be a plain name (it becomes a path component).
