@@ -47,7 +47,9 @@ pub struct SendOptions {
     #[arg(long, value_name = "S")]
     subject: Option<String>,
     /// An extra trailer `Key: value` (or `Key=value`), repeatable; written before `dwp-state`.
-    /// (`dwp-not-before` only with a value in epoch seconds.)
+    /// (`dwp-not-before` only with a value in epoch seconds; `dwp-budget-runs`, `dwp-tokens` a
+    /// whole number, `dwp-budget-seconds` seconds or a duration such as `2h`, `dwp-budget-cost`,
+    /// `dwp-cost` an amount such as `12.5`, `dwp-budget-reset` `yes`.)
     #[arg(long = "trailer", value_name = "K: V")]
     trailers: Vec<String>,
     /// No runner takes the state before this time: seconds since the epoch, `YYYY-MM-DD`,
@@ -189,6 +191,9 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
         if reserved.is_some_and(|k| k.runner_only() || k.runner_fact()) {
             return Err(usage(format!("trailer {:?} is written only by runners", t.key)));
+        }
+        if let Some(Err(e)) = reserved.and_then(|k| crate::history::budget::check_trailer(k, &t.value)) {
+            return Err(usage(format!("trailer {:?}: {e}", t.key)));
         }
         if reserved == Some(Key::NotBefore) {
             if opts.not_before.is_some() {

@@ -22,13 +22,16 @@ pub fn names(c: &CommitInfo) -> Vec<String> {
 /// Does a trailer of the checkpoint go into the resuming commit? Everything except: the lease
 /// and take-over keys only runners write, the facts of a finished run (`dwp-exit-code`,
 /// `dwp-error`, `dwp-attempt` — a resume starts afresh), `dwp-checkpoint` (the resuming commit
-/// is not a new checkpoint) and an older `dwp-resumed-from`. Request trailers such as
+/// is not a new checkpoint), an older `dwp-resumed-from`, and the spend the checkpoint reported
+/// (`dwp-cost`, `dwp-tokens`) or its `dwp-budget-reset` (counted once, on the checkpoint). Request trailers such as
 /// `dwp-next-on-failure`, `dwp-max-attempts`, `dwp-correlation-id` and anything not `dwp-` stay.
 pub fn carried_over(key: &[u8]) -> bool {
     let Some(k) = std::str::from_utf8(key).ok().and_then(Key::from_name) else {
         return true;
     };
-    !(k.runner_only() || matches!(k, Key::ExitCode | Key::Error | Key::Attempt | Key::Checkpoint | Key::ResumedFrom))
+    !(k.runner_only()
+        || k.once_only()
+        || matches!(k, Key::ExitCode | Key::Error | Key::Attempt | Key::Checkpoint | Key::ResumedFrom))
 }
 
 /// Why a commit cannot be resumed from.

@@ -3,6 +3,7 @@
 //! (oldest first). Nothing here touches git, the clock or the terminal; `repo::walk` streams the
 //! commits and `cli` prints.
 
+pub mod budget;
 pub mod checkpoints;
 pub mod date;
 pub mod graph;

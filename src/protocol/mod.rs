@@ -45,10 +45,16 @@ pub enum Key {
     Approves,
     Decision,
     DependsOn,
+    Cost,
+    Tokens,
+    BudgetRuns,
+    BudgetSeconds,
+    BudgetCost,
+    BudgetReset,
 }
 
 impl Key {
-    pub const ALL: [Key; 31] = [
+    pub const ALL: [Key; 37] = [
         Key::State,
         Key::OriginState,
         Key::RunId,
@@ -80,6 +86,12 @@ impl Key {
         Key::Approves,
         Key::Decision,
         Key::DependsOn,
+        Key::Cost,
+        Key::Tokens,
+        Key::BudgetRuns,
+        Key::BudgetSeconds,
+        Key::BudgetCost,
+        Key::BudgetReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +127,12 @@ impl Key {
             Key::Approves => "dwp-approves",
             Key::Decision => "dwp-decision",
             Key::DependsOn => "dwp-depends-on",
+            Key::Cost => "dwp-cost",
+            Key::Tokens => "dwp-tokens",
+            Key::BudgetRuns => "dwp-budget-runs",
+            Key::BudgetSeconds => "dwp-budget-seconds",
+            Key::BudgetCost => "dwp-budget-cost",
+            Key::BudgetReset => "dwp-budget-reset",
         }
     }
 
@@ -142,6 +160,13 @@ impl Key {
                 | Key::Approves
                 | Key::Decision
         )
+    }
+
+    /// Facts of one commit that a copy of it must not repeat: the spend a handler reported
+    /// (`dwp-cost`, `dwp-tokens`) and a budget reset. Retries, resumes and dead-letter retries
+    /// leave them out, so nothing is counted twice.
+    pub fn once_only(self) -> bool {
+        matches!(self, Key::Cost | Key::Tokens | Key::BudgetReset)
     }
 
     /// The reserved key whose name equals `name` ignoring ASCII case (git's trailer keys are

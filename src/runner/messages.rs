@@ -177,12 +177,15 @@ pub struct Retry<'a> {
 }
 
 /// The trailers of a task's trigger that a retry carries over: everything but what the runner
-/// writes itself (state, lease, run facts, timers), so the retry is the same task again.
+/// writes itself (state, lease, run facts, timers) and the facts of that one commit (reported
+/// spend, a budget reset), so the retry is the same task again.
 pub fn carried(trigger: &[Trailer]) -> Vec<TrailerArg> {
     trigger
         .iter()
         .filter(|t| match Key::from_name_ignore_case(&t.key_lossy()) {
-            Some(k) => !(k.runner_only() || k.runner_fact() || k == Key::NotBefore || k == Key::Source),
+            Some(k) => {
+                !(k.runner_only() || k.runner_fact() || k.once_only() || k == Key::NotBefore || k == Key::Source)
+            }
             None => true,
         })
         .filter_map(|t| TrailerArg::new(t.key_lossy(), t.value_lossy()).ok())
