@@ -31,8 +31,7 @@ use crate::protocol::message::body_for_env;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, State};
 use crate::recovery::classify::stated_type;
-use crate::recovery::rounds::{rounds, Entry};
-use crate::recovery::{loop_verdict, Admit, BreakerConfig, ExitClasses, LoopVerdict};
+use crate::recovery::{Admit, BreakerConfig, ExitClasses};
 use crate::repo::worktree::{run_git, Slot, SlotHead};
 use crate::repo::{BranchSource, CommitInfo, ObjectId, Repo};
 
@@ -260,20 +259,17 @@ fn settle(ctx: &Ctx, job: &Job, claim: &Claim, exit: &Exit, slot: &Slot, log: &P
     Ok(Settled { verdict, board_head, result, lost_why })
 }
 
-/// What the fix-loop check said before a run.
-enum LoopCheck {
-    /// Run; past the soft cap, the round to tell the handler.
-    Run(Option<u32>),
-    /// Past the hard cap: the task was handed to a person (or another runner moved it first).
-    Stopped,
-}
-
 /// Where a task's own history begins: the merge base of its trigger with the default branch (the
 /// checked-out branch when it is another one, else `main` or `master`; the remote's in remote
 /// mode). None: the whole first-parent chain is the task's.
-fn task_base(repo: &Repo, ctx: &Ctx, branch: &str, trigger: ObjectId) -> Option<ObjectId> {
+pub(super) fn task_base(repo: &Repo, ctx: &Ctx, branch: &str, trigger: ObjectId) -> Option<ObjectId> {
+    default_base(repo, ctx.board.remote(), branch, trigger)
+}
+
+/// [`task_base`] for a board on `remote` (None: local), for commands without a tick.
+pub(crate) fn default_base(repo: &Repo, remote: Option<&str>, branch: &str, trigger: ObjectId) -> Option<ObjectId> {
     let mut candidates = Vec::new();
-    match ctx.board.remote() {
+    match remote {
         Some(r) => {
             candidates.push(format!("refs/remotes/{r}/HEAD"));
             candidates.push(format!("refs/remotes/{r}/main"));
@@ -294,66 +290,6 @@ fn task_base(repo: &Repo, ctx: &Ctx, branch: &str, trigger: ObjectId) -> Option<
         .filter(|c| c.as_str() != format!("refs/heads/{branch}"))
         .find_map(|c| repo.ref_id(c).ok().flatten())?;
     repo.merge_base(trigger, default).ok().flatten()
-}
-
-/// Most commits of a task's history read to count its rounds.
-const ROUNDS_WALK_LIMIT: usize = 10_000;
-
-/// Count the rounds of the job's state in the task's history; past the hard cap write `blocked`
-/// with a decision card (one compare-and-swap from the trigger: a lost race is just a lost race).
-fn check_loop(ctx: &Ctx, job: &Job) -> Result<LoopCheck> {
-    let f = &job.settings.failure;
-    let repo = ctx.repo();
-    let base = task_base(&repo, ctx, &job.branch, job.head);
-    let history = repo.first_parents(job.head, base, ROUNDS_WALK_LIMIT)?;
-    let states: Vec<Option<String>> =
-        history.iter().map(|c| c.state().valid().map(|s| s.to_string()).filter(|s| s != "working")).collect();
-    let entries = history.iter().zip(&states).map(|(c, state)| Entry {
-        state: state.as_deref(),
-        is_retry: last_text(&c.trailers, Key::RetryOf).is_some(),
-        is_loop_cap: last_text(&c.trailers, Key::Escalation).as_deref() == Some("loop-cap"),
-    });
-    let round = rounds(entries, job.state.as_str());
-    match loop_verdict(round, f.loop_soft.value, f.loop_hard.value) {
-        LoopVerdict::Quiet => Ok(LoopCheck::Run(None)),
-        LoopVerdict::Round(n) => Ok(LoopCheck::Run(Some(n))),
-        LoopVerdict::Capped(n) => {
-            let errors: Vec<String> =
-                history.iter().filter_map(|c| last_text(&c.trailers, Key::Error)).take(3).collect();
-            let msg = messages::loop_cap(
-                &job.branch,
-                &job.state,
-                n,
-                f.loop_hard.value,
-                &errors,
-                &ctx.opts.runner_id,
-                ctx.board.remote(),
-            )?;
-            let trigger = repo.commit(job.head)?;
-            let now = clock::now();
-            let id = repo.write_commit(trigger.tree, &[job.head], &msg, now)?;
-            let mut ev = Event::new(&job.branch, Kind::LostRace);
-            ev.state = Some(job.state.to_string());
-            match ctx.board.swap(&repo, &job.branch, job.head, id, "baton: loop cap")? {
-                Swap::Done => {
-                    ev.action = Kind::Escalated;
-                    ev.commit = Some(id.to_string());
-                    ev.next_state = Some(Reserved::Blocked.as_str().into());
-                    ev.error = Some(format!(
-                        "{} entered {n} times (loop.hard = {}); blocked for a person with a decision card",
-                        job.state, f.loop_hard.value
-                    ));
-                }
-                Swap::Lost(_) => {}
-                Swap::Failed(why) => {
-                    ev.action = Kind::Error;
-                    ev.error = Some(format!("could not write the loop-cap escalation: {why}"));
-                }
-            }
-            ctx.emit(ev);
-            Ok(LoopCheck::Stopped)
-        }
-    }
 }
 
 /// Take the half-open probe of breaker `name` for this run; false when another run has it.
@@ -408,15 +344,15 @@ fn feed_breaker(ctx: &Ctx, job: &Job, outcome: &BreakerNews) {
 async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let job = Arc::new(job);
     let run_id = uuid::Uuid::new_v4().to_string();
-    // A fix loop past its hard cap goes to a person instead of another run.
+    // A fix loop past its hard cap, or a budget used up, goes to a person instead of another run.
     let (c, j) = (ctx.clone(), job.clone());
-    let round = match blocking(move || check_loop(&c, &j)).await {
-        Ok(LoopCheck::Run(round)) => round,
-        Ok(LoopCheck::Stopped) => return Ok(()),
+    let go = match blocking(move || super::before::before_claim(&c, &j)).await {
+        Ok(Some(go)) => go,
+        Ok(None) => return Ok(()),
         Err(e) => {
             let mut ev = Event::new(&job.branch, Kind::Error);
             ev.state = Some(job.state.to_string());
-            ev.error = Some(format!("could not count the task's rounds: {e:#}"));
+            ev.error = Some(format!("could not read the task's history: {e:#}"));
             ctx.emit(ev);
             return Ok(());
         }
@@ -456,7 +392,7 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
             return Ok(());
         }
     };
-    let result = run_holding(ctx, job, run_id, round).await;
+    let result = run_holding(ctx, job, run_id, go).await;
     let c = ctx.clone();
     let _ = blocking(move || {
         super::concurrency::release(&c, tokens);
@@ -467,8 +403,9 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
 }
 
 /// The run itself, once nothing holds it back: slot, claim, handler, judgement, record.
-async fn run_holding(ctx: &Arc<Ctx>, job: Arc<Job>, run_id: String, round: Option<u32>) -> Result<()> {
+async fn run_holding(ctx: &Arc<Ctx>, job: Arc<Job>, run_id: String, go: super::before::Go) -> Result<()> {
     let started = Instant::now();
+    let round = go.round;
     // The slot first: a worktree problem must not touch the branch (the next tick retries).
     let (c, b, start) = (ctx.clone(), job.branch.clone(), job.head);
     let slot = match blocking(move || Slot::acquire(&c.common_dir, &c.scratch(), &b, start)).await {
@@ -517,7 +454,8 @@ async fn run_holding(ctx: &Arc<Ctx>, job: Arc<Job>, run_id: String, round: Optio
             .and_then(Result::ok),
         None => None,
     };
-    let env = handler_environment(ctx, &job, &claim, &slot.path, &body_file, round, previous.as_deref());
+    let mut env = handler_environment(ctx, &job, &claim, &slot.path, &body_file, round, previous.as_deref());
+    env.extend(go.budget_env);
     let keeper = Arc::new(Mutex::new(Keeper { lease_head: claim.id, record: None }));
     let program = match body_written {
         Ok(()) => program,

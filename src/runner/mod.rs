@@ -3,6 +3,7 @@
 
 mod accept;
 pub mod backend;
+pub mod before;
 pub mod board;
 pub mod breakers;
 pub mod clock;
