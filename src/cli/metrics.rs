@@ -30,12 +30,20 @@ use crate::runner::clock::iso_utc;
 /// per circuit breaker (`refs/baton/breakers/*`, local refs) how often it opened, counted on its
 /// chain of commits so that `--since` applies.
 ///
+/// Spend: per state the `dwp-cost` and `dwp-tokens` its handlers reported on their commits and
+/// answers; per task (branch) its runs, handler seconds, cost and tokens since it branched off
+/// the default branch (resets ignored). Escalations also count the `dwp-escalation` commits
+/// runners wrote instead of a run (a loop cap, a used-up budget), and the rate is placed in the
+/// playbook's bands: `too autonomous` (< 5 %), `low` (5–10 %), `healthy` (10–15 %), `high`
+/// (15–25 %), `human does the work` (> 25 %).
+///
 /// `--json` prints one object: `{"states":{"<state>":{"runs","succeeded","failed","stalled",
 /// "running","p50_ms","p95_ms","max_ms","attempts":{"<n>":runs},"rounds","mean_attempts"}},
 /// "runners":{"<runner-id>":{"runs","failed","stalled"}},"escalation_rate","escalations","runs",
 /// "finished","retries":{"runs","finished","succeeded","success_rate","scheduled":{"<error-type>":
 /// n}},"dead_letters":{"<error-type>":n},"breakers":{"<name>":{"trips","last_trip",
-/// "last_reason"}}}` (`escalation_rate` and the durations are null when nothing finished,
+/// "last_reason"}},"escalation_band","escalation_commits","tasks":{"<branch>":{"runs","seconds",
+/// "cost","tokens"}}}` and `"cost","tokens"` in each state (`escalation_rate` and the durations are null when nothing finished,
 /// `success_rate` when no retry finished, `mean_attempts` without runs, `last_trip` (epoch
 /// seconds) without trips; a claim without origin state or runner id, and a failure record
 /// without `dwp-error-type`, counts under `(unknown)`).
@@ -64,6 +72,7 @@ pub fn cmd_metrics(cwd: &Path, args: Args) -> Result<ExitCode> {
             Record::Event(event) => metrics.add_event(event),
         }
     }
+    super::budget::add_tasks(&repo, &branches, since, &mut metrics);
     for (name, id) in repo.refs_under(BREAKERS)? {
         let (chain, root) = breaker_chain(&repo, &name, id, since);
         metrics.add_breaker(&name, &chain, root, since);
@@ -103,9 +112,10 @@ pub fn cmd_metrics(cwd: &Path, args: Args) -> Result<ExitCode> {
     out.line("")?;
     let rate = m.escalation_rate.map_or("-".to_owned(), |r| format!("{:.1}%", r * 100.0));
     out.line(&format!(
-        "{} runs, {} finished; escalation rate {rate} ({} ended in blocked or waiting)",
+        "{} runs, {} finished; escalation rate {rate} ({} handed to a person)",
         m.runs, m.finished, m.escalations
     ))?;
+    super::budget::print_metrics(&mut out, &m)?;
     out.line("")?;
     let width = m.states.keys().map(String::len).max().unwrap_or(5).max(5);
     out.line(&format!("{:width$}  {:>6}  {:>14}  RUNS BY ATTEMPT", "STATE", "ROUNDS", "ATTEMPTS/ROUND"))?;

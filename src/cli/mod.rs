@@ -2,6 +2,7 @@
 //! (0 ok, 1 failure, 2 usage error), data on stdout, messages for people on stderr.
 
 mod breakers;
+mod budget;
 mod checkpoints;
 mod conflicts;
 mod dlq;
@@ -72,6 +73,7 @@ enum Command {
     Inbox(inbox::Args),
     Ready(ready::Args),
     Breakers(breakers::Args),
+    Budget(budget::Args),
     Park(park::ParkArgs),
     Unpark(park::UnparkArgs),
     Dlq(dlq::Args),
@@ -144,6 +146,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inbox(a) => inbox::cmd_inbox(&cwd, a),
         Command::Ready(a) => ready::cmd_ready(&cwd, a),
         Command::Breakers(a) => breakers::cmd_breakers(&cwd, a),
+        Command::Budget(a) => budget::cmd_budget(&cwd, a),
         Command::Park(a) => park::cmd_park(&cwd, a),
         Command::Unpark(a) => park::cmd_unpark(&cwd, a),
         Command::Dlq(a) => dlq::cmd_dlq(&cwd, a),

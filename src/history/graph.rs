@@ -157,6 +157,7 @@ mod tests {
             run_id: None,
             failure: None,
             visible: true,
+            escalated: false,
         }));
         assert_eq!(t.edges().count(), 0);
         assert_eq!(t.mermaid(), "stateDiagram-v2\n");

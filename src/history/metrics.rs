@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
+use super::budget::Spent;
 use super::runs::{Event, FailureRecord, Run, RunResult};
+use crate::policy::Money;
 use crate::protocol::Reserved;
 
 /// The key used for runs whose claim names no origin state or runner.
@@ -34,6 +36,10 @@ pub struct StateStats {
     pub rounds: u64,
     /// Runs per task-round (null without runs).
     pub mean_attempts: Option<f64>,
+    /// What its handlers reported (`dwp-cost`, `dwp-tokens` on their commits and answers; null
+    /// when no run reported any).
+    pub cost: Option<Money>,
+    pub tokens: Option<u64>,
     #[serde(skip)]
     durations: Vec<u64>,
     /// The `retry_of` of the runs that are retries.
@@ -90,10 +96,15 @@ pub struct RunnerStats {
 pub struct Metrics {
     pub states: BTreeMap<String, StateStats>,
     pub runners: BTreeMap<String, RunnerStats>,
-    /// Finished runs whose outcome is `blocked` or `waiting`, over all finished runs (null
-    /// without finished runs).
+    /// Escalations over decisions: finished runs whose outcome is `blocked` or `waiting` or
+    /// whose end carries `dwp-escalation`, plus the `dwp-escalation` commits runners wrote instead
+    /// of a run (loop cap, budget), over finished runs plus those commits (null without any).
     pub escalation_rate: Option<f64>,
+    /// Where the rate lies against the healthy band of 10–15 % (null without a rate).
+    pub escalation_band: Option<&'static str>,
     pub escalations: u64,
+    /// Of the escalations, the `dwp-escalation` commits outside runs.
+    pub escalation_commits: u64,
     pub runs: u64,
     pub finished: u64,
     pub retries: RetryStats,
@@ -101,6 +112,9 @@ pub struct Metrics {
     pub dead_letters: BTreeMap<String, u64>,
     /// Circuit breakers by name.
     pub breakers: BTreeMap<String, BreakerStats>,
+    /// What each task (branch) spent on its own history: runs, handler seconds, reported cost
+    /// and tokens (tasks that spent nothing are left out).
+    pub tasks: BTreeMap<String, Spent>,
     /// Run ids of the runs added, to tell a retry of a counted run from a round of its own.
     #[serde(skip)]
     run_ids: HashSet<String>,
@@ -130,8 +144,15 @@ impl Metrics {
             state.durations.push(ms);
         }
         let waits = |s: &str| s == Reserved::Blocked.as_str() || s == Reserved::Waiting.as_str();
-        if run.outcome.as_deref().is_some_and(waits) {
+        if run.finished.is_some() && (run.outcome.as_deref().is_some_and(waits) || run.escalated) {
             self.escalations += 1;
+        }
+        let reported = run.reported.as_deref().copied().unwrap_or_default();
+        if let Some(c) = reported.cost {
+            state.cost = Some(Money(state.cost.unwrap_or_default().0.saturating_add(c.0)));
+        }
+        if let Some(t) = reported.tokens {
+            state.tokens = Some(state.tokens.unwrap_or_default().saturating_add(t));
         }
         *state.attempts.entry(run.attempt.unwrap_or(1).max(1)).or_default() += 1;
         if let Some(of) = &run.retry_of {
@@ -157,6 +178,17 @@ impl Metrics {
     pub fn add_event(&mut self, event: &Event) {
         if let Some(f) = &event.failure {
             self.add_failure(f);
+        }
+        if event.escalated {
+            self.escalations += 1;
+            self.escalation_commits += 1;
+        }
+    }
+
+    /// What task `branch` spent (see [`super::budget::count`]); nothing spent, nothing shown.
+    pub fn add_task(&mut self, branch: &str, spent: Spent) {
+        if spent != Spent::default() {
+            self.tasks.insert(branch.to_owned(), spent);
         }
     }
 
@@ -208,10 +240,30 @@ impl Metrics {
             s.rounds = s.runs - continued;
             s.mean_attempts = (s.rounds > 0).then(|| s.runs as f64 / s.rounds as f64);
         }
-        self.escalation_rate = (self.finished > 0).then(|| self.escalations as f64 / self.finished as f64);
+        let decisions = self.finished + self.escalation_commits;
+        self.escalation_rate = (decisions > 0).then(|| self.escalations as f64 / decisions as f64);
+        self.escalation_band = (decisions > 0).then(|| escalation_band(self.escalations, decisions));
         let r = &mut self.retries;
         r.success_rate = (r.finished > 0).then(|| r.succeeded as f64 / r.finished as f64);
         self
+    }
+}
+
+/// The playbook's bands for the escalation rate, `escalations` of `decisions` (exact: no float
+/// rounding at the edges): below 5 % `too autonomous`, below 10 % `low`, 10–15 % `healthy`, up to
+/// 25 % `high`, above it `human does the work`.
+pub fn escalation_band(escalations: u64, decisions: u64) -> &'static str {
+    let (e, d) = (u128::from(escalations) * 100, u128::from(decisions));
+    if e < d * 5 {
+        "too autonomous"
+    } else if e < d * 10 {
+        "low"
+    } else if e <= d * 15 {
+        "healthy"
+    } else if e <= d * 25 {
+        "high"
+    } else {
+        "human does the work"
     }
 }
 
@@ -254,6 +306,8 @@ mod tests {
             failure: None,
             superseded_by: None,
             visible: true,
+            reported: None,
+            escalated: false,
         }
     }
 
@@ -341,6 +395,8 @@ mod failure_tests {
             }),
             superseded_by: None,
             visible: true,
+            reported: None,
+            escalated: false,
         }
     }
 
@@ -437,6 +493,7 @@ mod failure_tests {
             run_id: None,
             failure,
             visible: true,
+            escalated: false,
         };
         m.add_event(&event(Some(FailureRecord {
             error_type: Some("auth".into()),
@@ -490,5 +547,102 @@ mod failure_tests {
         let mut m = Metrics::default();
         m.add_breaker("b", &[c(10, 0, None), c(5, 4, None)], false, None);
         assert_eq!(m.breakers["b"].trips, 0);
+    }
+}
+
+#[cfg(test)]
+mod spend_tests {
+    use super::*;
+    use crate::history::runs::EventKind;
+    use crate::repo::ObjectId;
+
+    fn run(origin: &str, outcome: &str, cost: Option<u64>, tokens: Option<u64>, escalated: bool) -> Run {
+        Run {
+            run_id: None,
+            origin: Some(origin.into()),
+            runner: Some("h:1".into()),
+            claim: ObjectId::null(gix::hash::Kind::Sha1),
+            started: 1000,
+            end: None,
+            finished: Some(1001),
+            result: RunResult::Succeeded,
+            outcome: Some(outcome.into()),
+            exit_code: None,
+            error: None,
+            trigger: None,
+            requested_by: None,
+            author: None,
+            commits: 1,
+            heartbeats: 0,
+            attempt: None,
+            retry_of: None,
+            failure: None,
+            superseded_by: None,
+            visible: true,
+            reported: Some(Box::new(crate::history::runs::Reported { cost: cost.map(Money), tokens })),
+            escalated,
+        }
+    }
+
+    #[test]
+    fn cost_and_tokens_per_state_and_task() {
+        let mut m = Metrics::default();
+        m.add(&run("work", "work", Some(600_000), Some(100), false));
+        m.add(&run("work", "review", Some(600_000), None, false));
+        m.add(&run("review", "done", None, None, false));
+        m.add_task("t1", Spent { runs: 3, seconds: 12, cost: Money(1_200_000), tokens: 100 });
+        m.add_task("idle", Spent::default());
+        let m = m.finish();
+        assert_eq!((m.states["work"].cost, m.states["work"].tokens), (Some(Money(1_200_000)), Some(100)));
+        assert_eq!((m.states["review"].cost, m.states["review"].tokens), (None, None));
+        assert_eq!(m.tasks.keys().collect::<Vec<_>>(), ["t1"], "a task that spent nothing is left out");
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["states"]["work"]["cost"], 1.2);
+        assert_eq!(json["states"]["review"]["cost"], serde_json::Value::Null);
+        assert_eq!(json["tasks"]["t1"], serde_json::json!({"runs":3,"seconds":12,"cost":1.2,"tokens":100}));
+    }
+
+    #[test]
+    fn escalation_commits_count_and_the_rate_has_a_band() {
+        let escalation = |escalated: bool| Event {
+            kind: EventKind::Send,
+            commit: ObjectId::null(gix::hash::Kind::Sha1),
+            time: 0,
+            previous: Some("work".into()),
+            state: Some("blocked".into()),
+            author: String::new(),
+            resumed_from: None,
+            run_id: None,
+            failure: None,
+            visible: true,
+            escalated,
+        };
+        let mut m = Metrics::default();
+        for _ in 0..6 {
+            m.add(&run("work", "work", None, None, false));
+        }
+        m.add(&run("review", "blocked", None, None, false));
+        m.add(&run("review", "review", None, None, true));
+        m.add_event(&escalation(true));
+        m.add_event(&escalation(false));
+        let m = m.finish();
+        // 8 finished runs (2 escalated) + 1 escalation commit: 3 of 9.
+        assert_eq!((m.escalations, m.escalation_commits, m.finished), (3, 1, 8));
+        assert_eq!(m.escalation_rate, Some(3.0 / 9.0));
+        assert_eq!(m.escalation_band, Some("human does the work"));
+        assert_eq!(Metrics::default().finish().escalation_band, None);
+        for (e, d, want) in [
+            (0, 10, "too autonomous"),
+            (1, 21, "too autonomous"),
+            (1, 20, "low"),
+            (9, 100, "low"),
+            (1, 10, "healthy"),
+            (3, 20, "healthy"),
+            (16, 100, "high"),
+            (1, 4, "high"),
+            (26, 100, "human does the work"),
+        ] {
+            assert_eq!(escalation_band(e, d), want, "{e} of {d}");
+        }
     }
 }

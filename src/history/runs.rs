@@ -24,6 +24,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::policy::Money;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Reserved, StateRead};
 use crate::repo::{CommitInfo, ObjectId};
@@ -79,6 +80,10 @@ pub struct Run {
     pub superseded_by: Option<String>,
     /// Whether the claim lies in the part of history the caller asked for.
     pub visible: bool,
+    /// What the handler reported on its commits and answer (None when no commit reported any).
+    pub reported: Option<Box<Reported>>,
+    /// The commit that ended the run carries `dwp-escalation`.
+    pub escalated: bool,
 }
 
 impl RunResult {
@@ -120,6 +125,14 @@ impl FailureRecord {
             dead_letter: last_text(&c.trailers, Key::DeadLetter).map(|v| v.trim().to_owned()),
         })
     }
+}
+
+/// What a handler reported during its run: the sums of `dwp-cost` and `dwp-tokens` over its
+/// commits and answer (None: no commit reported that key; malformed values count nothing).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reported {
+    pub cost: Option<Money>,
+    pub tokens: Option<u64>,
 }
 
 /// What kind of state commit outside a run this is.
@@ -166,6 +179,8 @@ pub struct Event {
     /// For a [`EventKind::Failure`]: what the record says (retry, dead letter, error type).
     pub failure: Option<FailureRecord>,
     pub visible: bool,
+    /// It carries `dwp-escalation`: a runner handed the task to a person instead of running it.
+    pub escalated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +267,7 @@ impl Fold {
                 if let Some(run) = lin.run.and_then(|slot| self.open.get_mut(&slot)) {
                     run.commits += 1;
                     run.author = Some(c.author.clone());
+                    add_spend(run, c);
                 }
             }
             StateRead::None => {}
@@ -311,6 +327,8 @@ impl Fold {
                         failure: None,
                         superseded_by: None,
                         visible,
+                        reported: None,
+                        escalated: false,
                     },
                 );
                 lin.run = Some(slot);
@@ -378,8 +396,26 @@ fn end_run(mut run: Run, c: &CommitInfo, state: &str) -> Run {
     } else {
         run.commits += 1;
         run.author = Some(c.author.clone());
+        add_spend(&mut run, c);
     }
+    run.escalated = last_text(&c.trailers, Key::Escalation).is_some();
     run
+}
+
+/// Add what a handler's commit reports (`dwp-cost`, `dwp-tokens`) to its run.
+fn add_spend(run: &mut Run, c: &CommitInfo) {
+    let cost = last_text(&c.trailers, Key::Cost).and_then(|v| Money::parse(&v).ok());
+    let tokens = last_text(&c.trailers, Key::Tokens).and_then(|v| super::budget::parse_tokens(&v).ok());
+    if cost.is_none() && tokens.is_none() {
+        return;
+    }
+    let r = run.reported.get_or_insert_with(Default::default);
+    if let Some(m) = cost {
+        r.cost = Some(Money(r.cost.unwrap_or_default().0.saturating_add(m.0)));
+    }
+    if let Some(n) = tokens {
+        r.tokens = Some(r.tokens.unwrap_or_default().saturating_add(n));
+    }
 }
 
 fn event(c: &CommitInfo, kind: EventKind, lin: &Lineage, state: &str, visible: bool) -> Event {
@@ -394,6 +430,7 @@ fn event(c: &CommitInfo, kind: EventKind, lin: &Lineage, state: &str, visible: b
         run_id: last_text(&c.trailers, Key::RunId).or_else(|| last_text(&c.trailers, Key::StalledRun)),
         failure: if kind == EventKind::Failure { FailureRecord::of(c) } else { None },
         visible,
+        escalated: last_text(&c.trailers, Key::Escalation).is_some(),
     }
 }
 

@@ -338,3 +338,31 @@ fn a_failure_event_says_what_its_record_says() {
     let Record::Event(send) = &records[2] else { panic!() };
     assert_eq!(send.failure, None);
 }
+
+#[test]
+fn a_run_carries_the_spend_its_handler_reported_and_escalations_are_read() {
+    let c = chain(&[
+        (100, HUMAN, "baton: build\n\ndwp-cost: 9\ndwp-state: build\n"),
+        (110, RUNNER, &claim("build", "r1")),
+        (115, BOT, "wip\n\ndwp-cost: 0.25\ndwp-tokens: 100\n"),
+        (120, BOT, "odd\n\ndwp-cost: lots\ndwp-tokens: 1k\n"),
+        (130, BOT, "done\n\ndwp-cost: 0.5\ndwp-escalation: unsure\ndwp-state: review\n"),
+        (
+            140,
+            RUNNER,
+            "baton: budget used up\n\ndwp-origin-state: review\ndwp-escalation: budget\ndwp-state: blocked\n",
+        ),
+    ]);
+    let records = fold(&c);
+    let Record::Event(send) = &records[0] else { panic!() };
+    assert!(!send.escalated);
+    let Record::Run(run) = &records[1] else { panic!() };
+    let want = Reported { cost: Some(Money(750_000)), tokens: Some(100) };
+    assert_eq!(run.reported.as_deref(), Some(&want), "the person's cost is not the run's");
+    assert!(run.escalated);
+    let Record::Event(blocked) = &records[2] else { panic!() };
+    assert_eq!((blocked.kind, blocked.escalated), (EventKind::Send, true));
+    let quiet = fold(&chain(&[(0, RUNNER, &claim("b", "r")), (1, BOT, "ok\n\ndwp-state: done\n")]));
+    let Record::Run(run) = &quiet[0] else { panic!() };
+    assert_eq!((run.reported.as_deref(), run.escalated), (None, false));
+}
