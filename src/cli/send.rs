@@ -43,6 +43,10 @@ pub struct SendOptions {
     /// Read the body from standard input.
     #[arg(long, group = "body")]
     stdin: bool,
+    /// Append the decision card in FILE to the body (`## Decision required` with `Context:`,
+    /// `Options:` and lines `A. …`, `B. …`, `Recommended:`, `Risk:`, `Default:`), checked first.
+    #[arg(long = "decision-card", value_name = "FILE")]
+    decision_card: Option<String>,
     /// The subject line (default `baton: STATE`).
     #[arg(long, value_name = "S")]
     subject: Option<String>,
@@ -215,6 +219,10 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let body = match read_body(opts)? {
         Some(raw) => Some(validate_body(&raw).map_err(|e| usage(e.to_string()))?.to_owned()),
         None => None,
+    };
+    let body = match &opts.decision_card {
+        Some(file) => Some(crate::humans::card::with_card_file(body.as_deref(), Path::new(file)).map_err(usage)?),
+        None => body,
     };
     let subject = opts.subject.clone().unwrap_or_else(|| format!("baton: {state}"));
     let message = compose(&subject, body.as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
