@@ -36,7 +36,9 @@ use crate::runner::clock;
 /// The table's NOTE column says why a branch with a handler waits: `retry in 12s` (a retry's
 /// backoff, `dwp-retry-of` set), `scheduled in 2h` (`send --not-before`), `parked (was build)`,
 /// `breaker open` / `breaker half-open` (`breaker NAME open` when the breaker is named otherwise
-/// than the state; see `git baton breakers`).
+/// than the state; see `git baton breakers`), and for a state with `tier = "gate"`: `gate waiting`
+/// (`gate waiting (default B in 2h)` with a timeout), `approved by EMAIL, option B`, `gate waiting
+/// (approval refused: …)`, `gate timed out (default B due)`.
 ///
 /// `--scratch` shows the size of git-baton's scratch space instead (what `git baton gc` cleans);
 /// with `--json`, one object:
@@ -151,6 +153,7 @@ fn row(card: &BranchCard, now: i64, ctx: &Context<'_>) -> Row {
             _ => notes.push(format!("breaker {name} {status}")),
         }
     }
+    notes.extend(crate::runner::gates::note(card, policy, now));
     Row {
         branch: card.head.branch.clone(),
         commit: card.commit.id.to_string(),

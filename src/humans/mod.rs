@@ -4,3 +4,4 @@
 //! answer.
 
 pub mod card;
+pub mod gate;

@@ -270,6 +270,13 @@ impl Repo {
         })
     }
 
+    /// The committer's email of a commit (a gate counts approvals by it).
+    pub fn committer_email(&self, id: ObjectId) -> Result<String> {
+        let commit = self.inner.find_commit(id).with_context(|| format!("reading commit {id}"))?;
+        let decoded = commit.decode().with_context(|| format!("decoding commit {id}"))?;
+        Ok(decoded.committer().map(|c| c.email.to_str_lossy().into_owned()).unwrap_or_default())
+    }
+
     /// The empty tree, written to the object database (side records such as breakers carry no
     /// files).
     pub fn empty_tree(&self) -> Result<ObjectId> {

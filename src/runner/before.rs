@@ -127,7 +127,8 @@ fn check_loop(ctx: &Ctx, job: &Job, repo: &Repo, history: &[CommitInfo]) -> Resu
         history.iter().map(|c| c.state().valid().map(|s| s.to_string()).filter(|s| s != "working")).collect();
     let entries = history.iter().zip(&states).map(|(c, state)| RoundEntry {
         state: state.as_deref(),
-        is_retry: last_text(&c.trailers, Key::RetryOf).is_some(),
+        // An approval at a gate hands the task to the state it is already in: not a new round.
+        is_retry: last_text(&c.trailers, Key::RetryOf).is_some() || last_text(&c.trailers, Key::Approves).is_some(),
         is_loop_cap: last_text(&c.trailers, Key::Escalation).as_deref() == Some("loop-cap"),
     });
     let round = rounds(entries, job.state.as_str());

@@ -34,6 +34,9 @@ pub struct BranchCard {
     pub stalled_handler: Option<HandlerLookup>,
     /// The policy that applies (read from the handler source; only for heads with a valid state).
     pub policy: PolicyRead,
+    /// Who committed the head and when its parent was, for a head that approves a gate
+    /// (`dwp-approves`); None for every other head.
+    pub approval: Option<crate::humans::gate::ApprovalFacts>,
 }
 
 /// The policy file as read for a branch: none, a policy, or why it is broken (one line).
@@ -198,7 +201,8 @@ pub fn read_card(
         StateRead::Valid(_) => cache.policy(repo, tree),
         _ => PolicyRead::None,
     };
-    Ok(BranchCard { head, commit, state, lease, handler, stalled_handler, policy })
+    let approval = super::gates::approval_facts(repo, &commit);
+    Ok(BranchCard { head, commit, state, lease, handler, stalled_handler, policy, approval })
 }
 
 /// The live lease on a local branch whose head is `head`, renewals included; `None` when the

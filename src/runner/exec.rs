@@ -93,6 +93,10 @@ pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
             blocking(move || block(&c, &branch, head, &state, &reason)).await
         }
         Action::Notice { .. } => Ok(()),
+        Action::GateTimeout { branch, head, state, default, humans, .. } => {
+            let c = ctx.clone();
+            blocking(move || super::gates::apply_default(&c, &branch, head, &state, &default, &humans)).await
+        }
     }
 }
 
@@ -344,6 +348,19 @@ fn feed_breaker(ctx: &Ctx, job: &Job, outcome: &BreakerNews) {
 async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     let job = Arc::new(job);
     let run_id = uuid::Uuid::new_v4().to_string();
+    // A gated state runs only on a valid approval of its head (a required signature is checked now).
+    let (c, j) = (ctx.clone(), job.clone());
+    let approved = match blocking(move || super::gates::check(&c, &j)).await {
+        Ok(super::gates::GateCheck::Run(approved)) => approved,
+        Ok(super::gates::GateCheck::Stop) => return Ok(()),
+        Err(e) => {
+            let mut ev = Event::new(&job.branch, Kind::Error);
+            ev.state = Some(job.state.to_string());
+            ev.error = Some(format!("could not check the gate's approval: {e:#}"));
+            ctx.emit(ev);
+            return Ok(());
+        }
+    };
     // A fix loop past its hard cap, or a budget used up, goes to a person instead of another run.
     let (c, j) = (ctx.clone(), job.clone());
     let go = match blocking(move || super::before::before_claim(&c, &j)).await {
@@ -392,7 +409,7 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
             return Ok(());
         }
     };
-    let result = run_holding(ctx, job, run_id, go).await;
+    let result = run_holding(ctx, job, run_id, go, approved).await;
     let c = ctx.clone();
     let _ = blocking(move || {
         super::concurrency::release(&c, tokens);
@@ -403,7 +420,13 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
 }
 
 /// The run itself, once nothing holds it back: slot, claim, handler, judgement, record.
-async fn run_holding(ctx: &Arc<Ctx>, job: Arc<Job>, run_id: String, go: super::before::Go) -> Result<()> {
+async fn run_holding(
+    ctx: &Arc<Ctx>,
+    job: Arc<Job>,
+    run_id: String,
+    go: super::before::Go,
+    approved: Option<super::gates::Approved>,
+) -> Result<()> {
     let started = Instant::now();
     let round = go.round;
     // The slot first: a worktree problem must not touch the branch (the next tick retries).
@@ -456,6 +479,7 @@ async fn run_holding(ctx: &Arc<Ctx>, job: Arc<Job>, run_id: String, go: super::b
     };
     let mut env = handler_environment(ctx, &job, &claim, &slot.path, &body_file, round, previous.as_deref());
     env.extend(go.budget_env);
+    let env = super::gates::with_approval(env, approved.as_ref());
     let keeper = Arc::new(Mutex::new(Keeper { lease_head: claim.id, record: None }));
     let program = match body_written {
         Ok(()) => program,

@@ -12,6 +12,7 @@ pub mod context;
 pub mod deps;
 pub mod exec;
 pub mod executor;
+pub mod gates;
 pub mod logcap;
 pub mod messages;
 pub mod plan;

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::policy::{FailurePolicy, HumansPolicy};
+use crate::humans::gate::GateStatus;
+use crate::policy::{FailurePolicy, GateDefault, HumansPolicy};
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, LeaseStatus, Reserved, State, StateRead};
 use crate::recovery::{Admit, Breaker, Priority};
@@ -173,6 +174,9 @@ pub enum Action {
     Block { branch: String, head: ObjectId, state: State, reason: String },
     /// Not actionable, but a person should know.
     Notice { branch: String, message: String },
+    /// Nobody decided at the gate within `gate.timeout`: write `gate.default` (an approval by
+    /// the runner, or a reject) on top of `head`.
+    GateTimeout { branch: String, head: ObjectId, state: State, default: GateDefault, since: i64, humans: HumansPolicy },
 }
 
 impl Action {
@@ -181,7 +185,8 @@ impl Action {
             Action::Run { branch, .. }
             | Action::TakeOver { branch, .. }
             | Action::Block { branch, .. }
-            | Action::Notice { branch, .. } => branch,
+            | Action::Notice { branch, .. }
+            | Action::GateTimeout { branch, .. } => branch,
         }
     }
 }
@@ -316,6 +321,25 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
                         continue;
                     }
                 }
+                // A gate waits, silently, for a person's approval of this very head (`status`
+                // shows it); a signature is checked by the run, before its claim.
+                if let Some(humans) = super::gates::gate_policy(policy, valid.as_str()) {
+                    match super::gates::status(card, &humans, now) {
+                        GateStatus::Waiting { .. } => continue,
+                        GateStatus::Refused { why, .. } => {
+                            let why = format!("the approval at the gate of {valid} does not count ({why}); waiting");
+                            actions.push(notice(why));
+                            continue;
+                        }
+                        GateStatus::TimedOut { default, since } => {
+                            let state = valid.clone();
+                            actions.push(Action::GateTimeout { branch, head, state, default, since, humans });
+                            continue;
+                        }
+                        // Approved (a signature, if required, is checked by the run), or not gated.
+                        _ => {}
+                    }
+                }
                 if blocked_by_checkout(&mut actions) {
                     continue;
                 }
@@ -434,6 +458,7 @@ mod tests {
                 handler,
                 stalled_handler: stalled,
                 policy: PolicyRead::None,
+                approval: None,
             },
             checkout: Checkout::Free,
         }

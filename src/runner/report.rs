@@ -19,6 +19,8 @@ pub enum Kind {
     Escalated,
     /// An expired lease was taken over with a `stalled` commit.
     TookOver,
+    /// Nobody decided at a gate within `gate.timeout`: the runner applied `gate.default`.
+    Decided,
     /// Another runner moved the branch first; nothing done.
     LostRace,
     /// Something a person should know about a branch that was not run.
@@ -93,6 +95,11 @@ impl Event {
                 self.error.as_deref().unwrap_or("")
             ),
             Kind::TookOver => tracing::warn!("{b}: took over expired lease ({})", self.error.as_deref().unwrap_or("")),
+            Kind::Decided => tracing::info!(
+                "{b}: gate of {st} -> {}: {}",
+                self.next_state.as_deref().unwrap_or("?"),
+                self.error.as_deref().unwrap_or("")
+            ),
             Kind::LostRace => tracing::debug!("{b}: another runner moved it first; skipped"),
             Kind::Notice => tracing::warn!("{b}: {}", self.error.as_deref().unwrap_or("")),
             Kind::Error => tracing::error!("{b}: {}", self.error.as_deref().unwrap_or("")),
@@ -110,6 +117,7 @@ pub struct Summary {
     pub retrying: usize,
     pub escalated: usize,
     pub took_over: usize,
+    pub decided: usize,
     pub lost_race: usize,
     pub notices: usize,
     pub errors: usize,
@@ -125,6 +133,7 @@ impl Summary {
             Kind::Retrying => self.retrying += 1,
             Kind::Escalated => self.escalated += 1,
             Kind::TookOver => self.took_over += 1,
+            Kind::Decided => self.decided += 1,
             Kind::LostRace => self.lost_race += 1,
             Kind::Notice => self.notices += 1,
             Kind::Error => self.errors += 1,
@@ -132,8 +141,12 @@ impl Summary {
     }
 
     pub fn line(&self) -> String {
+        let decided = match self.decided {
+            0 => String::new(),
+            n => format!(", {n} gate default(s) applied"),
+        };
         format!(
-            "tick: {} claimed, {} succeeded, {} parked, {} failed, {} retrying, {} escalated, {} took over, {} lost race, {} notices, {} errors",
+            "tick: {} claimed, {} succeeded, {} parked, {} failed, {} retrying, {} escalated, {} took over, {} lost race, {} notices, {} errors{}",
             self.claimed,
             self.succeeded,
             self.parked,
@@ -143,7 +156,8 @@ impl Summary {
             self.took_over,
             self.lost_race,
             self.notices,
-            self.errors
+            self.errors,
+            decided
         )
     }
 }
