@@ -7,6 +7,7 @@ mod checkpoints;
 mod conflicts;
 mod dlq;
 mod events;
+mod gate;
 mod gc;
 mod graph;
 mod heartbeat;
@@ -77,6 +78,9 @@ enum Command {
     Park(park::ParkArgs),
     Unpark(park::UnparkArgs),
     Dlq(dlq::Args),
+    Approve(gate::ApproveArgs),
+    Reject(gate::RejectArgs),
+    RequestChanges(gate::RequestChangesArgs),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -150,6 +154,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Park(a) => park::cmd_park(&cwd, a),
         Command::Unpark(a) => park::cmd_unpark(&cwd, a),
         Command::Dlq(a) => dlq::cmd_dlq(&cwd, a),
+        Command::Approve(a) => gate::cmd_approve(&cwd, a),
+        Command::Reject(a) => gate::cmd_reject(&cwd, a),
+        Command::RequestChanges(a) => gate::cmd_request_changes(&cwd, a),
     }
 }
 
