@@ -175,8 +175,12 @@ fn strangers_and_stale_approvals_do_not_count() {
     assert!(notice["error"].as_str().unwrap().contains("intern@example.com is not in gate.approvers"), "{notice}");
     assert_eq!(r.head("t1"), forged);
     assert!(note_of(&r, "t1").contains("approval refused"), "{}", note_of(&r, "t1"));
+    let inbox = String::from_utf8_lossy(&r.baton(&["inbox", "--json"]).stdout).into_owned();
+    assert!(inbox.lines().any(|l| l.contains("\"kind\":\"gate\"") && l.contains("\"branch\":\"t1\"")), "{inbox}");
     // A lead's approval on top of it counts.
     ok(baton_as(&r, LEAD, &["approve", "t1"]));
+    let inbox = String::from_utf8_lossy(&r.baton(&["inbox", "--json"]).stdout).into_owned();
+    assert!(!inbox.contains("\"branch\":\"t1\""), "{inbox}");
     assert!(has(&run_json(&r, &[]), "t1", "succeeded"));
 
     // Stale: approved, then a new commit on top.

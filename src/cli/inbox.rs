@@ -92,7 +92,8 @@ pub fn card_view(body: &str) -> CardView {
     view
 }
 
-/// What a head waits for (pure): None when no person is needed.
+/// What a head waits for (pure): None when no person is needed. `gated`: the head waits at the
+/// gate of its state, as the runner decides it ([`crate::runner::gates::status`]).
 pub fn waiting_item(card: &BranchCard, gated: bool, now: i64) -> Option<Item> {
     let branch = card.head.branch.clone();
     let c = &card.commit;
@@ -117,7 +118,7 @@ pub fn waiting_item(card: &BranchCard, gated: bool, now: i64) -> Option<Item> {
         ("blocked", command)
     } else if state.is(Reserved::Waiting) {
         ("waiting", format!("git baton send --branch {b} NEXT-STATE -m \"YOUR ANSWER\""))
-    } else if gated && !is_approval_of_parent(c) {
+    } else if gated {
         let option = if view.options.is_empty() { String::new() } else { " --option A".to_owned() };
         ("gate", format!("git baton approve {b}{option}   # or: git baton reject {b} -m WHY / git baton request-changes {b} -m WHAT"))
     } else {
@@ -140,22 +141,22 @@ pub fn waiting_item(card: &BranchCard, gated: bool, now: i64) -> Option<Item> {
     })
 }
 
-/// Is this head an approval of its parent (`dwp-approves` naming its first parent)?
-fn is_approval_of_parent(c: &crate::repo::CommitInfo) -> bool {
-    match (last_text(&c.trailers, Key::Approves), c.parents.first()) {
-        (Some(a), Some(p)) => a.trim().parse::<crate::repo::ObjectId>().is_ok_and(|a| a == *p),
-        _ => false,
-    }
-}
-
-fn gated(card: &BranchCard) -> (bool, Option<RunSettings>) {
+/// Does the head wait at its gate — no approval yet, or one that does not count (a stranger's, of
+/// another head), or a timeout about to apply its default?
+fn gated(card: &BranchCard, now: i64) -> (bool, Option<RunSettings>) {
     let Some(state) = card.state.valid() else { return (false, None) };
     let policy = match &card.policy {
         PolicyRead::Ok(p) => Some(p.as_ref()),
         _ => None,
     };
     let settings = RunSettings::for_state(policy, state.as_str(), &crate::policy::Base::default());
-    (settings.humans.tier.value == Tier::Gate, Some(settings))
+    use crate::humans::gate::GateStatus;
+    let waits = settings.humans.tier.value == Tier::Gate
+        && matches!(
+            crate::runner::gates::status(card, &settings.humans, now),
+            GateStatus::Waiting { .. } | GateStatus::Refused { .. } | GateStatus::TimedOut { .. }
+        );
+    (waits, Some(settings))
 }
 
 fn my_email(repo: &Repo) -> Option<String> {
@@ -180,7 +181,7 @@ pub fn cmd_inbox(cwd: &Path, args: Args) -> Result<ExitCode> {
     let me = if args.mine { my_email(&repo) } else { None };
     let mut items = Vec::new();
     for card in &board.cards {
-        let (is_gate, settings) = gated(card);
+        let (is_gate, settings) = gated(card, now);
         let Some(item) = waiting_item(card, is_gate, now) else { continue };
         if args.mine && item.kind == "gate" {
             let may = match (&me, &settings) {
