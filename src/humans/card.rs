@@ -305,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn the_loop_cap_card_is_valid() {
+    fn the_runners_cards_are_valid() {
         let msg = crate::runner::messages::loop_cap(
             "t1",
             &crate::protocol::State::parse("build").unwrap(),
@@ -320,6 +320,16 @@ mod tests {
         let card = parse(&body).unwrap().unwrap();
         assert_eq!(card.letters(), ['A', 'B']);
         assert!(card.context.contains("boom"), "{card:?}");
+        let msg = crate::runner::messages::dependency_block(
+            "t1",
+            &crate::protocol::State::parse("build").unwrap(),
+            "api is failed",
+            "h:1",
+            None,
+        )
+        .unwrap();
+        let card = parse(&crate::protocol::message::body_of(&msg)).unwrap().unwrap();
+        assert_eq!(card.letters(), ['A', 'B']);
     }
 
     /// Each broken card names what is missing.
