@@ -62,34 +62,27 @@ pub struct Item {
     pub command: String,
 }
 
-/// What a decision card in a body says, as far as the inbox shows it.
+/// What a decision card in a body says, as far as the inbox shows it: the card's parts when it
+/// is complete; when it is not, what is wrong with it (the inbox still lists the task).
 #[derive(Debug, Default, PartialEq)]
 pub struct CardView {
     pub context: Option<String>,
     pub options: Vec<String>,
     pub recommended: Option<String>,
+    pub problems: Option<String>,
 }
 
-/// Read the `## Decision required` section of a body, leniently (the inbox shows what is there).
 pub fn card_view(body: &str) -> CardView {
-    let mut view = CardView::default();
-    let Some(start) = body.find("## Decision required") else {
-        return view;
-    };
-    for line in body[start..].lines().skip(1) {
-        let l = line.trim();
-        if l.starts_with("## ") {
-            break;
-        }
-        if let Some(c) = l.strip_prefix("Context:") {
-            view.context = Some(c.trim().to_owned());
-        } else if let Some(r) = l.strip_prefix("Recommended:") {
-            view.recommended = Some(r.trim().to_owned());
-        } else if l.len() > 2 && l.as_bytes()[0].is_ascii_uppercase() && l.as_bytes()[1] == b'.' {
-            view.options.push(l.to_owned());
-        }
+    match crate::humans::card::parse(body) {
+        None => CardView::default(),
+        Some(Ok(card)) => CardView {
+            context: Some(card.context),
+            options: card.options.iter().map(|(c, text)| format!("{c}. {text}")).collect(),
+            recommended: Some(card.recommended),
+            problems: None,
+        },
+        Some(Err(e)) => CardView { problems: Some(e.problems.join("; ")), ..CardView::default() },
     }
-    view
 }
 
 /// What a head waits for (pure): None when no person is needed. `gated`: the head waits at the
@@ -133,7 +126,11 @@ pub fn waiting_item(card: &BranchCard, gated: bool, now: i64) -> Option<Item> {
         commit: Some(c.id.to_string()),
         since,
         age_seconds: (now - since).max(0),
-        summary: view.context.clone().unwrap_or(subject),
+        summary: match (&view.context, &view.problems) {
+            (Some(c), _) => c.clone(),
+            (None, Some(p)) => format!("{subject} (incomplete decision card: {p})"),
+            (None, None) => subject,
+        },
         options: view.options,
         recommended: view.recommended,
         escalation,
@@ -256,16 +253,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cards_are_read_leniently() {
-        let body = "intro\n\n## Decision required\n\nContext: deploy 1.2 to prod\nOptions:\nA. Deploy now\nB. Wait for Monday\nRecommended: B\nRisk: low\nDefault: none\n\n## Other\nC. not an option\n";
-        assert_eq!(
-            card_view(body),
-            CardView {
-                context: Some("deploy 1.2 to prod".into()),
-                options: vec!["A. Deploy now".into(), "B. Wait for Monday".into()],
-                recommended: Some("B".into()),
-            }
-        );
+    fn cards_are_shown_whole_or_with_what_is_missing() {
+        let body = "intro\n\n## Decision required\n\nContext: deploy 1.2 to prod\nOptions:\nA. Deploy now\nB. Wait for Monday\nRecommended: B\nRisk: low\nDefault: none\n";
+        let v = card_view(body);
+        assert_eq!(v.context.as_deref(), Some("deploy 1.2 to prod"));
+        assert_eq!(v.options, ["A. Deploy now", "B. Wait for Monday"]);
+        assert_eq!(v.recommended.as_deref(), Some("B"));
         assert_eq!(card_view("no card"), CardView::default());
+        let partial = card_view("## Decision required\n\nContext: x\n");
+        assert!(partial.problems.is_some() && partial.context.is_none(), "{partial:?}");
     }
 }
