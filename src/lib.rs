@@ -8,6 +8,7 @@ pub mod cli;
 pub mod gc;
 pub mod history;
 pub mod humans;
+pub mod notify;
 pub mod policy;
 pub mod protocol;
 pub mod recovery;
