@@ -16,6 +16,7 @@ mod inbox;
 mod init;
 mod log;
 mod metrics;
+mod notify;
 mod output;
 mod park;
 mod policy;
@@ -81,6 +82,7 @@ enum Command {
     Approve(gate::ApproveArgs),
     Reject(gate::RejectArgs),
     RequestChanges(gate::RequestChangesArgs),
+    Notify(notify::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -157,6 +159,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Approve(a) => gate::cmd_approve(&cwd, a),
         Command::Reject(a) => gate::cmd_reject(&cwd, a),
         Command::RequestChanges(a) => gate::cmd_request_changes(&cwd, a),
+        Command::Notify(a) => notify::cmd_notify(&cwd, a),
     }
 }
 

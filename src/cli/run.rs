@@ -202,9 +202,11 @@ pub async fn execute_and_print(
 pub fn cmd_run(cwd: &Path, args: Args) -> Result<ExitCode> {
     let spec = args.spec()?;
     let opts = args.options()?;
-    let tick::Prepared { repo, actions, source, .. } =
-        tick::prepare(cwd, &spec, clock::now()).map_err(anyhow::Error::from)?;
+    let started = clock::now();
+    let tick::Prepared { repo, actions, source, cards, .. } =
+        tick::prepare(cwd, &spec, started).map_err(anyhow::Error::from)?;
     tracing::debug!("{}", source.describe());
+    let moved = crate::notify::moves_heads(&actions);
     let session = Session::new()?;
     let json = args.json;
     let summary = session.runtime.block_on(async move {
@@ -212,6 +214,7 @@ pub fn cmd_run(cwd: &Path, args: Args) -> Result<ExitCode> {
         forward_stop(stop_tx, opts.grace);
         execute_and_print(repo, opts, stop_rx, actions, json).await
     })?;
+    crate::notify::after_tick_logged(cwd, &spec, &source, cards, moved, started);
     tracing::info!("{}", summary.line());
     if args.fail_on_error && (summary.failed > 0 || summary.errors > 0) {
         return Ok(ExitCode::from(1));

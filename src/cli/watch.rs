@@ -55,14 +55,20 @@ fn jitter() -> f64 {
 /// How often `watch` runs `gc` (with its default age limit).
 const GC_EVERY: Duration = Duration::from_secs(24 * 3600);
 
-/// `git baton gc --older-than 14d`, from the poller: logged, never fatal.
-fn daily_gc(cwd: &Path) {
+/// `git baton gc --older-than 14d`, from the poller: logged, never fatal. Also prunes the
+/// records of notifications too old to matter (`git baton notify --prune`).
+fn daily_gc(cwd: &Path, remote: Option<&str>) {
     let removed = Repo::discover(cwd)
         .and_then(|repo| crate::gc::collect::run_gc(&repo, Duration::from_secs(14 * 86_400), false, clock::now()));
     match removed {
         Ok(r) if r.is_empty() => tracing::debug!("gc: nothing to remove"),
         Ok(r) => tracing::info!("gc: removed {} item(s) of scratch older than 14d", r.len()),
         Err(e) => tracing::warn!("gc failed: {e:#}"),
+    }
+    match Repo::discover(cwd).and_then(|repo| crate::notify::prune(&repo, remote, clock::now(), false)) {
+        Ok(p) if p.is_empty() => {}
+        Ok(p) => tracing::info!("notify: pruned {} record(s) of old notifications", p.len()),
+        Err(e) => tracing::warn!("pruning notification records failed: {e:#}"),
     }
 }
 
@@ -96,15 +102,21 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
             let mut due_next: Option<tokio::time::Instant> = None;
             let mut last_sweep: Option<std::time::Instant> = None;
             let mut sweep_every = Duration::from_secs(crate::policy::failure::built_in::SWEEP);
+            // Notifications: one pass at a time, in the background, over the board a tick read;
+            // heads since the previous tick's start count when the board has no watermark yet.
+            let mut notifying: Option<tokio::task::JoinHandle<()>> = None;
+            let mut notify_since = clock::now();
+            let mut last_source = None;
             tracing::info!("watching every {:.1}s", interval.as_secs_f64());
             loop {
                 executor.reap();
                 let mut wait = interval.mul_f64(0.9 + 0.2 * jitter());
+                let tick_start = clock::now();
                 if breaker.allows(now_f64()) {
                     let (dir, s) = (cwd.clone(), spec.clone());
                     let prepared = tokio::task::spawn_blocking(move || tick::prepare(&dir, &s, clock::now())).await;
                     match prepared {
-                        Ok(Ok(tick::Prepared { repo, actions, source, next_due })) => {
+                        Ok(Ok(tick::Prepared { repo, actions, source, next_due, cards })) => {
                             // A retry timer due before the next tick: wake for it instead.
                             if let Some(due) = next_due {
                                 let secs = (due - clock::now()).max(0) as f64 + 0.05;
@@ -120,6 +132,14 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
                             executor.ctx().refresh(repo);
                             let busy = executor.busy();
                             executor.submit(actions.into_iter().filter(|a| !busy.contains(a.branch())).collect());
+                            if notifying.as_ref().is_none_or(|h| h.is_finished()) {
+                                let (dir, s, src, since) = (cwd.clone(), spec.clone(), source.clone(), notify_since);
+                                notifying = Some(tokio::task::spawn_blocking(move || {
+                                    crate::notify::after_tick_logged(&dir, &s, &src, cards, false, since)
+                                }));
+                                notify_since = tick_start;
+                            }
+                            last_source = Some(source);
                         }
                         Ok(Err(TickError::Fetch { remote, why })) => match breaker.failed(now_f64(), jitter()) {
                             Advice::Backoff { wait: w, first } => {
@@ -144,8 +164,8 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
                 }
                 if last_gc.is_none_or(|t| t.elapsed() >= GC_EVERY) {
                     last_gc = Some(std::time::Instant::now());
-                    let dir = cwd.clone();
-                    tokio::task::spawn_blocking(move || daily_gc(&dir));
+                    let (dir, remote) = (cwd.clone(), spec.remote.clone());
+                    tokio::task::spawn_blocking(move || daily_gc(&dir, remote.as_deref()));
                 }
                 if spec.remote.is_none() && last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
                     last_sweep = Some(std::time::Instant::now());
@@ -191,6 +211,18 @@ pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
                 }
             }
             executor.join_all().await;
+            // The last answers are notified before the poller stops.
+            if let Some(h) = notifying {
+                let _ = h.await;
+            }
+            if let Some(src) = last_source {
+                let (dir, s) = (cwd.clone(), spec.clone());
+                let since = notify_since;
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::notify::after_tick_logged(&dir, &s, &src, Vec::new(), true, since)
+                })
+                .await;
+            }
         });
         let summary = print_events(events_rx, json).await;
         poller.await.context("poller task")?;

@@ -67,12 +67,14 @@ pub fn breakers_prefix(remote: &str) -> String {
 
 /// `git fetch` every branch of `remote` into `refs/remotes/<remote>/`, the runners' lease
 /// renewals (`refs/baton/leases/*`) into `refs/baton/remote-leases/<remote>/` and the circuit
-/// breakers (`refs/baton/breakers/*`) into `refs/baton/remote-breakers/<remote>/`, pruning
-/// deleted ones.
+/// breakers (`refs/baton/breakers/*`) into `refs/baton/remote-breakers/<remote>/` and the
+/// notification records (`refs/baton/notified/*`) into `refs/baton/remote-notified/<remote>/`,
+/// pruning deleted ones.
 pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
     let spec = format!("+refs/heads/*:refs/remotes/{remote}/*");
     let leases = format!("+refs/baton/leases/*:{}*", renewals_prefix(remote));
     let breakers = format!("+refs/baton/breakers/*:{}*", breakers_prefix(remote));
+    let notified = crate::notify::store::fetch_refspec(remote);
     let out = git(dir)
         .args([
             "fetch",
@@ -85,6 +87,7 @@ pub fn fetch(dir: &Path, remote: &str) -> Result<(), String> {
             &spec,
             &leases,
             &breakers,
+            &notified,
         ])
         .output()
         .map_err(|e| format!("running git fetch: {e}"))?;

@@ -35,6 +35,8 @@ pub struct Prepared {
     pub source: Source,
     /// The earliest `dwp-not-before` still in the future (a retry's timer): when to look again.
     pub next_due: Option<i64>,
+    /// The board as read (branch names as acted on), for the notification pass after the tick.
+    pub cards: Vec<super::board::BranchCard>,
 }
 
 /// Why a tick could not be planned.
@@ -191,7 +193,8 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
             )));
         }
     }
-    Ok(Prepared { repo, actions, source: handlers, next_due: due })
+    let cards = inputs.into_iter().map(|i| i.card).collect();
+    Ok(Prepared { repo, actions, source: handlers, next_due: due, cards })
 }
 
 /// The heads of the branches the inputs depend on: from the board when selected, else read
