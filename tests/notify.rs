@@ -349,3 +349,34 @@ fn baton_in(home: &Path, dir: &Path, url: &str, args: &[&str]) -> std::process::
     assert!(out.status.success(), "git-baton {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
+
+/// The answer of a `tier = "notify"` state is news; a state's notifiers hear the outcome of its
+/// runs (`done` answering `build`); a head that calls for nothing is settled, not looked at again.
+#[test]
+fn notify_tier_answers_and_origin_notifiers() {
+    let server = Server::start();
+    let p = format!(
+        "[defaults]\nenv.pass = [\"BATON_WEBHOOK_URL\"]\n\n[states.report]\ntier = \"notify\"\nnotify = [{w:?}]\n\n[states.build]\nnotify = [{w:?}]\n",
+        w = webhook()
+    );
+    let r = repo_with(&[
+        (".dwp/command/report", "#!/bin/sh\ngit commit -q --allow-empty -m 'report written' -m 'dwp-state: review'\n"),
+        (".dwp/command/build", BUILD),
+        (".dwp/policy.toml", &p),
+    ]);
+    task(&r, "t1", "report");
+    let idle = task(&r, "t2", "idle");
+    task(&r, "t3", "build");
+    run(&r, &server.url);
+    let got = server.received();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let answer = &by_task(&got, "t1")[0]["baton"];
+    assert_eq!((answer["status"].as_str(), answer["outcome"].as_str()), (Some("COMPLETED"), Some("answer")));
+    assert_eq!((answer["state"].as_str(), answer["origin_state"].as_str()), (Some("review"), Some("report")));
+    let done = &by_task(&got, "t3")[0]["baton"];
+    assert_eq!((done["outcome"].as_str(), done["origin_state"].as_str()), (Some("done"), Some("build")));
+    // t2 was looked at (its policy has a notify tier) and settled: a record, nothing sent.
+    assert!(records(&r).contains(&format!("refs/baton/notified/{idle}")));
+    run(&r, &server.url);
+    assert_eq!(server.received().len(), 2);
+}

@@ -229,10 +229,12 @@ impl Resolver<'_> {
         f
     }
 
-    /// The notifiers of `states` under `policy` (handlers from `task_tree`'s source), each once.
-    fn notifiers(&mut self, policy: Option<&Policy>, task_tree: ObjectId, states: &[&str]) -> Vec<Spec> {
+    /// The notifiers of `states` under `policy` (handlers from `task_tree`'s source), each once,
+    /// and whether one of them is there but cannot run (a notice was given).
+    fn notifiers(&mut self, policy: Option<&Policy>, task_tree: ObjectId, states: &[&str]) -> (Vec<Spec>, bool) {
         let mut out: Vec<Spec> = Vec::new();
         let mut program = false;
+        let mut broken = false;
         for s in states {
             match notify_key(policy, s) {
                 Some(list) => {
@@ -250,12 +252,13 @@ impl Resolver<'_> {
             match self.program(task_tree) {
                 HandlerLookup::Found(_) => out.push(Spec::Program(self.source.tree_for(task_tree))),
                 HandlerLookup::NotExecutable(p) => {
+                    broken = true;
                     self.notice(format!("{p} is not executable: no notification sent through it"))
                 }
                 HandlerLookup::Missing => {}
             }
         }
-        out
+        (out, broken)
     }
 
     fn pass_names(&self, policy: Option<&Policy>, states: &[&str]) -> Vec<String> {
@@ -375,6 +378,8 @@ pub fn pass(repo: &Repo, cards: &[BranchCard], source: &Source, opts: &PassOptio
         said: HashSet::new(),
     };
     let mut candidates = Vec::new();
+    // Heads that call for nothing although notifiers are configured: recorded as settled.
+    let mut settle: Vec<ObjectId> = Vec::new();
     for card in cards {
         let record = records.by_key.get(&card.head.id).copied();
         if record == Some(delivered) || card.commit.committer_time < eligible {
@@ -404,14 +409,22 @@ pub fn pass(repo: &Repo, cards: &[BranchCard], source: &Source, opts: &PassOptio
         let answer = answer_of(repo, &card.commit);
         head.answer = answer.as_ref();
         let Some(n) = decide::decide(&head, |s| tier_of(policy, s)) else {
+            // Looked up for nothing: settle it, so that the next pass does not walk again.
+            if record.is_none() {
+                settle.push(card.head.id);
+            }
             continue;
         };
         let mut states: Vec<&str> = n.state.iter().map(String::as_str).collect();
         if let Some(o) = n.origin_state.as_deref().filter(|o| !states.contains(o)) {
             states.push(o);
         }
-        let notifiers = r.notifiers(policy, card.commit.tree, &states);
+        let (notifiers, broken) = r.notifiers(policy, card.commit.tree, &states);
         if notifiers.is_empty() {
+            // No notifier for these states (a broken one waits until it is fixed).
+            if record.is_none() && !broken {
+                settle.push(card.head.id);
+            }
             continue;
         }
         let pass = r.pass_names(policy, &states);
@@ -419,6 +432,12 @@ pub fn pass(repo: &Repo, cards: &[BranchCard], source: &Source, opts: &PassOptio
     }
     breaker_candidates(&mut r, cards, &records, opts, eligible, &mut candidates)?;
     let mut report = Report::default();
+    if !settle.is_empty() && !opts.dry_run {
+        store::write_delivered(repo)?;
+        if let Err(e) = store.settle(repo, &settle) {
+            tracing::debug!("recording {} head(s) with nothing to send: {e:#}", settle.len());
+        }
+    }
     if !candidates.is_empty() {
         if watermark.is_none() && !opts.dry_run {
             store.set_since(repo, opts.since, now)?;
@@ -483,7 +502,7 @@ fn breaker_candidates(
             if !shared || !seen.insert((ptr, card.commit.tree, state.clone())) {
                 continue;
             }
-            for s in r.notifiers(policy, card.commit.tree, &[&state]) {
+            for s in r.notifiers(policy, card.commit.tree, &[&state]).0 {
                 if !notifiers.contains(&s) {
                     notifiers.push(s);
                 }

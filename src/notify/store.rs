@@ -240,6 +240,41 @@ impl Store {
         }
     }
 
+    /// Record heads that call for no notification as settled (the delivered commit), each only if
+    /// it has no record yet. In remote mode one push per 500 records.
+    pub fn settle(&self, repo: &Repo, keys: &[ObjectId]) -> Result<()> {
+        let delivered = delivered_id();
+        match self {
+            Store::Local => {
+                for key in keys {
+                    repo.compare_and_swap(&Store::board_ref(&key.to_string()), None, delivered, "baton: notify")?;
+                }
+                Ok(())
+            }
+            Store::Remote(r) => {
+                for chunk in keys.chunks(500) {
+                    let mut cmd = crate::repo::worktree::git(repo.common_dir());
+                    cmd.args(["push", "--porcelain", "--quiet"]);
+                    for key in chunk {
+                        cmd.arg(format!("--force-with-lease={}:", Store::board_ref(&key.to_string())));
+                    }
+                    cmd.arg("--").arg(r);
+                    for key in chunk {
+                        cmd.arg(format!("{delivered}:{}", Store::board_ref(&key.to_string())));
+                    }
+                    // Refs that exist already are refused one by one; the rest go through.
+                    let out = cmd.output().context("running git push")?;
+                    let refused = String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with('!'));
+                    if !out.status.success() && !refused {
+                        let err = String::from_utf8_lossy(&out.stderr);
+                        return Err(anyhow!("git push failed: {}", err.lines().next().unwrap_or("").trim()));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Delete records that still hold the values given; returns how many went.
     pub fn delete(&self, repo: &Repo, records: &[(String, ObjectId)]) -> Result<usize> {
         if records.is_empty() {
