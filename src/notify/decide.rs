@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::policy::Tier;
 use crate::protocol::state::last_text;
-use crate::protocol::{Key, Reserved, StateRead, Trailer};
+use crate::protocol::{Key, Reserved, State, StateRead, Trailer};
 use crate::recovery::deadletter::subject_of;
 
 /// The trailer an approval carries (the approved commit); a gated head without it waits.
@@ -122,36 +122,9 @@ pub fn wants_answer(trailers: &[Trailer], any_notify_tier: bool) -> bool {
 /// record); anything else → nothing.
 pub fn decide(head: &Head<'_>, tier_of: impl Fn(&str) -> Tier) -> Option<Notification> {
     let t = head.trailers;
-    let StateRead::Valid(state) = StateRead::from_trailers(t) else {
-        return None;
-    };
-    if matches!(state.reserved(), Some(Reserved::Working | Reserved::Stalled | Reserved::Parked))
-        || last_text(t, Key::RetryOf).is_some()
-    {
-        return None;
-    }
+    let (state, status, outcome) = classify(t, head.answer, &tier_of)?;
     let text = |k: Key| last_text(t, k).map(|v| one_line(&v)).filter(|v| !v.is_empty());
     let error = text(Key::Error);
-    let escalation = text(Key::Escalation);
-    let (status, outcome) = if last_text(t, Key::DeadLetter).is_some() {
-        (Status::Failed, "dead-letter".to_owned())
-    } else {
-        match state.reserved() {
-            Some(Reserved::Done) => (Status::Completed, "done".to_owned()),
-            Some(Reserved::Failed) => (Status::Failed, "failed".to_owned()),
-            Some(Reserved::Canceled) => (Status::Failed, "canceled".to_owned()),
-            Some(Reserved::Blocked) => (Status::Blocked, escalation.clone().unwrap_or_else(|| "blocked".to_owned())),
-            Some(Reserved::Waiting) => (Status::Waiting, "waiting".to_owned()),
-            _ if tier_of(state.as_str()) == Tier::Gate && !has_key(t, APPROVES) => (Status::Waiting, "gate".to_owned()),
-            _ => match head.answer {
-                Some(a) if tier_of(&a.origin_state) == Tier::Notify => match error {
-                    Some(_) => (Status::Failed, "failed".to_owned()),
-                    None => (Status::Completed, "answer".to_owned()),
-                },
-                _ => return None,
-            },
-        }
-    };
     let summary = one_line(&subject_of(head.message));
     let attempt = last_text(t, Key::Attempt).and_then(|v| v.trim().parse::<u32>().ok());
     let detail = match (status, outcome.as_str()) {
@@ -184,6 +157,54 @@ pub fn decide(head: &Head<'_>, tier_of: impl Fn(&str) -> Tier) -> Option<Notific
         breaker: None,
         text: one_line(&format!("Task {} {}: {detail}", head.branch, status.as_str())),
     })
+}
+
+/// Does the head call for a notification? [`decide`] without building it: what a pass asks of
+/// every head before it reads anything more.
+pub fn is_news(trailers: &[Trailer], answer: Option<&Answer>, tier_of: impl Fn(&str) -> Tier) -> bool {
+    classify(trailers, answer, &tier_of).is_some()
+}
+
+/// The state, status and outcome of a head that calls for a notification (see [`decide`]).
+fn classify(
+    t: &[Trailer],
+    answer: Option<&Answer>,
+    tier_of: &impl Fn(&str) -> Tier,
+) -> Option<(State, Status, String)> {
+    let StateRead::Valid(state) = StateRead::from_trailers(t) else {
+        return None;
+    };
+    if matches!(state.reserved(), Some(Reserved::Working | Reserved::Stalled | Reserved::Parked))
+        || last_text(t, Key::RetryOf).is_some()
+    {
+        return None;
+    }
+    let (status, outcome) = if last_text(t, Key::DeadLetter).is_some() {
+        (Status::Failed, "dead-letter".to_owned())
+    } else {
+        match state.reserved() {
+            Some(Reserved::Done) => (Status::Completed, "done".to_owned()),
+            Some(Reserved::Failed) => (Status::Failed, "failed".to_owned()),
+            Some(Reserved::Canceled) => (Status::Failed, "canceled".to_owned()),
+            Some(Reserved::Blocked) => (
+                Status::Blocked,
+                last_text(t, Key::Escalation)
+                    .map(|v| one_line(&v))
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "blocked".to_owned()),
+            ),
+            Some(Reserved::Waiting) => (Status::Waiting, "waiting".to_owned()),
+            _ if tier_of(state.as_str()) == Tier::Gate && !has_key(t, APPROVES) => (Status::Waiting, "gate".to_owned()),
+            _ => match answer {
+                Some(a) if tier_of(&a.origin_state) == Tier::Notify => match last_text(t, Key::Error) {
+                    Some(_) => (Status::Failed, "failed".to_owned()),
+                    None => (Status::Completed, "answer".to_owned()),
+                },
+                _ => return None,
+            },
+        }
+    };
+    Some((state, status, outcome))
 }
 
 /// A circuit breaker that opened: BLOCKED `breaker-open`, keyed by the commit that opened it.

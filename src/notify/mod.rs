@@ -390,24 +390,23 @@ pub fn pass(repo: &Repo, cards: &[BranchCard], source: &Source, opts: &PassOptio
             _ => None,
         };
         let any_notify = r.any_notify_tier(policy);
-        let commit = card.head.id.to_string();
-        let mut head = Head {
-            branch: &card.head.branch,
-            commit: &commit,
-            message: &card.commit.message,
-            trailers: &card.commit.trailers,
-            answer: None,
-        };
         // The state alone calls for news, or the head may answer a `tier = "notify"` state: only
         // then, and only when some notifier could hear it, is the run it answers looked up.
-        let news = decide::decide(&head, |s| tier_of(policy, s)).is_some();
+        let news = decide::is_news(&card.commit.trailers, None, |s| tier_of(policy, s));
         if !(news || any_notify && decide::wants_answer(&card.commit.trailers, true))
             || !r.configured(policy, card.commit.tree)
         {
             continue;
         }
         let answer = answer_of(repo, &card.commit);
-        head.answer = answer.as_ref();
+        let commit = card.head.id.to_string();
+        let head = Head {
+            branch: &card.head.branch,
+            commit: &commit,
+            message: &card.commit.message,
+            trailers: &card.commit.trailers,
+            answer: answer.as_ref(),
+        };
         let Some(n) = decide::decide(&head, |s| tier_of(policy, s)) else {
             // Looked up for nothing: settle it, so that the next pass does not walk again.
             if record.is_none() {
@@ -449,6 +448,10 @@ pub fn pass(repo: &Repo, cards: &[BranchCard], source: &Source, opts: &PassOptio
         for c in candidates {
             report.items.push(send(repo, &store, &mut r, c, &env, opts));
         }
+    }
+    let wrote = !settle.is_empty() || !report.items.is_empty();
+    if wrote && !opts.dry_run {
+        store.pack_loose(repo);
     }
     report.notices = r.notices;
     Ok(report)
