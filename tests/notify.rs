@@ -291,7 +291,8 @@ fn a_gate_waiting_for_approval_reaches_dwp_notify() {
     let text = std::fs::read_to_string(out.path().join(format!("{head}.txt"))).unwrap();
     assert_eq!(text, "Task t1 WAITING: approval needed for deploy: baton: deploy");
     // An approval on top is not news.
-    r.baton_ok(&["send", "--branch", "t1", "deploy", "--trailer", &format!("dwp-approves: {head}"), "-m", "ok"]);
+    r.baton_ok(&["approve", "t1", "-m", "ok"]);
+    assert_eq!(r.trailer_of("t1", "dwp-approves").as_deref(), Some(head.as_str()));
     let res = r.baton_cmd(&["notify", "--json"]).env("NOTIFY_DIR", out.path()).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&res.stdout).trim(), "[]");
 }

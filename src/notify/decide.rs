@@ -9,9 +9,6 @@ use crate::protocol::state::last_text;
 use crate::protocol::{Key, Reserved, State, StateRead, Trailer};
 use crate::recovery::deadletter::subject_of;
 
-/// The trailer an approval carries (the approved commit); a gated head without it waits.
-pub const APPROVES: &str = "dwp-approves";
-
 /// The four kinds of news.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -194,7 +191,9 @@ fn classify(
                     .unwrap_or_else(|| "blocked".to_owned()),
             ),
             Some(Reserved::Waiting) => (Status::Waiting, "waiting".to_owned()),
-            _ if tier_of(state.as_str()) == Tier::Gate && !has_key(t, APPROVES) => (Status::Waiting, "gate".to_owned()),
+            _ if tier_of(state.as_str()) == Tier::Gate && last_text(t, Key::Approves).is_none() => {
+                (Status::Waiting, "gate".to_owned())
+            }
             _ => match answer {
                 Some(a) if tier_of(&a.origin_state) == Tier::Notify => match last_text(t, Key::Error) {
                     Some(_) => (Status::Failed, "failed".to_owned()),
@@ -225,10 +224,6 @@ pub fn breaker_opened(name: &str, commit: &str, reason: Option<&str>, last_error
         breaker: Some(name.to_owned()),
         text: one_line(&format!("Breaker {name} BLOCKED: opened ({reason}); its states wait until it closes")),
     }
-}
-
-fn has_key(trailers: &[Trailer], key: &str) -> bool {
-    trailers.iter().any(|t| t.key == key.as_bytes())
 }
 
 #[cfg(test)]
