@@ -88,3 +88,17 @@ fn higher_priority_goes_first_when_jobs_are_scarce() {
         events.iter().filter(|e| e["action"] == "claimed").map(|e| e["branch"].as_str().unwrap()).collect();
     assert_eq!(claims, ["c-high", "b-medium", "a-low"]);
 }
+
+#[test]
+fn graph_tasks_draws_the_dependencies() {
+    let r = repo_with(&[(".dwp/command/build", DONE)]);
+    send(&r, "api", "build", &[]);
+    send(&r, "ui", "build", &["dwp-depends-on: api"]);
+    send(&r, "rescue", "build", &["dwp-depends-on: api:failed"]);
+    send(&r, "alone", "build", &[]);
+    let m = r.baton_ok(&["graph", "--tasks"]);
+    assert!(m.starts_with("flowchart LR\n"), "{m}");
+    assert!(m.contains("[\"api (build)\"]") && m.contains("-->|failed|") && !m.contains("alone"), "{m}");
+    let d = r.baton_ok(&["graph", "--tasks", "--format", "dot"]);
+    assert!(d.contains("\"api (build)\" -> \"ui (build)\";"), "{d}");
+}

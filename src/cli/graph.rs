@@ -18,6 +18,11 @@ use crate::repo::Repo;
 /// `--format mermaid` (default) prints a `stateDiagram-v2` with `A --> B: N` edges (a name
 /// with `.` or `-` is declared as `state "name" as sN`); `--format dot` prints
 /// `digraph baton { "A" -> "B" [label="N"]; }` for Graphviz (`| dot -Tsvg > states.svg`).
+///
+/// `--tasks` draws the task graph instead: every branch that takes part in a `dwp-depends-on`
+/// (its head's, or named by one) with its current state, and an edge from each dependency to the
+/// task waiting for it, labelled with the wanted state when it is not `done` (Mermaid
+/// `flowchart LR`, or `digraph tasks` with `--format dot`).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Output format.
@@ -30,6 +35,9 @@ pub struct Args {
     /// YYYY-MM-DDTHH:MM:SSZ, UTC).
     #[arg(long, value_name = "DATE")]
     since: Option<String>,
+    /// Draw the task graph (`dwp-depends-on` between branches) instead of the state graph.
+    #[arg(long, conflicts_with = "since")]
+    tasks: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +50,23 @@ pub fn cmd_graph(cwd: &Path, args: Args) -> Result<ExitCode> {
     let since = parse_since(args.since.as_deref())?;
     let repo = Repo::discover(cwd)?;
     let branches = local_branches(&repo, &args.branches)?;
+    if args.tasks {
+        let mut g = crate::runner::deps::TaskGraph::default();
+        for b in &branches {
+            let Ok(c) = repo.commit(b.id) else { continue };
+            let state = c.state();
+            g.add(&b.branch, state.valid().map(|s| s.as_str()), &crate::runner::deps::dependencies(&c.trailers).0);
+        }
+        let g = g.connected();
+        let text = match args.format {
+            Format::Mermaid => g.mermaid(),
+            Format::Dot => g.dot(),
+        };
+        let mut out = Out::new();
+        out.bytes(text.as_bytes())?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut t = Transitions::default();
     for r in records_of_branches(&repo, &branches, since)? {
         t.add(&r);

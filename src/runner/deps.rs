@@ -210,3 +210,91 @@ mod tests {
         assert_eq!(cycles(&chain)[0].len(), 20_000);
     }
 }
+
+/// The task graph: branches as nodes (with their state), `dwp-depends-on` as edges from the
+/// dependency to the task that waits for it (labelled with the wanted state).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TaskGraph {
+    /// Branch → its head's state (None: no or an invalid state; missing branches are absent).
+    pub nodes: BTreeMap<String, Option<String>>,
+    /// (dependency, dependent, wanted state).
+    pub edges: BTreeSet<(String, String, String)>,
+}
+
+impl TaskGraph {
+    /// Add a head and its dependencies; branches named only as dependencies appear as nodes
+    /// without a state.
+    pub fn add(&mut self, branch: &str, state: Option<&str>, deps: &[Dependency]) {
+        self.nodes.insert(branch.to_owned(), state.map(str::to_owned));
+        for d in deps {
+            self.nodes.entry(d.branch.clone()).or_insert(None);
+            self.edges.insert((d.branch.clone(), branch.to_owned(), d.state.clone()));
+        }
+    }
+
+    /// Keep only the branches that take part in a dependency.
+    pub fn connected(mut self) -> TaskGraph {
+        let used: BTreeSet<String> = self.edges.iter().flat_map(|(a, b, _)| [a.clone(), b.clone()]).collect();
+        self.nodes.retain(|n, _| used.contains(n));
+        self
+    }
+
+    fn label(&self, branch: &str) -> String {
+        match self.nodes.get(branch).and_then(|s| s.as_deref()) {
+            Some(s) => format!("{branch} ({s})"),
+            None => branch.to_owned(),
+        }
+    }
+
+    /// A Mermaid flowchart: `flowchart LR`, nodes `nI["branch (state)"]`, edges `nI -->|state| nJ`
+    /// (the label only when the wanted state is not `done`).
+    pub fn mermaid(&self) -> String {
+        let ids: BTreeMap<&str, usize> = self.nodes.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let mut out = String::from("flowchart LR\n");
+        for n in self.nodes.keys() {
+            out.push_str(&format!("    n{}[\"{}\"]\n", ids[n.as_str()], self.label(n).replace('"', "'")));
+        }
+        for (a, b, s) in &self.edges {
+            let label = if s == Reserved::Done.as_str() { String::new() } else { format!("|{s}|") };
+            out.push_str(&format!("    n{} -->{label} n{}\n", ids[a.as_str()], ids[b.as_str()]));
+        }
+        out
+    }
+
+    /// Graphviz: `digraph tasks { "a (done)" -> "b (build)" [label="failed"]; }`.
+    pub fn dot(&self) -> String {
+        let q = |s: String| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut out = String::from("digraph tasks {\n    rankdir=LR;\n");
+        for n in self.nodes.keys() {
+            out.push_str(&format!("    {};\n", q(self.label(n))));
+        }
+        for (a, b, s) in &self.edges {
+            let attr = if s == Reserved::Done.as_str() { String::new() } else { format!(" [label={}]", q(s.clone())) };
+            out.push_str(&format!("    {} -> {}{attr};\n", q(self.label(a)), q(self.label(b))));
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod graph_tests {
+    use super::*;
+
+    #[test]
+    fn the_task_graph_draws_dependencies() {
+        let mut g = TaskGraph::default();
+        g.add("api", Some("done"), &[]);
+        g.add("ui", Some("build"), &[Dependency { branch: "api".into(), state: "done".into() }]);
+        g.add("rescue", Some("build"), &[Dependency { branch: "api".into(), state: "failed".into() }]);
+        g.add("alone", Some("build"), &[]);
+        let g = g.connected();
+        assert_eq!(
+            g.mermaid(),
+            "flowchart LR\n    n0[\"api (done)\"]\n    n1[\"rescue (build)\"]\n    n2[\"ui (build)\"]\n    n0 -->|failed| n1\n    n0 --> n2\n"
+        );
+        let dot = g.dot();
+        assert!(dot.contains("\"api (done)\" -> \"ui (build)\";") && dot.contains("[label=\"failed\"]"), "{dot}");
+        assert!(!dot.contains("alone"));
+    }
+}
