@@ -26,6 +26,7 @@ mod run;
 mod scan;
 mod send;
 mod status;
+mod task;
 mod trailers;
 mod watch;
 
@@ -83,6 +84,7 @@ enum Command {
     Reject(gate::RejectArgs),
     RequestChanges(gate::RequestChangesArgs),
     Notify(notify::Args),
+    Task(task::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -160,6 +162,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Reject(a) => gate::cmd_reject(&cwd, a),
         Command::RequestChanges(a) => gate::cmd_request_changes(&cwd, a),
         Command::Notify(a) => notify::cmd_notify(&cwd, a),
+        Command::Task(a) => task::cmd_task(&cwd, a),
     }
 }
 

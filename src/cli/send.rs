@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::output::usage;
 use super::Out;
+use crate::humans::envelope::{Envelope, Input, Risk};
 use crate::protocol::message::validate_body;
 use crate::protocol::{compose, Key, Reserved, State, TrailerArg};
 use crate::repo::{Cas, Repo};
@@ -47,6 +48,26 @@ pub struct SendOptions {
     /// `Options:` and lines `A. …`, `B. …`, `Recommended:`, `Risk:`, `Default:`), checked first.
     #[arg(long = "decision-card", value_name = "FILE")]
     decision_card: Option<String>,
+    /// Write the body as a task envelope (`## Task: <branch>`, `Goal:`, `Acceptance Criteria:`,
+    /// `Inputs:`, `Budget:`, `Risk Level:`, `Stop Conditions:`) with this goal; `-m`/`-F` text
+    /// follows it under `## Notes`. The runner hands it to handlers as `BATON_TASK_JSON`.
+    #[arg(long, value_name = "TEXT")]
+    goal: Option<String>,
+    /// An acceptance criterion of the envelope (repeatable; needs `--goal`).
+    #[arg(long = "accept", value_name = "TEXT")]
+    accept: Vec<String>,
+    /// An input of the envelope, `PATH` or `PATH=SUMMARY` (repeatable; needs `--goal`).
+    #[arg(long = "input", value_name = "PATH[=SUMMARY]")]
+    inputs: Vec<String>,
+    /// The envelope's budget, free text such as `3 runs, 30m, $2` (needs `--goal`).
+    #[arg(long, value_name = "TEXT")]
+    budget: Option<String>,
+    /// The envelope's risk level: `low`, `medium` or `high` (needs `--goal`).
+    #[arg(long, value_name = "LEVEL")]
+    risk: Option<String>,
+    /// A stop condition of the envelope (repeatable; needs `--goal`).
+    #[arg(long = "stop-if", value_name = "TEXT")]
+    stop_if: Vec<String>,
     /// The subject line (default `baton: STATE`).
     #[arg(long, value_name = "S")]
     subject: Option<String>,
@@ -178,6 +199,52 @@ pub fn target_branch(repo: &Repo, explicit: Option<&str>) -> Result<String> {
     }
 }
 
+/// The envelope the flags describe (its id filled in later), or none without `--goal`; envelope
+/// flags without `--goal` and a bad `--risk` are usage errors.
+fn envelope_args(opts: &SendOptions) -> Result<Option<Envelope>> {
+    let Some(goal) = opts.goal.as_deref() else {
+        let any = !opts.accept.is_empty()
+            || !opts.inputs.is_empty()
+            || opts.budget.is_some()
+            || opts.risk.is_some()
+            || !opts.stop_if.is_empty();
+        if any {
+            return Err(usage(
+                "--accept, --input, --budget, --risk and --stop-if describe a task envelope: pass --goal too",
+            ));
+        }
+        return Ok(None);
+    };
+    if goal.trim().is_empty() {
+        return Err(usage("--goal is empty"));
+    }
+    let risk = match opts.risk.as_deref() {
+        Some(r) => Some(Risk::parse(r).ok_or_else(|| usage(format!("--risk must be low, medium or high, not {r:?}")))?),
+        None => None,
+    };
+    let nonempty = |flag: &str, v: &[String]| -> Result<Vec<String>> {
+        v.iter()
+            .map(|s| match s.trim() {
+                "" => Err(usage(format!("{flag} is empty"))),
+                t => Ok(t.to_owned()),
+            })
+            .collect()
+    };
+    let inputs = nonempty("--input", &opts.inputs)?.iter().map(|a| Input::from_arg(a)).collect::<Vec<_>>();
+    if inputs.iter().any(|i| i.path.is_empty()) {
+        return Err(usage("--input needs a path before '='"));
+    }
+    Ok(Some(Envelope {
+        id: String::new(),
+        goal: goal.trim().to_owned(),
+        accept: nonempty("--accept", &opts.accept)?,
+        inputs,
+        budget: opts.budget.as_deref().map(str::trim).filter(|b| !b.is_empty()).map(str::to_owned),
+        risk,
+        stop_if: nonempty("--stop-if", &opts.stop_if)?,
+    }))
+}
+
 pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let state = State::parse(&args.state).map_err(|e| usage(format!("invalid state: {e}")))?;
     if state.is(Reserved::Working) {
@@ -216,6 +283,7 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         let at = crate::history::parse_when(when, clock::now()).map_err(|e| usage(format!("--not-before: {e}")))?;
         extra.push(TrailerArg::reserved(Key::NotBefore, at.to_string()));
     }
+    let envelope = envelope_args(opts)?;
     let body = match read_body(opts)? {
         Some(raw) => Some(validate_body(&raw).map_err(|e| usage(e.to_string()))?.to_owned()),
         None => None,
@@ -225,7 +293,15 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         None => body,
     };
     let subject = opts.subject.clone().unwrap_or_else(|| format!("baton: {state}"));
-    let message = compose(&subject, body.as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
+    // Checked before the branch is known (the envelope's id): the same message with a stand-in id.
+    let with_envelope = |id: &str| match &envelope {
+        Some(e) => {
+            let e = Envelope { id: id.to_owned(), ..e.clone() };
+            Some(crate::humans::envelope::render_with_notes(&e, body.as_deref()))
+        }
+        None => body.clone(),
+    };
+    compose(&subject, with_envelope("task").as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
 
     let repo = Repo::discover(cwd)?;
     // Inside a handler the answer is a commit on the handler's detached HEAD; the runner publishes
@@ -235,6 +311,8 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         Some(b) => b.clone(),
         None => target_branch(&repo, opts.branch.as_deref())?,
     };
+    let message =
+        compose(&subject, with_envelope(&branch).as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
     let in_handler = in_handler.is_some();
     let refname = if in_handler { "HEAD".to_owned() } else { format!("refs/heads/{branch}") };
     let Some(head) = repo.ref_id(&refname)? else {

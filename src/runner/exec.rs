@@ -477,7 +477,21 @@ async fn run_holding(
             .and_then(Result::ok),
         None => None,
     };
+    // A task envelope in the body, as JSON (a malformed one is only a warning).
+    let task_file = log.with_extension("task.json");
+    let task = task_json(&body_env(&claim.trigger.message), &job.branch, &claim.trigger.id).and_then(|json| {
+        match std::fs::write(&task_file, json) {
+            Ok(()) => Some(task_file.clone()),
+            Err(e) => {
+                tracing::warn!(branch = %job.branch, "could not write the task file {}: {e}", task_file.display());
+                None
+            }
+        }
+    });
     let mut env = handler_environment(ctx, &job, &claim, &slot.path, &body_file, round, previous.as_deref());
+    if let Some(p) = &task {
+        env.push(("BATON_TASK_JSON".to_owned(), p.display().to_string()));
+    }
     env.extend(go.budget_env);
     let env = super::gates::with_approval(env, approved.as_ref());
     let keeper = Arc::new(Mutex::new(Keeper { lease_head: claim.id, record: None }));
@@ -517,6 +531,7 @@ async fn run_holding(
 
     let _ = std::fs::remove_file(&body_file);
     let _ = std::fs::remove_file(&previous_file);
+    let _ = std::fs::remove_file(&task_file);
     let (c, j, cl, s, x, l) = (ctx.clone(), job.clone(), claim.clone(), slot.clone(), exit.clone(), log.clone());
     let mut settled = blocking(move || settle(&c, &j, &cl, &x, &s, &l)).await?;
     // The definition of done: the state's acceptance checks decide whether an answer stands.
@@ -611,6 +626,18 @@ async fn run_holding(
     release(slot, keep.then(|| job.branch.clone())).await;
     ctx.emit(ev);
     Ok(())
+}
+
+/// The task envelope of a trigger body as JSON (`BATON_TASK_JSON`'s file): none without one, and
+/// none, with a warning naming the problem, when it is malformed.
+fn task_json(body: &str, branch: &str, commit: &ObjectId) -> Option<String> {
+    match crate::humans::envelope::parse(body)? {
+        Ok(e) => serde_json::to_string_pretty(&e).ok().map(|j| j + "\n"),
+        Err(e) => {
+            tracing::warn!(branch, commit = %commit, "no BATON_TASK_JSON: {e}");
+            None
+        }
+    }
 }
 
 /// The body a handler gets: the task's, plus a line saying which round this is past the soft cap.
