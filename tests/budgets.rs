@@ -7,22 +7,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{has, repo_with, run_json, wait_until, TestRepo};
+use common::{count, has, repo_with, run_json, tick_until, TestRepo};
 use serde_json::Value;
-
-/// Ticks until `done(state)` or the limit, returning every event seen.
-fn tick_until(r: &TestRepo, branch: &str, limit: Duration, done: impl Fn(&str) -> bool) -> Vec<Value> {
-    let mut all = Vec::new();
-    wait_until(&format!("{branch} to settle"), limit, || {
-        all.extend(run_json(r, &[]));
-        done(&r.state_of(branch))
-    });
-    all
-}
-
-fn count(events: &[Value], branch: &str, action: &str) -> usize {
-    events.iter().filter(|e| e["branch"] == branch && e["action"] == action).count()
-}
 
 /// A `work` handler that writes its `BATON_BUDGET_*` variables to `ledger` (one line per run)
 /// and sends the task back to itself, with `trailers` (lines) before its `dwp-state`.

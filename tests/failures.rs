@@ -6,22 +6,8 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{has, repo_with, run_json, task, wait_until, TestRepo, BATON};
+use common::{count, has, repo_with, run_json, task, tick_until, BATON};
 use serde_json::Value;
-
-/// Ticks until `done(state)` or the limit, returning every event seen.
-fn tick_until(r: &TestRepo, branch: &str, limit: Duration, done: impl Fn(&str) -> bool) -> Vec<Value> {
-    let mut all = Vec::new();
-    wait_until(&format!("{branch} to settle"), limit, || {
-        all.extend(run_json(r, &[]));
-        done(&r.state_of(branch))
-    });
-    all
-}
-
-fn count(events: &[Value], branch: &str, action: &str) -> usize {
-    events.iter().filter(|e| e["branch"] == branch && e["action"] == action).count()
-}
 
 /// A flaky handler (exit 75 twice, then success) reaches `done` on its third attempt, and that
 /// attempt sees the failures fed back: the enriched body, `BATON_ATTEMPT=3`, the previous error.

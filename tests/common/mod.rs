@@ -239,3 +239,23 @@ pub fn wait_until(what: &str, limit: std::time::Duration, mut f: impl FnMut() ->
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// `run --json` ticks until `done(state of branch)` or the limit, returning every event seen.
+pub fn tick_until(
+    r: &TestRepo,
+    branch: &str,
+    limit: std::time::Duration,
+    done: impl Fn(&str) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    wait_until(&format!("{branch} to settle"), limit, || {
+        all.extend(run_json(r, &[]));
+        done(&r.state_of(branch))
+    });
+    all
+}
+
+/// How many events of `branch` have this action.
+pub fn count(events: &[serde_json::Value], branch: &str, action: &str) -> usize {
+    events.iter().filter(|e| e["branch"] == branch && e["action"] == action).count()
+}
