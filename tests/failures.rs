@@ -115,7 +115,7 @@ fn stated_types_and_extra_exit_codes_classify_failures() {
 }
 
 const FLAKY_POLICY: &str =
-    "[defaults]\nretry.transient = 0\n\n[states.build]\nbreaker = { name = \"provider\", cooldown = \"2s\" }\n";
+    "[defaults]\nretry.transient = 0\n\n[states.build]\nbreaker = { name = \"provider\", cooldown = \"10s\" }\n";
 
 /// Three transient failures on three branches open the breaker; a fourth branch in that state is
 /// not claimed (one notice for the breaker). After the cooldown, two runners started together
@@ -148,8 +148,25 @@ fn three_transient_failures_open_the_breaker_and_one_probe_closes_it() {
     assert!(notices[0]["error"].as_str().unwrap().contains("circuit breaker provider is open"), "{notices:?}");
 
     // Cooldown over: two runners at once; exactly one claims (the probe), the other stays out.
+    // (A cooldown long enough that a slow machine cannot pass it between the two ticks above;
+    // instead of waiting it out, the test moves the breaker's timer to now — the same commit the
+    // runner would read, rewritten with git.)
     std::fs::write(&healthy, "").unwrap();
-    std::thread::sleep(Duration::from_millis(2100));
+    let open: Vec<String> = breaker.lines().map(str::to_owned).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let moved: String = open
+        .iter()
+        .map(|l| {
+            if l.starts_with("dwp-breaker-open-until:") {
+                format!("dwp-breaker-open-until: {now}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let tree = r.git(&["rev-parse", "refs/baton/breakers/provider^{tree}"]);
+    let id = r.git(&["commit-tree", tree.trim(), "-p", "refs/baton/breakers/provider", "-m", moved.trim()]);
+    r.git(&["update-ref", "refs/baton/breakers/provider", id.trim()]);
     let runners: Vec<_> = (0..2)
         .map(|_| r.baton_cmd(&["run", "--json"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap())
         .collect();

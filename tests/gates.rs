@@ -258,7 +258,8 @@ fn signed_gates_accept_only_good_signatures() {
 #[test]
 fn gate_timeouts_apply_the_default() {
     let policy = format!(
-        "{}gate.timeout = \"1s\"\ngate.default = \"B\"\n\n[states.ship]\ntier = \"gate\"\ngate.timeout = \"1s\"\ngate.default = \"reject\"\n",
+        // A minute: the fresh t3 must not time out on a slow machine between its send and the tick.
+        "{}gate.timeout = \"60s\"\ngate.default = \"B\"\n\n[states.ship]\ntier = \"gate\"\ngate.timeout = \"60s\"\ngate.default = \"reject\"\n",
         gate_policy("")
     );
     let r = repo(&policy);

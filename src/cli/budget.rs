@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::send::check_branch_name;
 use super::Out;
 use crate::history::budget::{self, Budget, Limit};
 use crate::history::Metrics;
@@ -59,16 +58,8 @@ struct Report<'a> {
 }
 
 pub fn cmd_budget(cwd: &Path, args: Args) -> Result<ExitCode> {
-    let branch = args.branch.strip_prefix("refs/heads/").unwrap_or(&args.branch).to_owned();
-    check_branch_name(&branch)?;
     let repo = Repo::discover(cwd)?;
-    let refname = format!("refs/heads/{branch}");
-    let Some(head) = repo.ref_id(&refname)? else {
-        bail!("branch {branch:?} does not exist or has no commits yet");
-    };
-    if let Some(kind) = repo.non_commit_head(&refname)? {
-        bail!("branch {branch:?} points to a {kind}, not a commit");
-    }
+    let (branch, _, head) = super::send::branch_head(&repo, &args.branch)?;
     let commit = repo.commit(head)?;
     let state =
         last_text(&commit.trailers, Key::OriginState).and_then(|s| State::parse(s.trim()).ok()).or_else(

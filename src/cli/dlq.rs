@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 
 use super::output::{branch_selected, usage};
-use super::send::{check_branch_name, refuse_live_lease};
+use super::send::refuse_live_lease;
 use super::Out;
 use crate::policy::{self, Base, FailurePolicy, Policy};
 use crate::protocol::message::validate_body;
@@ -397,15 +397,8 @@ fn print_table(out: &mut Out, rows: &[&Listed], now: i64) -> Result<()> {
 /// state claimed it (`working` on top) and `--force` passed its live lease — the claim's parent.
 /// Returns the branch head and the dead letter.
 fn target(repo: &Repo, branch: &str, force: bool) -> Result<(ObjectId, DeadLetter)> {
-    let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
-    check_branch_name(branch)?;
-    let refname = format!("refs/heads/{branch}");
-    let Some(head) = repo.ref_id(&refname)? else {
-        bail!("branch {branch:?} does not exist or has no commits yet");
-    };
-    if let Some(kind) = repo.non_commit_head(&refname)? {
-        bail!("branch {branch:?} points to a {kind}, not a commit; nothing was written");
-    }
+    let (branch, _, head) = super::send::branch_head(repo, branch)?;
+    let branch = branch.as_str();
     if !force {
         refuse_live_lease(repo, branch, head)?;
     }

@@ -10,7 +10,7 @@ use gix::bstr::ByteSlice;
 use serde::Serialize;
 
 use super::output::usage;
-use super::send::{check_branch_name, refuse_live_lease};
+use super::send::refuse_live_lease;
 use super::Out;
 use crate::humans::card;
 use crate::humans::gate::{
@@ -128,15 +128,7 @@ const PRODUCER_WALK_LIMIT: usize = 10_000;
 
 fn load(cwd: &Path, branch: &str) -> Result<Gated> {
     let repo = Repo::discover(cwd)?;
-    let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch).to_owned();
-    check_branch_name(&branch)?;
-    let refname = format!("refs/heads/{branch}");
-    let Some(head) = repo.ref_id(&refname)? else {
-        bail!("branch {branch:?} does not exist or has no commits yet");
-    };
-    if let Some(kind) = repo.non_commit_head(&refname)? {
-        bail!("branch {branch:?} points to a {kind}, not a commit; nothing was written");
-    }
+    let (branch, refname, head) = super::send::branch_head(&repo, branch)?;
     refuse_live_lease(&repo, &branch, head)?;
     let commit = repo.commit(head)?;
     let state = match commit.state() {

@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
 use super::output::usage;
-use super::send::{check_branch_name, refuse_live_lease};
+use super::send::refuse_live_lease;
 use super::Out;
 use crate::protocol::message::validate_body;
 use crate::protocol::state::last_text;
@@ -77,20 +77,6 @@ struct Written {
     parked_from: String,
 }
 
-/// The branch's name (checked) and its head commit.
-fn branch_head(repo: &Repo, branch: &str) -> Result<(String, String, ObjectId)> {
-    let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
-    check_branch_name(branch)?;
-    let refname = format!("refs/heads/{branch}");
-    let Some(head) = repo.ref_id(&refname)? else {
-        bail!("branch {branch:?} does not exist or has no commits yet");
-    };
-    if let Some(kind) = repo.non_commit_head(&refname)? {
-        bail!("branch {branch:?} points to a {kind}, not a commit; nothing was written");
-    }
-    Ok((branch.to_owned(), refname, head))
-}
-
 fn print(json: bool, w: Written) -> Result<ExitCode> {
     let mut out = Out::new();
     if json {
@@ -108,7 +94,7 @@ pub fn cmd_park(cwd: &Path, args: ParkArgs) -> Result<ExitCode> {
         None => None,
     };
     let repo = Repo::discover(cwd)?;
-    let (branch, refname, head) = branch_head(&repo, &args.branch)?;
+    let (branch, refname, head) = super::send::branch_head(&repo, &args.branch)?;
     let commit = repo.commit(head)?;
     if matches!(commit.state(), StateRead::Valid(s) if s.is(Reserved::Parked)) {
         let from = last_text(&commit.trailers, Key::ParkedFrom).unwrap_or_else(|| "?".into());
@@ -137,7 +123,7 @@ pub fn cmd_park(cwd: &Path, args: ParkArgs) -> Result<ExitCode> {
 
 pub fn cmd_unpark(cwd: &Path, args: UnparkArgs) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
-    let (branch, refname, head) = branch_head(&repo, &args.branch)?;
+    let (branch, refname, head) = super::send::branch_head(&repo, &args.branch)?;
     let commit = repo.commit(head)?;
     if !matches!(commit.state(), StateRead::Valid(s) if s.is(Reserved::Parked)) {
         bail!("branch {branch:?} is not parked; nothing was written");

@@ -184,6 +184,21 @@ pub fn check_branch_name(b: &str) -> Result<()> {
 }
 
 /// The branch a command acts on: `--branch`, else the checked-out branch (errors name why not).
+/// A branch a person's command writes to or reads: its name (checked; `refs/heads/` allowed),
+/// its ref and its head commit. A missing branch or a head that is not a commit is an error.
+pub fn branch_head(repo: &Repo, branch: &str) -> Result<(String, String, crate::repo::ObjectId)> {
+    let branch = branch.strip_prefix("refs/heads/").unwrap_or(branch);
+    check_branch_name(branch)?;
+    let refname = format!("refs/heads/{branch}");
+    let Some(head) = repo.ref_id(&refname)? else {
+        bail!("branch {branch:?} does not exist or has no commits yet");
+    };
+    if let Some(kind) = repo.non_commit_head(&refname)? {
+        bail!("branch {branch:?} points to a {kind}, not a commit; nothing was written");
+    }
+    Ok((branch.to_owned(), refname, head))
+}
+
 pub fn target_branch(repo: &Repo, explicit: Option<&str>) -> Result<String> {
     if let Some(b) = explicit {
         let b = b.strip_prefix("refs/heads/").unwrap_or(b);

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use super::send::check_branch_name;
 use super::Out;
 use crate::humans::envelope;
 use crate::protocol::message::body_of;
@@ -48,16 +47,8 @@ pub fn cmd_task(cwd: &Path, args: Args) -> Result<ExitCode> {
 }
 
 fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode> {
-    let branch = args.branch.strip_prefix("refs/heads/").unwrap_or(&args.branch).to_owned();
-    check_branch_name(&branch)?;
     let repo = Repo::discover(cwd)?;
-    let refname = format!("refs/heads/{branch}");
-    let Some(head) = repo.ref_id(&refname)? else {
-        bail!("branch {branch:?} does not exist or has no commits yet");
-    };
-    if let Some(kind) = repo.non_commit_head(&refname)? {
-        bail!("branch {branch:?} points to a {kind}, not a commit");
-    }
+    let (branch, _, head) = super::send::branch_head(&repo, &args.branch)?;
     let found = repo
         .first_parents(head, None, WALK_LIMIT)?
         .into_iter()
