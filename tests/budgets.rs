@@ -56,6 +56,13 @@ fn a_budget_of_two_runs_stops_the_third() {
     );
     assert_eq!(r.trailer_of("t1", "dwp-escalation").as_deref(), Some("budget"));
     assert_eq!(r.trailer_of("t1", "dwp-origin-state").as_deref(), Some("work"));
+    // The inbox lists the exhausted budget with its card and the command that raises it.
+    let inbox = r.baton(&["inbox", "--json"]);
+    assert_eq!(inbox.status.code(), Some(3));
+    let item: Value = serde_json::from_str(String::from_utf8_lossy(&inbox.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!((item["kind"].as_str(), item["escalation"].as_str()), (Some("blocked"), Some("budget")));
+    assert!(item["summary"].as_str().unwrap().contains("budget is used up"), "{item}");
+    assert!(item["command"].as_str().unwrap().contains("dwp-budget-reset: yes"), "{item}");
     let card = r.git(&["log", "-1", "--format=%B", "t1"]);
     for part in [
         "## Decision required",
