@@ -102,17 +102,17 @@ fn locate_end(buf: &[u8]) -> usize {
     if buf.starts_with(CUT_LINE) {
         return 0;
     }
-    let mut pattern = Vec::with_capacity(CUT_LINE.len() + 1);
-    pattern.push(b'\n');
-    pattern.extend_from_slice(CUT_LINE);
-    match find(buf, &pattern) {
-        Some(p) => (p + 1).min(buf.len()),
-        None => buf.len(),
+    // The first line that is the scissors line: only line starts can match, so the search jumps
+    // from newline to newline instead of comparing at every byte.
+    let mut from = 0;
+    while let Some(i) = buf[from..].iter().position(|&c| c == b'\n') {
+        let start = from + i + 1;
+        if buf[start..].starts_with(CUT_LINE) {
+            return start;
+        }
+        from = start;
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    buf.len()
 }
 
 /// `ignored_log_message_bytes`: the trailing comments, blank lines and old `Conflicts:` block.
