@@ -37,3 +37,14 @@ export HOME=$TMP XDG_CONFIG_HOME=$TMP/.config GIT_CONFIG_NOSYSTEM=1
 export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com
 export GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
 unset RUST_LOG BATON_ROLE
+
+# --- timing helpers ------------------------------------------------------------------------------
+# ms US: microseconds as milliseconds with one decimal.
+ms() { printf '%d.%d' $(( ($1 + 50) / 1000 )) $(( ($1 + 50) % 1000 / 100 )); }
+# median_best US...: "median best" in µs.
+median_best() {
+    local -a v
+    mapfile -t v < <(printf '%s\n' "$@" | sort -n)
+    local n=${#v[@]}
+    if (( n % 2 )); then echo "${v[n / 2]} ${v[0]}"; else echo "$(( (v[n / 2 - 1] + v[n / 2]) / 2 )) ${v[0]}"; fi
+}

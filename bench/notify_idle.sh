@@ -109,13 +109,6 @@ check_idle() {
     ! grep -q notified "$TMP/tick.err" || die "$dir: the idle tick notified: $(grep notified "$TMP/tick.err" | head -3)"
 }
 
-ms() { printf '%d.%d' $(( ($1 + 50) / 1000 )) $(( ($1 + 50) % 1000 / 100 )); }
-median_best() {
-    local -a v
-    mapfile -t v < <(printf '%s\n' "$@" | sort -n)
-    local n=${#v[@]}
-    if (( n % 2 )); then echo "${v[n / 2]} ${v[0]}"; else echo "$(( (v[n / 2 - 1] + v[n / 2]) / 2 )) ${v[0]}"; fi
-}
 time_tick() { # DIR → wall µs in $US, CPU (user + sys) µs in $CPU
     local s e t
     s=${EPOCHREALTIME/./}

@@ -140,14 +140,6 @@ check_idle() {
     [[ $(git -C "$dir" worktree list | wc -l) == 1 ]] || die "$dir: the idle tick left a worktree"
 }
 
-ms() { printf '%d.%d' $(( ($1 + 50) / 1000 )) $(( ($1 + 50) % 1000 / 100 )); }
-# median_best US...: "median best" in µs.
-median_best() {
-    local -a v
-    mapfile -t v < <(printf '%s\n' "$@" | sort -n)
-    local n=${#v[@]}
-    if (( n % 2 )); then echo "${v[n / 2]} ${v[0]}"; else echo "$(( (v[n / 2 - 1] + v[n / 2]) / 2 )) ${v[0]}"; fi
-}
 time_tick() { # DIR → µs in $US
     local s e
     s=${EPOCHREALTIME/./}

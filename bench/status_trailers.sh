@@ -177,7 +177,6 @@ time_cmd() {
     BEST=$(ms "${us[0]}")
     MEDIAN_US=$med
 }
-ms() { printf '%d.%d' $(( ($1 + 50) / 1000 )) $(( ($1 + 50) % 1000 / 100 )); }
 
 ROWS=()
 bench_pair() { # label baton_fn git_fn
