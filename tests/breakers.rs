@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{has, repo_with, run_json, task, wait_until, TestRepo, BATON};
+use common::{has, repo_with, run_json, task, wait_until, Cluster, TestRepo};
 use serde_json::Value;
 
 const DONE: &str = "#!/bin/sh\nset -e\ngit commit -q --allow-empty -m built -m 'dwp-state: done'\n";
@@ -326,67 +325,6 @@ fn status_tells_a_retry_from_a_schedule() {
     let line = status_line(&r, "t1");
     assert!(line.contains("retry in"), "{line}");
     assert!(!line.contains("scheduled"), "{line}");
-}
-
-/// A bare origin and clones of it, all in one temp dir (as in `tests/remote.rs`).
-struct Cluster {
-    dir: tempfile::TempDir,
-    origin: PathBuf,
-}
-
-impl Cluster {
-    fn new(handlers: &[(&str, &str)]) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let origin = dir.path().join("origin.git");
-        let c = Cluster { dir, origin };
-        c.git(c.dir.path(), &["init", "-q", "--bare", "-b", "main", c.origin.to_str().unwrap()]);
-        let seed = c.clone_as("seed");
-        for (path, script) in handlers {
-            let p = seed.join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, script).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        c.git(&seed, &["add", "-A"]);
-        c.git(&seed, &["commit", "-q", "--allow-empty", "-m", "handlers"]);
-        c.git(&seed, &["push", "-q", "origin", "main"]);
-        c
-    }
-
-    fn cmd(&self, program: &str, dir: &Path, args: &[&str]) -> Command {
-        common::command_in(self.dir.path(), program, dir, args)
-    }
-
-    fn git(&self, dir: &Path, args: &[&str]) -> String {
-        common::git_in(self.dir.path(), dir, args)
-    }
-
-    fn baton_ok(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.cmd(BATON, dir, args).output().unwrap();
-        assert!(out.status.success(), "git-baton {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn clone_as(&self, name: &str) -> PathBuf {
-        self.git(self.dir.path(), &["clone", "-q", self.origin.to_str().unwrap(), name]);
-        self.dir.path().join(name)
-    }
-
-    fn task(&self, name: &str, state: &str) {
-        let seed = self.dir.path().join("seed");
-        self.git(&seed, &["branch", name, "main"]);
-        self.baton_ok(&seed, &["send", "--branch", name, state, "-m", &format!("task {name}")]);
-        self.git(&seed, &["push", "-q", "origin", name]);
-    }
-
-    fn state(&self, branch: &str) -> String {
-        self.git(&self.origin, &["log", "-1", "--format=%(trailers:key=dwp-state,valueonly)", branch])
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned()
-    }
 }
 
 /// A breaker opened on one machine holds the runners of another: it travels through the remote

@@ -4,78 +4,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, BATON};
-
-/// A bare origin and clones of it, all in one temp dir.
-struct Cluster {
-    dir: tempfile::TempDir,
-    origin: PathBuf,
-}
-
-impl Cluster {
-    /// An origin whose `main` holds these handlers.
-    fn new(handlers: &[(&str, &str)]) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let origin = dir.path().join("origin.git");
-        let c = Cluster { dir, origin };
-        c.git(c.dir.path(), &["init", "-q", "--bare", "-b", "main", c.origin.to_str().unwrap()]);
-        let seed = c.clone_as("seed");
-        for (path, script) in handlers {
-            let p = seed.join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, script).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        c.git(&seed, &["add", "-A"]);
-        c.git(&seed, &["commit", "-q", "--allow-empty", "-m", "handlers"]);
-        c.git(&seed, &["push", "-q", "origin", "main"]);
-        c
-    }
-
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self, program: &str, dir: &Path, args: &[&str]) -> Command {
-        common::command_in(self.home(), program, dir, args)
-    }
-
-    fn git(&self, dir: &Path, args: &[&str]) -> String {
-        common::git_in(self.home(), dir, args)
-    }
-
-    fn baton(&self, dir: &Path, args: &[&str]) -> std::process::Output {
-        self.cmd(BATON, dir, args).output().unwrap()
-    }
-
-    fn clone_as(&self, name: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        self.git(self.dir.path(), &["clone", "-q", self.origin.to_str().unwrap(), name]);
-        path
-    }
-
-    /// Push a task branch `name` in `state` to origin (through the seed clone).
-    fn task(&self, name: &str, state: &str) {
-        let seed = self.dir.path().join("seed");
-        self.git(&seed, &["branch", name, "main"]);
-        let out = self.baton(&seed, &["send", "--branch", name, state, "-m", &format!("task {name}")]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        self.git(&seed, &["push", "-q", "origin", name]);
-    }
-
-    /// The state of a branch on origin.
-    fn state(&self, branch: &str) -> String {
-        self.git(&self.origin, &["log", "-1", "--format=%(trailers:key=dwp-state,valueonly)", branch])
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned()
-    }
-}
+use common::{wait_until, Cluster, BATON};
 
 fn ledger_script(ledger: &Path) -> String {
     format!(

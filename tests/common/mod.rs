@@ -259,3 +259,78 @@ pub fn tick_until(
 pub fn count(events: &[serde_json::Value], branch: &str, action: &str) -> usize {
     events.iter().filter(|e| e["branch"] == branch && e["action"] == action).count()
 }
+
+/// A bare origin and clones of it, all in one temp dir.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub origin: PathBuf,
+}
+
+impl Cluster {
+    /// An origin whose `main` holds these handlers.
+    pub fn new(handlers: &[(&str, &str)]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = dir.path().join("origin.git");
+        let c = Cluster { dir, origin };
+        c.git(c.dir.path(), &["init", "-q", "--bare", "-b", "main", c.origin.to_str().unwrap()]);
+        let seed = c.clone_as("seed");
+        for (path, script) in handlers {
+            let p = seed.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, script).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        c.git(&seed, &["add", "-A"]);
+        c.git(&seed, &["commit", "-q", "--allow-empty", "-m", "handlers"]);
+        c.git(&seed, &["push", "-q", "origin", "main"]);
+        c
+    }
+
+    pub fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self, program: &str, dir: &Path, args: &[&str]) -> Command {
+        command_in(self.home(), program, dir, args)
+    }
+
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        git_in(self.home(), dir, args)
+    }
+
+    pub fn baton(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        self.cmd(BATON, dir, args).output().unwrap()
+    }
+
+    /// `git-baton ARGS` in `dir`; must succeed; its stdout.
+    pub fn baton_ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.baton(dir, args);
+        assert!(out.status.success(), "git-baton {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn clone_as(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        self.git(self.dir.path(), &["clone", "-q", self.origin.to_str().unwrap(), name]);
+        path
+    }
+
+    /// Push a task branch `name` in `state` to origin (through the seed clone).
+    pub fn task(&self, name: &str, state: &str) {
+        let seed = self.dir.path().join("seed");
+        self.git(&seed, &["branch", name, "main"]);
+        let out = self.baton(&seed, &["send", "--branch", name, state, "-m", &format!("task {name}")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        self.git(&seed, &["push", "-q", "origin", name]);
+    }
+
+    /// The state of a branch on origin.
+    pub fn state(&self, branch: &str) -> String {
+        self.git(&self.origin, &["log", "-1", "--format=%(trailers:key=dwp-state,valueonly)", branch])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
