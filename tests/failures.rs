@@ -290,3 +290,37 @@ fn watch_wakes_for_the_earliest_due_retry() {
     assert_eq!(r.state_of("t1"), "done");
     assert!(started.elapsed() < Duration::from_secs(30), "watch slept its whole interval");
 }
+
+/// A run that took a half-open breaker's probe but could not start (here: its concurrency group
+/// is full) gives the probe back, instead of leaving the breaker unprobed until the probe's hold
+/// runs out.
+#[test]
+fn a_probe_that_could_not_run_is_given_back() {
+    let r = repo_with(&[
+        (".dwp/command/build", "#!/bin/sh\ngit commit -q --allow-empty -m ok -m 'dwp-state: done'\n"),
+        (".dwp/policy.toml", "[states.build]\nconcurrency = { group = \"heavy\", max = 1 }\n"),
+    ]);
+    task(&r, "t1", "build");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // The breaker cooled down (half-open, nobody probing) and the group's only token is taken.
+    let tree = r.git(&["hash-object", "-t", "tree", "-w", "/dev/null"]);
+    let breaker = format!("baton: breaker build open\n\ndwp-breaker: build\ndwp-breaker-open-until: {now}\ndwp-breaker-cooldown: 300\ndwp-breaker-trips: 1\n");
+    let id = r.git(&["commit-tree", tree.trim(), "-m", &breaker]);
+    r.git(&["update-ref", "refs/baton/breakers/build", id.trim()]);
+    let token = format!("baton: concurrency group/heavy slot 0\n\ndwp-run-id: other\ndwp-token-branch: elsewhere\ndwp-token-until: {}\n", now + 3600);
+    // Taken just now (a token only seconds old is never stale).
+    let out = r
+        .git_cmd(&["commit-tree", tree.trim(), "-m", &token])
+        .env("GIT_COMMITTER_DATE", format!("{now} +0000"))
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    r.git(&["update-ref", "refs/baton/concurrency/group/heavy/0", &id]);
+
+    let events = run_json(&r, &[]);
+    assert!(!has(&events, "t1", "claimed"), "{events:#?}");
+    let head = r.git(&["log", "-1", "--format=%B", "refs/baton/breakers/build"]);
+    assert!(!head.contains("dwp-breaker-probe:"), "the probe was kept: {head}");
+    let taken = r.git(&["log", "--format=%B", "refs/baton/breakers/build"]);
+    assert!(taken.contains("dwp-breaker-probe:"), "the run took the probe first: {taken}");
+}

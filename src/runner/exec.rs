@@ -401,22 +401,46 @@ async fn run_branch(ctx: &Arc<Ctx>, job: Job) -> Result<()> {
     .await
     {
         Ok(Some(tokens)) => tokens,
-        Ok(None) => return Ok(()),
+        Ok(None) => {
+            give_back_probe(ctx, &job, &run_id).await;
+            return Ok(());
+        }
         Err(e) => {
             let mut ev = Event::new(&job.branch, Kind::Error);
             ev.error = Some(format!("concurrency: {e:#}"));
             ctx.emit(ev);
+            give_back_probe(ctx, &job, &run_id).await;
             return Ok(());
         }
     };
-    let result = run_holding(ctx, job, run_id, go, approved).await;
+    let result = run_holding(ctx, job.clone(), run_id.clone(), go, approved).await;
     let c = ctx.clone();
     let _ = blocking(move || {
         super::concurrency::release(&c, tokens);
         Ok(())
     })
     .await;
+    give_back_probe(ctx, &job, &run_id).await;
     result
+}
+
+/// A run that took a half-open breaker's probe and ended without telling the breaker (it never
+/// claimed, lost its lease, found its concurrency group full) gives the probe back, so the next
+/// tick can probe at once instead of waiting out the probe's hold. A no-op when the run's outcome
+/// already closed or re-opened the breaker, or when it held no probe.
+async fn give_back_probe(ctx: &Arc<Ctx>, job: &Arc<Job>, run_id: &str) {
+    let Some(name) = job.breaker.probe().map(str::to_owned) else { return };
+    let (c, r) = (ctx.clone(), run_id.to_owned());
+    let given = blocking(move || {
+        breakers::update(c.board.as_ref(), &c.repo(), &name, |b, _| match &b.probe {
+            Some(p) if p.run_id == r => Some(crate::recovery::Breaker { probe: None, ..b.clone() }),
+            _ => None,
+        })
+    })
+    .await;
+    if let Err(e) = given {
+        tracing::warn!("{}: could not give the breaker's probe back (it frees itself later): {e:#}", job.branch);
+    }
 }
 
 /// The run itself, once nothing holds it back: slot, claim, handler, judgement, record.
