@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::{ExitCode, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gix::bstr::ByteSlice;
 use serde::Serialize;
 
 use super::output::usage;
@@ -153,9 +152,8 @@ fn load(cwd: &Path, branch: &str) -> Result<Gated> {
                 .unwrap_or_default()
         );
     }
-    let me = match repo.gix().committer() {
-        Some(Ok(sig)) => sig.email.to_str_lossy().trim().to_owned(),
-        _ => bail!("no committer identity: set user.email"),
+    let Some(me) = repo.identity_email() else {
+        bail!("no committer identity: set user.email");
     };
     if !humans.may_approve(&me) {
         bail!(

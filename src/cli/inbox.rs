@@ -156,26 +156,13 @@ fn gated(card: &BranchCard, now: i64) -> (bool, Option<RunSettings>) {
     (waits, Some(settings))
 }
 
-fn my_email(repo: &Repo) -> Option<String> {
-    if let Ok(e) = std::env::var("GIT_COMMITTER_EMAIL") {
-        return Some(e);
-    }
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo.common_dir())
-        .args(["config", "user.email"])
-        .output()
-        .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 pub fn cmd_inbox(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
     let handlers = crate::runner::source::configured(&repo, None, None)?;
     let opts = crate::runner::board::ReadOptions { role: None, handlers: &handlers };
     let board = read_board(&repo, &BranchSource::Local, |b| branch_selected(&args.branches, b), opts)?;
     let now = clock::now();
-    let me = if args.mine { my_email(&repo) } else { None };
+    let me = if args.mine { repo.identity_email() } else { None };
     let mut items = Vec::new();
     for card in &board.cards {
         let (is_gate, settings) = gated(card, now);

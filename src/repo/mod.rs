@@ -277,6 +277,15 @@ impl Repo {
         Ok(decoded.committer().map(|c| c.email.to_str_lossy().into_owned()).unwrap_or_default())
     }
 
+    /// The email of the identity commits made here would carry (git's rules: `GIT_COMMITTER_EMAIL`,
+    /// then `user.email`, …), None when none is configured.
+    pub fn identity_email(&self) -> Option<String> {
+        match self.inner.committer() {
+            Some(Ok(sig)) => Some(sig.email.to_str_lossy().trim().to_owned()),
+            _ => None,
+        }
+    }
+
     /// The empty tree, written to the object database (side records such as breakers carry no
     /// files).
     pub fn empty_tree(&self) -> Result<ObjectId> {
