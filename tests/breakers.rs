@@ -260,6 +260,11 @@ fn park_refuses_a_live_lease_unless_forced() {
     assert_eq!(r.state_of("t1"), "parked", "the run's answer did not overwrite the park");
     let kept = r.git(&["for-each-ref", "--format=%(refname)", "refs/baton/rejected/t1/"]);
     assert_eq!(kept.lines().count(), 1, "the run's result is kept: {kept}");
+    // Unparking restores the task the run was answering, not the dead run's lease.
+    r.baton_ok(&["unpark", "t1"]);
+    assert_eq!(r.state_of("t1"), "slow");
+    assert_eq!(r.trailer_of("t1", "dwp-run-id"), None);
+    assert!(has(&run_json(&r, &[]), "t1", "claimed"), "runnable again at once");
 }
 
 /// `send --not-before "in 2 hours"` waits (status: `scheduled in 2h`); a past date is due at once;

@@ -27,8 +27,9 @@ use crate::runner::clock;
 /// body WHY, trailers `dwp-parked-from: <sha of the head it parks>` and `dwp-state: parked`.
 /// Refused (exit 1, nothing written) when the branch is already parked, and while a runner holds
 /// a live lease on it unless `--force` (the running handler's result then goes to
-/// `refs/baton/rejected/<branch>/<run-id>`; unparking such a branch restores the `working` commit,
-/// whose lease then counts from the unpark and is taken over as stalled when it runs out).
+/// `refs/baton/rejected/<branch>/<run-id>`; unparking such a branch restores the task the run was
+/// answering — the commit below its claim — not the claim, which would be a fresh lease of a run
+/// that no longer holds the branch).
 ///
 /// Prints the new commit id; `--json` prints
 /// `{"branch","commit","parent","state":"parked","parked_from"}` (`parked_from` = `parent`).
@@ -52,7 +53,8 @@ pub struct ParkArgs {
 ///
 /// Writes one commit on BRANCH whose message is exactly the message of the commit named by the
 /// head's `dwp-parked-from` (so its state, trailers and body come back); the tree stays the
-/// current head's. Refused (exit 1, nothing written) when the head is not parked, or when its
+/// current head's. When that commit was a runner's `working` claim (parked with `--force`), the
+/// task commit below the claim is restored instead. Refused (exit 1, nothing written) when the head is not parked, or when its
 /// `dwp-parked-from` does not name an ancestor of the head.
 ///
 /// Prints the new commit id; `--json` prints
@@ -140,6 +142,18 @@ pub fn cmd_unpark(cwd: &Path, args: UnparkArgs) -> Result<ExitCode> {
     })?;
     if !repo.descends_from(head, from_id)? {
         bail!("branch {branch:?}: dwp-parked-from {from_id} is not an ancestor of the head; nothing was written");
+    }
+    // A runner's `working` commit (parked with --force) is not restored as it was: written again
+    // it would be a fresh lease of a run that no longer holds the branch. The task commit that
+    // run answered — the first commit below the claim and its heartbeats — is restored instead.
+    let mut restored = restored;
+    for _ in 0..1000 {
+        let working = matches!(restored.state(), StateRead::Valid(s) if s.is(Reserved::Working));
+        let Some(parent) = restored.parents.first().copied().filter(|_| working) else { break };
+        restored = repo.commit(parent)?;
+    }
+    if matches!(restored.state(), StateRead::Valid(s) if s.is(Reserved::Working)) {
+        bail!("branch {branch:?}: no task commit below the parked claim; send it a state instead");
     }
     let (id, cas) = repo.append_commit(&refname, head, &restored.message, clock::commit_time(), "baton: unpark")?;
     if let Cas::Moved { .. } = cas {
