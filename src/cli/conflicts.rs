@@ -14,10 +14,9 @@ use serde::Serialize;
 use super::output::{branch_selected, usage};
 use super::Out;
 use crate::gc::RefKind;
-use crate::protocol::{Lease, LeaseStatus};
+use crate::protocol::LeaseStatus;
 use crate::repo::worktree::run_git;
 use crate::repo::{BranchSource, Cas, ObjectId, Repo};
-use crate::runner::board::{renewal_ref, with_renewal};
 use crate::runner::clock;
 use crate::runner::remote::{self, ls_remote, push_ref, Pushed};
 
@@ -409,16 +408,14 @@ fn checked_out_in(repo: &Repo, branch: &str) -> Option<PathBuf> {
 
 /// The active lease on `head`, renewals included: (run id, seconds left).
 fn active_lease(board: &Board<'_>, branch: &str, head: ObjectId, now: i64) -> Result<Option<(String, i64)>> {
-    let c = board.repo.commit(head)?;
-    let Some(lease) = Lease::from_commit(&c.trailers, c.committer_time) else {
-        return Ok(None);
-    };
+    // The runner's own rule (renewals, bounded by max_lease and clock_skew), so an oversized
+    // `dwp-lease-seconds` cannot hold `apply` off for ever.
     let tracking = board.remote.map_or(branch.to_owned(), |r| format!("{r}/{branch}"));
-    let lease = with_renewal(board.repo, &renewal_ref(&board.source(), &tracking), lease);
-    Ok(match lease.status(now) {
-        LeaseStatus::Active { seconds_left } => Some((lease.run_id.unwrap_or_else(|| "?".into()), seconds_left)),
+    let lease = crate::runner::board::live_lease_on(board.repo, &board.source(), &tracking, head, now)?;
+    Ok(lease.and_then(|l| match l.status(now) {
+        LeaseStatus::Active { seconds_left } => Some((l.run_id.unwrap_or_else(|| "?".into()), seconds_left)),
         LeaseStatus::Expired { .. } => None,
-    })
+    }))
 }
 
 /// A free `refs/baton/rejected/<branch>/replaced-<now>[-n]` for a replaced head.

@@ -208,11 +208,23 @@ pub fn read_card(
 /// The live lease on a local branch whose head is `head`, renewals included; `None` when the
 /// head is not a `working` commit or its lease has expired.
 pub fn live_lease(repo: &Repo, branch: &str, head: ObjectId, now: i64) -> Result<Option<Lease>> {
+    live_lease_on(repo, &BranchSource::Local, branch, head, now)
+}
+
+/// [`live_lease`] on a board: local, or a remote's tracking branch `<remote>/<branch>` with the
+/// renewals fetched from it.
+pub fn live_lease_on(
+    repo: &Repo,
+    source: &BranchSource,
+    branch: &str,
+    head: ObjectId,
+    now: i64,
+) -> Result<Option<Lease>> {
     let commit = repo.commit(head)?;
     let Some(lease) = Lease::from_commit(&commit.trailers, commit.committer_time) else {
         return Ok(None);
     };
-    let lease = with_renewal(repo, &renewal_ref(&BranchSource::Local, branch), lease);
+    let lease = with_renewal(repo, &renewal_ref(source, branch), lease);
     let base = crate::policy::Base::default();
     let (lease, _) = lease.bounded(now, base.max_lease.value, base.clock_skew.value);
     Ok(match lease.status(now) {
