@@ -32,17 +32,21 @@ pub fn read_prefix(source: &BranchSource) -> String {
 pub fn read_all(repo: &Repo, source: &BranchSource) -> Result<BTreeMap<String, Breaker>> {
     let mut out = BTreeMap::new();
     for (name, id) in repo.refs_under(&read_prefix(source))? {
-        let b = repo.commit(id).map(|c| Breaker::from_trailers(&c.trailers)).unwrap_or_default();
-        out.insert(name, b);
+        out.insert(name, breaker_at(repo, id));
     }
     Ok(out)
+}
+
+/// The breaker a commit stores; one that cannot be read counts as closed.
+fn breaker_at(repo: &Repo, id: ObjectId) -> Breaker {
+    repo.commit(id).map(|c| Breaker::from_trailers(&c.trailers)).unwrap_or_default()
 }
 
 /// The breaker's current commit and state on the board.
 pub fn read(board: &dyn Backend, repo: &Repo, name: &str) -> Result<(Option<ObjectId>, Breaker)> {
     let id = board.read(repo, &breaker_ref(name))?;
     let b = match id {
-        Some(id) => repo.commit(id).map(|c| Breaker::from_trailers(&c.trailers)).unwrap_or_default(),
+        Some(id) => breaker_at(repo, id),
         None => Breaker::default(),
     };
     Ok((id, b))

@@ -146,12 +146,8 @@ pub fn cycles(edges: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> {
 }
 
 /// The priority of a head for ordering the frontier (high first).
-pub fn priority_rank(trailers: &[Trailer]) -> u8 {
-    match last_text(trailers, Key::Priority).as_deref().map(str::trim) {
-        Some("high") => 0,
-        Some("low") => 2,
-        _ => 1,
-    }
+pub fn priority_rank(trailers: &[Trailer]) -> crate::recovery::Priority {
+    last_text(trailers, Key::Priority).and_then(|p| p.trim().parse().ok()).unwrap_or_default()
 }
 
 #[cfg(test)]

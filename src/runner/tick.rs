@@ -167,13 +167,13 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
     let mut actions = spread(plan(&inputs, now, &config), seed);
     // Higher `dwp-priority` first when more is ready than `--jobs` allows (a stable sort: equal
     // priorities keep the spread, so runners sharing a board do not all race for one branch).
-    let rank: std::collections::HashMap<&str, u8> = inputs
+    let rank: std::collections::HashMap<&str, crate::recovery::Priority> = inputs
         .iter()
         .map(|i| (i.card.head.branch.as_str(), super::deps::priority_rank(&i.card.commit.trailers)))
         .collect();
     actions.sort_by_key(|a| match a {
-        Action::Run { branch, .. } => rank.get(branch.as_str()).copied().unwrap_or(1),
-        _ => 1,
+        Action::Run { branch, .. } => rank.get(branch.as_str()).copied().unwrap_or_default(),
+        _ => crate::recovery::Priority::Medium,
     });
     actions.extend(
         unreadable
