@@ -28,6 +28,7 @@ mod send;
 mod status;
 mod task;
 mod trailers;
+mod tree;
 mod watch;
 
 use std::process::ExitCode;
@@ -75,6 +76,7 @@ enum Command {
     Policy(policy::Args),
     Inbox(inbox::Args),
     Ready(ready::Args),
+    Tree(tree::Args),
     Breakers(breakers::Args),
     Budget(budget::Args),
     Park(park::ParkArgs),
@@ -153,6 +155,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Policy(a) => policy::cmd_policy(&cwd, a),
         Command::Inbox(a) => inbox::cmd_inbox(&cwd, a),
         Command::Ready(a) => ready::cmd_ready(&cwd, a),
+        Command::Tree(a) => tree::cmd_tree(&cwd, a),
         Command::Breakers(a) => breakers::cmd_breakers(&cwd, a),
         Command::Budget(a) => budget::cmd_budget(&cwd, a),
         Command::Park(a) => park::cmd_park(&cwd, a),

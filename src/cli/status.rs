@@ -65,6 +65,11 @@ pub struct Args {
     /// Look handlers up in `.dwp/roles/<ROLE>/command` first.
     #[arg(long, env = "BATON_ROLE")]
     role: Option<String>,
+    /// Order the board as the parent/child tree of tasks (`git baton tree`): children under
+    /// their parent, drawn with rails in the BRANCH column. `--json` keeps its objects and adds
+    /// `"parent"` and `"depth"` to each.
+    #[arg(long, conflicts_with = "remote")]
+    tree: bool,
 }
 
 #[derive(Serialize)]
@@ -87,6 +92,14 @@ struct Row {
     parked_from: Option<String>,
     breaker: Option<String>,
     breaker_status: Option<&'static str>,
+    /// With `--tree`: the task's parent and its depth in the tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    depth: Option<usize>,
+    /// With `--tree`: the rails drawn before the branch name.
+    #[serde(skip)]
+    rails: String,
     /// The table's NOTE column.
     #[serde(skip)]
     note: String,
@@ -175,6 +188,9 @@ fn row(card: &BranchCard, now: i64, ctx: &Context<'_>) -> Row {
         parked_from,
         breaker,
         breaker_status,
+        parent: None,
+        depth: None,
+        rails: String::new(),
         note: notes.join(", "),
     }
 }
@@ -230,15 +246,21 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
             parked_from: None,
             breaker: None,
             breaker_status: None,
+            parent: None,
+            depth: None,
+            rails: String::new(),
             note: String::new(),
         });
     }
     rows.sort_by(|a, b| a.branch.cmp(&b.branch));
+    if args.tree {
+        rows = in_tree_order(&repo, rows)?;
+    }
     let mut out = Out::new();
     if args.json {
         out.json(&rows)?;
     } else {
-        let width = rows.iter().map(|r| r.branch.len()).max().unwrap_or(6).max(6);
+        let width = rows.iter().map(|r| r.rails.chars().count() + r.branch.len()).max().unwrap_or(6).max(6);
         out.line(&format!(
             "{:width$}  {:16}  {:16}  {:8}  {:>8}  {:12}  NOTE",
             "BRANCH", "STATE", "LEASE", "HANDLER", "AGE", "COMMIT"
@@ -262,7 +284,7 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
             };
             let line = format!(
                 "{:width$}  {:16}  {:16}  {:8}  {:>8}  {:12}  {}",
-                r.branch,
+                format!("{}{}", r.rails, r.branch),
                 state,
                 lease,
                 handler,
@@ -275,6 +297,26 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `status --tree`: the rows in the order of the task tree (every row kept: tasks outside a family
+/// are roots), each with its parent, depth and rails.
+fn in_tree_order(repo: &Repo, rows: Vec<Row>) -> Result<Vec<Row>> {
+    let nodes = super::tree::read_nodes(repo)?;
+    let placed = crate::history::tree::forest(&nodes, None, true);
+    let mut by_branch: BTreeMap<String, Row> = rows.into_iter().map(|r| (r.branch.clone(), r)).collect();
+    let mut ordered = Vec::with_capacity(by_branch.len());
+    for p in &placed {
+        if let Some(mut r) = by_branch.remove(&p.node.branch) {
+            r.parent = Some(p.node.parent.clone());
+            r.depth = Some(p.depth);
+            r.rails = crate::history::tree::rails(p);
+            ordered.push(r);
+        }
+    }
+    // Rows the tree did not place (unreadable heads): at the end, by name.
+    ordered.extend(by_branch.into_values());
+    Ok(ordered)
 }
 
 /// `status --scratch`: the sizes of the scratch space.

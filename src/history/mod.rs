@@ -9,6 +9,7 @@ pub mod date;
 pub mod graph;
 pub mod metrics;
 pub mod runs;
+pub mod tree;
 
 pub use date::{parse_date, parse_when};
 pub use graph::Transitions;

@@ -1,0 +1,124 @@
+//! `git baton tree`: the parent/child tree of tasks (`dwp-parent`, written by `spawn`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::Out;
+use crate::history::tree::{draw, forest, Node};
+use crate::protocol::state::last_text;
+use crate::protocol::{Key, Reserved};
+use crate::repo::{BranchSource, CommitInfo, ObjectId, Repo};
+
+/// Show the parent/child tree of tasks with their states: every family (a branch with a
+/// `dwp-parent`, or one that others name as their parent), children under their parent, siblings
+/// by name. With BRANCH, that branch and its descendants. `--all` adds the tasks that have neither
+/// parent nor children.
+///
+/// A branch's parent is the `dwp-parent` of its head or, when the head has none (its handler
+/// answered after `spawn` made it), of the newest commit of the task's own history that has one
+/// (first parents down to where the task left the default branch, or to another branch's head). A parent that no longer
+/// exists, or a loop of parents, is drawn as a root and says so.
+///
+/// `--json` prints one object per line, in the order drawn:
+/// `{"branch","state","parent","correlation_id","role","note","depth","orphan"}` — `state` null
+/// without a valid `dwp-state`; `orphan` is `"missing"` (the named parent is gone), `"loop"` or
+/// null; `note` is e.g. `"join all: 2/3 done"` for a parent waiting on its children or
+/// `"lease runner-1"` for a running task. No families: no lines (and `no parent/child tasks` on
+/// stderr without `--json`). BRANCH that does not exist: exit 2.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only this branch and its descendants.
+    #[arg(value_name = "BRANCH")]
+    branch: Option<String>,
+    /// Also list tasks with neither parent nor children.
+    #[arg(long)]
+    all: bool,
+    /// One JSON object per line instead of the drawing.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn cmd_tree(cwd: &Path, args: Args) -> Result<ExitCode> {
+    let repo = Repo::discover(cwd)?;
+    let nodes = read_nodes(&repo)?;
+    if let Some(b) = &args.branch {
+        if !nodes.iter().any(|n| &n.branch == b) {
+            return Err(super::output::usage(format!("no branch named {b:?}")));
+        }
+    }
+    let placed = forest(&nodes, args.branch.as_deref(), args.all);
+    let mut out = Out::new();
+    if args.json {
+        for p in &placed {
+            out.json(p)?;
+        }
+    } else if placed.is_empty() {
+        eprintln!("no parent/child tasks (`git baton spawn` makes them; `--all` lists every task)");
+    } else {
+        for line in draw(&placed) {
+            out.line(&line)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every local branch as a tree node.
+pub(crate) fn read_nodes(repo: &Repo) -> Result<Vec<Node>> {
+    let heads = repo.branches(&BranchSource::Local)?;
+    let tips: std::collections::HashSet<ObjectId> = heads.iter().map(|h| h.id).collect();
+    let mut nodes = Vec::with_capacity(heads.len());
+    for h in heads {
+        let Ok(commit) = repo.commit(h.id) else {
+            tracing::warn!("{}: its head cannot be read", h.branch);
+            continue;
+        };
+        let origin = family_commit(repo, &h.branch, &commit, &tips);
+        let family = origin.as_ref().unwrap_or(&commit);
+        let text = |c: &CommitInfo, k: Key| last_text(&c.trailers, k).map(|v| v.trim().to_owned());
+        let state = commit.state().valid().cloned();
+        let note = match &state {
+            Some(s) if s.is(Reserved::Working) => text(&commit, Key::RunnerId).map(|r| format!("lease {r}")),
+            _ => None,
+        };
+        nodes.push(Node {
+            branch: h.branch.clone(),
+            state: state.map(|s| s.to_string()),
+            parent: text(family, Key::Parent).filter(|p| !p.is_empty()),
+            correlation_id: text(family, Key::CorrelationId),
+            role: family
+                .trailers
+                .iter()
+                .rev()
+                .find(|t| t.key.eq_ignore_ascii_case(b"dwp-role"))
+                .map(|t| String::from_utf8_lossy(&t.value).trim().to_owned()),
+            note,
+        });
+    }
+    Ok(nodes)
+}
+
+/// The commit of a task's own history that names its parent: the head when it carries
+/// `dwp-parent`, else the newest such commit on the first-parent chain down to where the task left
+/// the default branch (at most 2,000 commits), stopping at another branch's head (a task started
+/// from another task's head is not that task's child).
+fn family_commit(
+    repo: &Repo,
+    branch: &str,
+    head: &CommitInfo,
+    tips: &std::collections::HashSet<ObjectId>,
+) -> Option<CommitInfo> {
+    if last_text(&head.trailers, Key::Parent).is_some() {
+        return None;
+    }
+    let base = crate::runner::exec::default_base(repo, None, branch, head.id);
+    let stop: Option<ObjectId> = base.filter(|b| *b != head.id);
+    repo.first_parents(head.id, stop, 2000)
+        .ok()?
+        .into_iter()
+        .skip(1)
+        .take_while(|c| !tips.contains(&c.id))
+        .find(|c| last_text(&c.trailers, Key::Parent).is_some())
+}
