@@ -109,6 +109,8 @@ pub fn waiting_item(card: &BranchCard, gated: bool, now: i64) -> Option<Item> {
             None => format!("git baton send --branch {b} NEXT-STATE -m \"YOUR ANSWER\""),
         };
         ("blocked", command)
+    } else if state.is(Reserved::Waiting) && crate::runner::join::is_join_wait(t) {
+        return None; // a join waits for its children, not for a person
     } else if state.is(Reserved::Waiting) {
         ("waiting", format!("git baton send --branch {b} NEXT-STATE -m \"YOUR ANSWER\""))
     } else if gated {

@@ -14,6 +14,7 @@ mod heartbeat;
 mod hooks;
 mod inbox;
 mod init;
+mod join;
 mod log;
 mod metrics;
 mod notify;
@@ -25,6 +26,7 @@ mod resume;
 mod run;
 mod scan;
 mod send;
+mod spawn;
 mod status;
 mod task;
 mod trailers;
@@ -87,6 +89,8 @@ enum Command {
     RequestChanges(gate::RequestChangesArgs),
     Notify(notify::Args),
     Task(task::Args),
+    Spawn(spawn::Args),
+    Join(join::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -156,6 +160,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inbox(a) => inbox::cmd_inbox(&cwd, a),
         Command::Ready(a) => ready::cmd_ready(&cwd, a),
         Command::Tree(a) => tree::cmd_tree(&cwd, a),
+        Command::Spawn(a) => spawn::cmd_spawn(&cwd, a),
+        Command::Join(a) => join::cmd_join(&cwd, a),
         Command::Breakers(a) => breakers::cmd_breakers(&cwd, a),
         Command::Budget(a) => budget::cmd_budget(&cwd, a),
         Command::Park(a) => park::cmd_park(&cwd, a),

@@ -260,6 +260,92 @@ fn envelope_args(opts: &SendOptions) -> Result<Option<Envelope>> {
     }))
 }
 
+/// A state commit's message, from the send options, before the branch is known (the envelope's
+/// id is the branch).
+pub(super) struct Draft {
+    subject: String,
+    extra: Vec<TrailerArg>,
+    body: Option<String>,
+    envelope: Option<Envelope>,
+}
+
+impl Draft {
+    /// Check the options (usage errors) and read the body.
+    pub(super) fn new(opts: &SendOptions, state: &State) -> Result<Draft> {
+        let mut extra = Vec::new();
+        for t in &opts.trailers {
+            let t: TrailerArg = t.parse().map_err(|e| usage(format!("{e}")))?;
+            let reserved = Key::from_name_ignore_case(&t.key);
+            if reserved == Some(Key::State) {
+                return Err(usage("pass the state as the STATE argument, not as a dwp-state trailer"));
+            }
+            if reserved.is_some_and(|k| k.runner_only() || k.runner_fact()) {
+                return Err(usage(format!("trailer {:?} is written only by runners", t.key)));
+            }
+            if let Some(Err(e)) = reserved.and_then(|k| crate::history::budget::check_trailer(k, &t.value)) {
+                return Err(usage(format!("trailer {:?}: {e}", t.key)));
+            }
+            if reserved == Some(Key::NotBefore) {
+                if opts.not_before.is_some() {
+                    return Err(usage("pass either --not-before or a dwp-not-before trailer, not both"));
+                }
+                if t.value.trim().parse::<i64>().is_err() {
+                    return Err(usage(format!(
+                        "trailer {:?} must be seconds since the epoch, not {:?} (--not-before takes dates and `in 2 hours`)",
+                        t.key, t.value
+                    )));
+                }
+            }
+            extra.push(t);
+        }
+        if let Some(when) = &opts.not_before {
+            let at = crate::history::parse_when(when, clock::now()).map_err(|e| usage(format!("--not-before: {e}")))?;
+            extra.push(TrailerArg::reserved(Key::NotBefore, at.to_string()));
+        }
+        let envelope = envelope_args(opts)?;
+        let body = match read_body(opts)? {
+            Some(raw) => Some(validate_body(&raw).map_err(|e| usage(e.to_string()))?.to_owned()),
+            None => None,
+        };
+        let body = match &opts.decision_card {
+            Some(file) => Some(crate::humans::card::with_card_file(body.as_deref(), Path::new(file)).map_err(usage)?),
+            None => body,
+        };
+        let subject = opts.subject.clone().unwrap_or_else(|| format!("baton: {state}"));
+        let draft = Draft { subject, extra, body, envelope };
+        // Checked before the branch is known (the envelope's id): the same message with a stand-in id.
+        draft.message(state, "task", &[])?;
+        Ok(draft)
+    }
+
+    /// The message for branch `id`, with `more` trailers before `dwp-state` (a usage error when
+    /// it cannot be composed).
+    pub(super) fn message(&self, state: &State, id: &str, more: &[TrailerArg]) -> Result<Vec<u8>> {
+        let body = match &self.envelope {
+            Some(e) => {
+                let e = Envelope { id: id.to_owned(), ..e.clone() };
+                Some(crate::humans::envelope::render_with_notes(&e, self.body.as_deref()))
+            }
+            None => self.body.clone(),
+        };
+        let trailers: Vec<TrailerArg> = self.extra.iter().chain(more).cloned().collect();
+        compose(&self.subject, body.as_deref(), &trailers, state).map_err(|e| usage(e.to_string()))
+    }
+
+    pub(super) fn set_default_subject(&mut self, opts: &SendOptions, subject: String) {
+        if opts.subject.is_none() {
+            self.subject = subject;
+        }
+    }
+}
+
+impl SendOptions {
+    /// `--branch`, `--force`, `--json` as given (for commands that reuse these options).
+    pub(super) fn target(&self) -> (Option<&str>, bool, bool) {
+        (self.branch.as_deref(), self.force, self.json)
+    }
+}
+
 pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
     let state = State::parse(&args.state).map_err(|e| usage(format!("invalid state: {e}")))?;
     if state.is(Reserved::Working) {
@@ -268,55 +354,7 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         ));
     }
     let opts = &args.common;
-    let mut extra = Vec::new();
-    for t in &opts.trailers {
-        let t: TrailerArg = t.parse().map_err(|e| usage(format!("{e}")))?;
-        let reserved = Key::from_name_ignore_case(&t.key);
-        if reserved == Some(Key::State) {
-            return Err(usage("pass the state as the STATE argument, not as a dwp-state trailer"));
-        }
-        if reserved.is_some_and(|k| k.runner_only() || k.runner_fact()) {
-            return Err(usage(format!("trailer {:?} is written only by runners", t.key)));
-        }
-        if let Some(Err(e)) = reserved.and_then(|k| crate::history::budget::check_trailer(k, &t.value)) {
-            return Err(usage(format!("trailer {:?}: {e}", t.key)));
-        }
-        if reserved == Some(Key::NotBefore) {
-            if opts.not_before.is_some() {
-                return Err(usage("pass either --not-before or a dwp-not-before trailer, not both"));
-            }
-            if t.value.trim().parse::<i64>().is_err() {
-                return Err(usage(format!(
-                    "trailer {:?} must be seconds since the epoch, not {:?} (--not-before takes dates and `in 2 hours`)",
-                    t.key, t.value
-                )));
-            }
-        }
-        extra.push(t);
-    }
-    if let Some(when) = &opts.not_before {
-        let at = crate::history::parse_when(when, clock::now()).map_err(|e| usage(format!("--not-before: {e}")))?;
-        extra.push(TrailerArg::reserved(Key::NotBefore, at.to_string()));
-    }
-    let envelope = envelope_args(opts)?;
-    let body = match read_body(opts)? {
-        Some(raw) => Some(validate_body(&raw).map_err(|e| usage(e.to_string()))?.to_owned()),
-        None => None,
-    };
-    let body = match &opts.decision_card {
-        Some(file) => Some(crate::humans::card::with_card_file(body.as_deref(), Path::new(file)).map_err(usage)?),
-        None => body,
-    };
-    let subject = opts.subject.clone().unwrap_or_else(|| format!("baton: {state}"));
-    // Checked before the branch is known (the envelope's id): the same message with a stand-in id.
-    let with_envelope = |id: &str| match &envelope {
-        Some(e) => {
-            let e = Envelope { id: id.to_owned(), ..e.clone() };
-            Some(crate::humans::envelope::render_with_notes(&e, body.as_deref()))
-        }
-        None => body.clone(),
-    };
-    compose(&subject, with_envelope("task").as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
+    let draft = Draft::new(opts, &state)?;
 
     let repo = Repo::discover(cwd)?;
     // Inside a handler the answer is a commit on the handler's detached HEAD; the runner publishes
@@ -326,8 +364,7 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         Some(b) => b.clone(),
         None => target_branch(&repo, opts.branch.as_deref())?,
     };
-    let message =
-        compose(&subject, with_envelope(&branch).as_deref(), &extra, &state).map_err(|e| usage(e.to_string()))?;
+    let message = draft.message(&state, &branch, &[])?;
     let in_handler = in_handler.is_some();
     let refname = if in_handler { "HEAD".to_owned() } else { format!("refs/heads/{branch}") };
     let Some(head) = repo.ref_id(&refname)? else {

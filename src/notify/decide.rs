@@ -190,6 +190,8 @@ fn classify(
                     .filter(|v| !v.is_empty())
                     .unwrap_or_else(|| "blocked".to_owned()),
             ),
+            // A join waits for its children, not for a person.
+            Some(Reserved::Waiting) if crate::runner::join::is_join_wait(t) => return None,
             Some(Reserved::Waiting) => (Status::Waiting, "waiting".to_owned()),
             _ if tier_of(state.as_str()) == Tier::Gate && last_text(t, Key::Approves).is_none() => {
                 (Status::Waiting, "gate".to_owned())
@@ -278,6 +280,7 @@ mod tests {
             ("over\n\ndwp-escalation: budget\ndwp-state: blocked\n", None, Some((Blocked, "budget", "Task t1 BLOCKED: budget: over"))),
             ("stuck\n\ndwp-state: blocked\n", None, Some((Blocked, "blocked", "Task t1 BLOCKED: stuck"))),
             ("ask\n\ndwp-state: waiting\n", None, Some((Waiting, "waiting", "Task t1 WAITING: ask"))),
+            ("baton: join 2 children (all) -> merge\n\ndwp-join-then: merge\ndwp-join-child: a\ndwp-state: waiting\n", None, None),
             (
                 "ship it\n\ndwp-state: deploy\n",
                 Some(&build),

@@ -385,6 +385,46 @@ impl Repo {
         bail!("could not update {refname}{hint}: {}", chain.join(": "))
     }
 
+    /// Several ref updates in one transaction, each on its expected value (`None`: must not
+    /// exist): all of them or none. Returns `Cas::Moved` naming the first ref that did not hold its
+    /// expected value (then nothing was written).
+    pub fn update_refs(&self, edits: &[(String, Option<ObjectId>, ObjectId)], reflog: &str) -> Result<(Cas, String)> {
+        let mut out = Vec::with_capacity(edits.len());
+        for (refname, expected, new) in edits {
+            let current = self.ref_id(refname)?;
+            if current != *expected {
+                return Ok((Cas::Moved { actual: current }, refname.clone()));
+            }
+            let name: FullName =
+                refname.as_str().try_into().map_err(|e| anyhow!("invalid ref name {refname:?}: {e}"))?;
+            out.push(RefEdit {
+                change: Change::Update {
+                    log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: reflog.into() },
+                    expected: match expected {
+                        Some(id) => PreviousValue::MustExistAndMatch(Target::Object(*id)),
+                        None => PreviousValue::MustNotExist,
+                    },
+                    new: Target::Object(*new),
+                },
+                name,
+                deref: false,
+            });
+        }
+        match self.inner.edit_references(out) {
+            Ok(_) => Ok((Cas::Updated, String::new())),
+            Err(e) => {
+                // Lost a race between the check and the locks: say which ref moved.
+                for (refname, expected, _) in edits {
+                    let current = self.ref_id(refname)?;
+                    if current != *expected {
+                        return Ok((Cas::Moved { actual: current }, refname.clone()));
+                    }
+                }
+                Err(anyhow!("could not update {} refs in one transaction: {e}", edits.len()))
+            }
+        }
+    }
+
     /// Append a commit with `message` on top of `expected_head` (same tree: files, index and any
     /// worktree that has the branch checked out stay as they are) and move `refname` to it by
     /// compare-and-swap. Returns the new commit on success.

@@ -19,6 +19,19 @@ pub enum Swap {
     Failed(String),
 }
 
+/// What publishing a parent's answer together with the children it spawned did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FanOut {
+    /// The parent moved and every child branch was created.
+    Done,
+    /// The parent branch had moved: somebody else won; nothing was written.
+    Lost(String),
+    /// These child branches exist already; nothing was written.
+    ChildExists(Vec<String>),
+    /// The board could not be reached or refused for another reason; nothing was written.
+    Failed(String),
+}
+
 /// The board as the branch job sees it.
 pub trait Backend: Send + Sync {
     /// The remote's name in remote mode (written as `dwp-source: git:<name>`).
@@ -31,6 +44,17 @@ pub trait Backend: Send + Sync {
     }
     /// Move `refs/heads/<branch>` from exactly `expected` to `new`.
     fn swap(&self, repo: &Repo, branch: &str, expected: ObjectId, new: ObjectId, why: &str) -> Result<Swap>;
+    /// Move `refs/heads/<branch>` from exactly `expected` to `new` and create every
+    /// `refs/heads/<child>` (which must not exist) — all of it or nothing.
+    fn swap_with_children(
+        &self,
+        repo: &Repo,
+        branch: &str,
+        expected: ObjectId,
+        new: ObjectId,
+        children: &[(String, ObjectId)],
+        why: &str,
+    ) -> Result<FanOut>;
     /// Write a side record `refname` (under `refs/baton/`), expecting it to hold `expected`
     /// (`None`: must not exist). Remote mode keeps it locally too.
     fn put(&self, repo: &Repo, refname: &str, expected: Option<ObjectId>, new: ObjectId, why: &str) -> Result<Swap>;
@@ -63,6 +87,36 @@ impl Backend for Local {
     }
     fn put(&self, repo: &Repo, refname: &str, expected: Option<ObjectId>, new: ObjectId, why: &str) -> Result<Swap> {
         cas(repo, refname, expected, new, why)
+    }
+    fn swap_with_children(
+        &self,
+        repo: &Repo,
+        branch: &str,
+        expected: ObjectId,
+        new: ObjectId,
+        children: &[(String, ObjectId)],
+        why: &str,
+    ) -> Result<FanOut> {
+        let parent = format!("refs/heads/{branch}");
+        let existing: Vec<String> = children
+            .iter()
+            .filter(|(c, _)| matches!(repo.ref_id(&format!("refs/heads/{c}")), Ok(Some(_))))
+            .map(|(c, _)| c.clone())
+            .collect();
+        if !existing.is_empty() {
+            return Ok(FanOut::ChildExists(existing));
+        }
+        // The parent first: its expected value is the fencing token.
+        let mut edits = vec![(parent.clone(), Some(expected), new)];
+        edits.extend(children.iter().map(|(c, id)| (format!("refs/heads/{c}"), None, *id)));
+        Ok(match repo.update_refs(&edits, why)? {
+            (Cas::Updated, _) => FanOut::Done,
+            (Cas::Moved { actual }, r) if r == parent => FanOut::Lost(match actual {
+                Some(a) => format!("{parent} is at {a}"),
+                None => format!("{parent} does not exist"),
+            }),
+            (Cas::Moved { .. }, r) => FanOut::ChildExists(vec![r.trim_start_matches("refs/heads/").to_owned()]),
+        })
     }
     fn delete(&self, repo: &Repo, refname: &str, expected: ObjectId) {
         match repo.delete_ref(refname, expected) {
@@ -105,6 +159,49 @@ impl Backend for Remote {
             let _ = repo.compare_and_swap(refname, local, new, why);
         }
         Ok(swap)
+    }
+    fn swap_with_children(
+        &self,
+        repo: &Repo,
+        branch: &str,
+        expected: ObjectId,
+        new: ObjectId,
+        children: &[(String, ObjectId)],
+        _why: &str,
+    ) -> Result<FanOut> {
+        // The tracking refs of this tick's fetch: a child that is known to exist is refused before
+        // anything is pushed (the push's own lease catches one created since).
+        let existing: Vec<String> = children
+            .iter()
+            .filter(|(c, _)| matches!(repo.ref_id(&format!("refs/remotes/{}/{c}", self.name)), Ok(Some(_))))
+            .map(|(c, _)| c.clone())
+            .collect();
+        if !existing.is_empty() {
+            return Ok(FanOut::ChildExists(existing));
+        }
+        let mut updates = vec![(format!("refs/heads/{branch}"), new, Some(expected))];
+        updates.extend(children.iter().map(|(c, id)| (format!("refs/heads/{c}"), *id, None)));
+        Ok(match remote::push_atomic(repo.common_dir(), &self.name, &updates) {
+            Pushed::Accepted => FanOut::Done,
+            Pushed::Failed(why) => FanOut::Failed(why),
+            Pushed::Rejected(why) => {
+                // Who refused: the parent (somebody else moved it) or a child that now exists.
+                match self.head(repo, branch) {
+                    Ok(Some(h)) if h == expected => {
+                        let existing: Vec<String> = children
+                            .iter()
+                            .filter(|(c, _)| matches!(self.head(repo, c), Ok(Some(_))))
+                            .map(|(c, _)| c.clone())
+                            .collect();
+                        match existing.is_empty() {
+                            true => FanOut::Failed(why),
+                            false => FanOut::ChildExists(existing),
+                        }
+                    }
+                    _ => FanOut::Lost(why),
+                }
+            }
+        })
     }
     fn delete(&self, repo: &Repo, refname: &str, expected: ObjectId) {
         match remote::push_ref(repo.common_dir(), &self.name, refname, None, Some(Some(expected))) {

@@ -97,6 +97,10 @@ pub(super) async fn run_action(ctx: &Arc<Ctx>, action: Action) -> Result<()> {
             let c = ctx.clone();
             blocking(move || super::gates::apply_default(&c, &branch, head, &state, &default, &humans)).await
         }
+        Action::Join { branch, head, join, failed } => {
+            let c = ctx.clone();
+            blocking(move || super::fanout::apply_join(&c, &branch, head, &join, failed.as_ref())).await
+        }
     }
 }
 
@@ -512,9 +516,23 @@ async fn run_holding(
             }
         }
     });
+    // A join commit: the children as the join saw them, as JSON.
+    let children_file = log.with_extension("children.json");
+    let children = super::fanout::children_json(&ctx.repo(), &job.branch, &claim.trigger).and_then(|json| {
+        match std::fs::write(&children_file, json) {
+            Ok(()) => Some(children_file.clone()),
+            Err(e) => {
+                tracing::warn!(branch = %job.branch, "could not write {}: {e}", children_file.display());
+                None
+            }
+        }
+    });
     let mut env = handler_environment(ctx, &job, &claim, &slot.path, &body_file, round, previous.as_deref());
     if let Some(p) = &task {
         env.push(("BATON_TASK_JSON".to_owned(), p.display().to_string()));
+    }
+    if let Some(p) = &children {
+        env.push(("BATON_CHILDREN_JSON".to_owned(), p.display().to_string()));
     }
     env.extend(go.budget_env);
     let env = super::gates::with_approval(env, approved.as_ref());
@@ -556,6 +574,7 @@ async fn run_holding(
     let _ = std::fs::remove_file(&body_file);
     let _ = std::fs::remove_file(&previous_file);
     let _ = std::fs::remove_file(&task_file);
+    let _ = std::fs::remove_file(&children_file);
     let (c, j, cl, s, x, l) = (ctx.clone(), job.clone(), claim.clone(), slot.clone(), exit.clone(), log.clone());
     let mut settled = blocking(move || settle(&c, &j, &cl, &x, &s, &l)).await?;
     // The definition of done: the state's acceptance checks decide whether an answer stands.
@@ -588,7 +607,13 @@ async fn run_holding(
     ev.duration_ms = Some(started.elapsed().as_millis() as u64);
     let secrets = secrets(&passed(&ctx.runner_env, &job.settings.env_pass));
     let (c, j, cl, w, l) = (ctx.clone(), job.clone(), claim.clone(), slot.path.clone(), log.clone());
-    let record = blocking(move || Ok(record_outcome(&c, &j, &cl, settled, &secrets, &l, &w))).await?;
+    let record = blocking(move || {
+        let record = record_outcome(&c, &j, &cl, settled, &secrets, &l, &w);
+        // Published with the answer, or never: either way the run's spawn records are done with.
+        super::fanout::clear_spawns(&c.repo(), &cl.run_id);
+        Ok(record)
+    })
+    .await?;
     let news = record.breaker_news(&job.breaker);
     apply_record(&mut ev, record);
     if let Some(news) = news {

@@ -337,6 +337,7 @@ mod tests {
             base: Base::default(),
             breakers: BTreeMap::new(),
             deps: BTreeMap::new(),
+            children: BTreeMap::new(),
         };
         let actions = plan(&inputs, 3600, &config);
         let mut seen: Vec<String> = actions

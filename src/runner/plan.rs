@@ -81,6 +81,8 @@ pub struct PlanConfig {
     pub breakers: BTreeMap<String, Breaker>,
     /// The heads of the branches that tasks depend on (`dwp-depends-on`), by branch name.
     pub deps: BTreeMap<String, DepHead>,
+    /// The heads of the children that waiting parents join (`dwp-join-child`), by branch name.
+    pub children: BTreeMap<String, super::join::ChildHead>,
 }
 
 impl RunSettings {
@@ -177,6 +179,9 @@ pub enum Action {
     /// Nobody decided at the gate within `gate.timeout`: write `gate.default` (an approval by
     /// the runner, or a reject) on top of `head`.
     GateTimeout { branch: String, head: ObjectId, state: State, default: GateDefault, since: i64, humans: HumansPolicy },
+    /// A waiting parent's join is complete (or can no longer succeed): write the join commit on
+    /// top of `head` by compare-and-swap — state `then`, or `failed` when `failed` is `Some`.
+    Join { branch: String, head: ObjectId, join: super::join::JoinSpec, failed: Option<(Vec<String>, String)> },
 }
 
 impl Action {
@@ -186,7 +191,8 @@ impl Action {
             | Action::TakeOver { branch, .. }
             | Action::Block { branch, .. }
             | Action::Notice { branch, .. }
-            | Action::GateTimeout { branch, .. } => branch,
+            | Action::GateTimeout { branch, .. }
+            | Action::Join { branch, .. } => branch,
         }
     }
 }
@@ -290,6 +296,28 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
         }
         if valid.is(Reserved::Parked) {
             continue;
+        }
+        // A join's wait is decided from the children's heads, never by a handler.
+        if valid.is(Reserved::Waiting) {
+            match super::join::spec(&card.commit.trailers) {
+                None => {}
+                Some(Err(why)) => {
+                    actions.push(notice(format!("malformed join: {why}; waiting")));
+                    continue;
+                }
+                Some(Ok(join)) => {
+                    match super::join::decide(&join, &config.children) {
+                        super::join::JoinVerdict::Wait => {}
+                        super::join::JoinVerdict::Join => {
+                            actions.push(Action::Join { branch, head, join, failed: None })
+                        }
+                        super::join::JoinVerdict::Fail { failed, reason } => {
+                            actions.push(Action::Join { branch, head, join, failed: Some((failed, reason)) })
+                        }
+                    }
+                    continue;
+                }
+            }
         }
         match &card.handler {
             Some(HandlerLookup::Found(path)) => {
@@ -471,6 +499,7 @@ mod tests {
             base: Base::default(),
             breakers: BTreeMap::new(),
             deps: BTreeMap::new(),
+            children: BTreeMap::new(),
         }
     }
 

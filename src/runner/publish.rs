@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::backend::Swap;
+use super::backend::{FanOut, Swap};
 use super::clock;
 use super::context::Ctx;
 use super::exec::{rejected_ref, Claim, Job, Settled};
@@ -15,12 +15,12 @@ use super::messages::{self, Failure, TAIL_LINES};
 use super::plan::BreakerRole;
 use super::process::tail;
 use super::report::{Event, Kind};
-use super::validate::{FailOn, Verdict};
+use super::validate::{ErrorType, FailOn, Verdict};
 use crate::policy::env::mask;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Reserved};
 use crate::recovery::breaker::signature;
-use crate::recovery::{after_failure, AfterFailure, ErrorType, Priority, RetryConfig};
+use crate::recovery::{after_failure, AfterFailure, Priority, RetryConfig};
 use crate::repo::{BranchSource, ObjectId, Repo};
 
 /// What the runner wrote after a run, for the event.
@@ -112,6 +112,44 @@ pub(super) fn record_outcome(
                 Verdict::Succeeded { next_state } => next_state.clone(),
                 _ => Reserved::Working.as_str().to_owned(),
             };
+            // Children the handler spawned are published with its answer, all or nothing.
+            let children = super::fanout::spawned(&repo, &claim.run_id);
+            if !children.is_empty() {
+                let why = format!("baton: {} answered and spawned {} children", job.state, children.len());
+                let published = ctx.board.swap_with_children(&repo, &job.branch, lease_head, result, &children, &why);
+                return match published {
+                    Ok(FanOut::Done) => Recorded {
+                        action: if parked { Kind::Parked } else { Kind::Succeeded },
+                        commit: Some(result),
+                        next_state: Some(next),
+                        error: None,
+                        failure: None,
+                    },
+                    Ok(FanOut::Lost(why)) => lost(format!("the branch moved while the result was published ({why})")),
+                    Ok(FanOut::ChildExists(names)) => {
+                        let reason = format!(
+                            "spawned child branch{} {} already exist{}; nothing of the fan-out was published",
+                            if names.len() == 1 { "" } else { "es" },
+                            names.join(", "),
+                            if names.len() == 1 { "s" } else { "" },
+                        );
+                        let verdict = Verdict::Failed {
+                            reason,
+                            exit_code: None,
+                            error_type: ErrorType::Logic,
+                            on: FailOn::Lease,
+                        };
+                        let settled = Settled { verdict, board_head: Some(lease_head), result, lost_why: None };
+                        super::fanout::clear_spawns(&repo, &claim.run_id);
+                        record_outcome(ctx, job, claim, settled, secrets, log, wt)
+                    }
+                    Ok(FanOut::Failed(why)) => {
+                        let kept = keep_rejected(ctx, &repo, job, claim, result);
+                        Recorded::error(format!("the result and its children could not be published ({why}){kept}"))
+                    }
+                    Err(e) => lost(format!("{e:#}")),
+                };
+            }
             let swapped = match result == lease_head {
                 true => Ok(Swap::Done), // a heartbeat the handler already published
                 false => {

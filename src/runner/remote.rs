@@ -161,6 +161,28 @@ pub fn push_ref(
     parse_push(out.status.success(), &out.stdout, &out.stderr)
 }
 
+/// Push several refs in one `git push --atomic`: each `(dst, new, expected)` with its own lease
+/// (`Some(id)`: must hold `id`; `None`: must not exist). The remote takes all of them or none.
+pub fn push_atomic(dir: &Path, remote: &str, updates: &[(String, ObjectId, Option<ObjectId>)]) -> Pushed {
+    let mut cmd = git(dir);
+    cmd.args(["push", "--atomic", "--porcelain", "--quiet"]);
+    for (dst, _, expected) in updates {
+        match expected {
+            Some(old) => cmd.arg(format!("--force-with-lease={dst}:{old}")),
+            None => cmd.arg(format!("--force-with-lease={dst}:")),
+        };
+    }
+    cmd.arg("--").arg(remote);
+    for (dst, new, _) in updates {
+        cmd.arg(format!("{new}:{dst}"));
+    }
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => return Pushed::Failed(format!("running git push: {e}")),
+    };
+    parse_push(out.status.success(), &out.stdout, &out.stderr)
+}
+
 /// Read `git push --porcelain`: a ref line starting with `!` is a rejection; success without one
 /// is acceptance; anything else is a failure to push at all.
 pub fn parse_push(success: bool, stdout: &[u8], stderr: &[u8]) -> Pushed {

@@ -21,6 +21,8 @@ pub enum Kind {
     TookOver,
     /// Nobody decided at a gate within `gate.timeout`: the runner applied `gate.default`.
     Decided,
+    /// A waiting parent's join was complete: the runner wrote the join commit (`then` or `failed`).
+    Joined,
     /// Another runner moved the branch first; nothing done.
     LostRace,
     /// Something a person should know about a branch that was not run.
@@ -100,6 +102,11 @@ impl Event {
                 self.next_state.as_deref().unwrap_or("?"),
                 self.error.as_deref().unwrap_or("")
             ),
+            Kind::Joined => tracing::info!(
+                "{b}: joined -> {} ({})",
+                self.next_state.as_deref().unwrap_or("?"),
+                self.error.as_deref().unwrap_or("")
+            ),
             Kind::LostRace => tracing::debug!("{b}: another runner moved it first; skipped"),
             Kind::Notice => tracing::warn!("{b}: {}", self.error.as_deref().unwrap_or("")),
             Kind::Error => tracing::error!("{b}: {}", self.error.as_deref().unwrap_or("")),
@@ -118,6 +125,7 @@ pub struct Summary {
     pub escalated: usize,
     pub took_over: usize,
     pub decided: usize,
+    pub joined: usize,
     pub lost_race: usize,
     pub notices: usize,
     pub errors: usize,
@@ -134,6 +142,7 @@ impl Summary {
             Kind::Escalated => self.escalated += 1,
             Kind::TookOver => self.took_over += 1,
             Kind::Decided => self.decided += 1,
+            Kind::Joined => self.joined += 1,
             Kind::LostRace => self.lost_race += 1,
             Kind::Notice => self.notices += 1,
             Kind::Error => self.errors += 1,
@@ -144,6 +153,10 @@ impl Summary {
         let decided = match self.decided {
             0 => String::new(),
             n => format!(", {n} gate default(s) applied"),
+        };
+        let decided = match self.joined {
+            0 => decided,
+            n => format!("{decided}, {n} joined"),
         };
         format!(
             "tick: {} claimed, {} succeeded, {} parked, {} failed, {} retrying, {} escalated, {} took over, {} lost race, {} notices, {} errors{}",

@@ -11,6 +11,7 @@ use super::remote;
 use super::select::branch_selected;
 use super::source::{self, Source};
 use crate::policy::Base;
+use crate::protocol::state::last_text;
 use crate::repo::worktree::{run_git, Scratch};
 use crate::repo::{BranchSource, Repo};
 
@@ -151,6 +152,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
         Some(r) => BranchSource::Remote(r.clone()),
         None => BranchSource::Local,
     };
+    super::fanout::sweep_stale_spawns(&repo, &board_source);
     let breakers = super::breakers::read_all(&repo, &board_source)?;
     let due = next_due(&inputs, now);
     let deps = dependency_heads(&repo, &inputs, spec.remote.as_deref());
@@ -163,6 +165,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
         base: spec.base.clone(),
         breakers,
         deps,
+        children: child_heads(&repo, &inputs, spec.remote.as_deref()),
     };
     let mut actions = spread(plan(&inputs, now, &config), seed);
     // Higher `dwp-priority` first when more is ready than `--jobs` allows (a stable sort: equal
@@ -227,6 +230,53 @@ fn dependency_heads(
                 }
             };
             out.insert(d.branch, head);
+        }
+    }
+    out
+}
+
+/// The heads of the children that waiting parents join: from the board when selected, else read
+/// directly by name (one ref and one commit each; never a child's history).
+fn child_heads(
+    repo: &Repo,
+    inputs: &[PlanInput],
+    remote: Option<&str>,
+) -> std::collections::BTreeMap<String, super::join::ChildHead> {
+    use super::join::{spec, ChildHead};
+    let mut out = std::collections::BTreeMap::new();
+    let waiting: Vec<_> = inputs
+        .iter()
+        .filter(|i| i.card.state.valid().is_some_and(|s| s.is(crate::protocol::Reserved::Waiting)))
+        .filter_map(|i| spec(&i.card.commit.trailers).and_then(Result::ok))
+        .collect();
+    if waiting.is_empty() {
+        return out;
+    }
+    let on_board: std::collections::HashMap<&str, &PlanInput> =
+        inputs.iter().map(|i| (i.card.head.branch.as_str(), i)).collect();
+    let of = |c: &crate::repo::CommitInfo| ChildHead::Head {
+        state: c.state().valid().map(|s| s.to_string()),
+        dead_letter: last_text(&c.trailers, crate::protocol::Key::DeadLetter).is_some(),
+    };
+    for join in waiting {
+        for child in join.children {
+            if out.contains_key(&child) {
+                continue;
+            }
+            let head = match on_board.get(child.as_str()) {
+                Some(i) => of(&i.card.commit),
+                None => {
+                    let refname = match remote {
+                        Some(r) => format!("refs/remotes/{r}/{child}"),
+                        None => format!("refs/heads/{child}"),
+                    };
+                    match repo.ref_id(&refname).ok().flatten().and_then(|id| repo.commit(id).ok()) {
+                        Some(c) => of(&c),
+                        None => ChildHead::Missing,
+                    }
+                }
+            };
+            out.insert(child, head);
         }
     }
     out
