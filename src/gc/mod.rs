@@ -13,7 +13,9 @@
 //!   head no longer records a run (its leftovers are saved to `refs/baton/salvage/…` first);
 //! - `refs/baton/leases/<b>` goes as soon as the head of `b` is not the `working` commit of the
 //!   lease's run, whatever its age;
-//! - `salvage/…`, `rejected/…` and `conflicts/…` go when their commit is older than the cutoff.
+//! - `salvage/…`, `rejected/…` and `conflicts/…` go when their commit is older than the cutoff;
+//! - `spawn/<run-id>/<child>` goes as soon as no head is the `working` commit of that run (a run
+//!   that no longer runs never publishes its children).
 //!
 //! Refs under `refs/baton/` of any other kind (breakers, notifications) are never touched.
 
@@ -66,6 +68,8 @@ pub enum RefKind {
     Rejected { branch: String, run_id: String },
     /// `refs/baton/conflicts/<branch>/<run-id>`: a result the remote refused.
     Conflict { branch: String, run_id: String },
+    /// `refs/baton/spawn/<run-id>/<child>`: a child spawned by a run, published with its answer.
+    Spawn { run_id: String },
 }
 
 impl RefKind {
@@ -82,6 +86,12 @@ impl RefKind {
             "salvage" if !rest.is_empty() => Some(RefKind::Salvage),
             "rejected" => branch_and_run().map(|(branch, run_id)| RefKind::Rejected { branch, run_id }),
             "conflicts" => branch_and_run().map(|(branch, run_id)| RefKind::Conflict { branch, run_id }),
+            "spawn" => match rest.split_once('/') {
+                Some((run, child)) if !run.is_empty() && !child.is_empty() => {
+                    Some(RefKind::Spawn { run_id: run.to_owned() })
+                }
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -228,6 +238,11 @@ pub fn decide(inv: &Inventory, heads: &[HeadFacts], now: i64, older_than: Durati
                 }
             }
             RefKind::Salvage => by_age(r.commit_time, "saved leftovers".into()),
+            // A spawned child waits for its run's answer; a run that no longer runs never publishes it.
+            RefKind::Spawn { run_id } => match heads.iter().find(|h| h.working && h.run_id.as_ref() == Some(run_id)) {
+                Some(h) => Verdict::Keep(format!("run {run_id} is running on {}", h.branch)),
+                None => Verdict::Remove(format!("a child spawned by run {run_id}, which no longer runs")),
+            },
             RefKind::Rejected { run_id, .. } | RefKind::Conflict { run_id, .. } => match protected.get(run_id.as_str())
             {
                 Some(why) => Verdict::Keep(why.clone()),

@@ -242,3 +242,21 @@ fn usage_counts_by_kind() {
     assert_eq!(u.refs["breakers"], 1);
     assert_eq!(u.refs["leases"], 0);
 }
+
+#[test]
+fn spawn_refs_go_once_their_run_no_longer_runs() {
+    assert_eq!(RefKind::parse("refs/baton/spawn/r1/kid/a"), Some(RefKind::Spawn { run_id: "r1".into() }));
+    assert_eq!(RefKind::parse("refs/baton/spawn/r1"), None);
+    let kid = || reference("refs/baton/spawn/r1/kid", None, 0);
+    let table: &[(&str, Vec<HeadFacts>, bool)] = &[
+        ("the run is running", vec![working("p", "r1")], false),
+        ("another run holds the parent", vec![working("p", "r2")], true),
+        ("the run's failure is recorded", vec![failed("p", "r1")], true),
+        ("the run was taken over", vec![stalled("p", "r1")], true),
+        ("nothing", vec![], true),
+    ];
+    for (what, heads, removed) in table {
+        let v = only_ref(kid(), heads);
+        assert_eq!(v.removes(), *removed, "{what}: {v:?}");
+    }
+}

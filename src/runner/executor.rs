@@ -45,6 +45,13 @@ impl Executor {
     }
 
     pub fn submit(&mut self, actions: Vec<Action>) {
+        // Children spawned by runs that died before publishing them are never published: drop
+        // them (cheap when there are none: one listing of `refs/baton/spawn/`).
+        let source = match self.ctx.board.remote() {
+            Some(r) => crate::repo::BranchSource::Remote(r.to_owned()),
+            None => crate::repo::BranchSource::Local,
+        };
+        super::fanout::sweep_stale_spawns(&self.ctx.repo(), &source);
         for action in actions {
             if let Action::Notice { branch, message } = action {
                 let mut e = Event::new(&branch, Kind::Notice);

@@ -152,7 +152,6 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
         Some(r) => BranchSource::Remote(r.clone()),
         None => BranchSource::Local,
     };
-    super::fanout::sweep_stale_spawns(&repo, &board_source);
     let breakers = super::breakers::read_all(&repo, &board_source)?;
     let due = next_due(&inputs, now);
     let deps = dependency_heads(&repo, &inputs, spec.remote.as_deref());
