@@ -115,3 +115,27 @@ fn no_families_prints_nothing_on_stdout() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no parent/child tasks"));
     assert_eq!(r.baton_ok(&["tree", "--json"]), "");
 }
+
+#[test]
+fn a_parent_waiting_on_a_join_says_how_far_its_children_are() {
+    const PLAN: &str = "#!/bin/sh\nset -e\ngit baton spawn kid-a ok -m a\ngit baton spawn kid-b hold -m b\ngit baton join --then merge -m wait\n";
+    const OK: &str = "#!/bin/sh\ngit commit -q --allow-empty -m did -m 'dwp-state: done'\n";
+    let r = repo_with(&[(".dwp/command/plan", PLAN), (".dwp/command/ok", OK)]);
+    r.git(&["branch", "sup", "main"]);
+    r.baton_ok(&["send", "--branch", "sup", "plan"]);
+    let bin = std::path::Path::new(common::BATON).parent().unwrap().display().to_string();
+    let path = format!("{bin}:{}", std::env::var("PATH").unwrap());
+    let tick = |r: &TestRepo| {
+        let out = r.baton_cmd(&["run"]).env("PATH", &path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    tick(&r);
+    assert_eq!(r.state_of("sup"), "waiting");
+    assert_eq!(r.baton_ok(&["tree"]), "sup        waiting  join all: 0/2 done\n├── kid-a  ok\n└── kid-b  hold\n");
+    tick(&r);
+    let drawn = r.baton_ok(&["tree", "sup"]);
+    assert!(drawn.starts_with("sup        waiting  join all: 1/2 done\n├── kid-a  done"), "{drawn}");
+    let json = tree_json(&r, &[]);
+    assert_eq!(json[0]["note"], "join all: 1/2 done");
+    assert_eq!(json[1]["role"], Value::Null);
+}

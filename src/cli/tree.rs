@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 
 use super::Out;
@@ -10,6 +12,7 @@ use crate::history::tree::{draw, forest, Node};
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Reserved};
 use crate::repo::{BranchSource, CommitInfo, ObjectId, Repo};
+use crate::runner::join::{outcome, ChildHead, JoinSpec, Outcome};
 
 /// Show the parent/child tree of tasks with their states: every family (a branch with a
 /// `dwp-parent`, or one that others name as their parent), children under their parent, siblings
@@ -70,6 +73,8 @@ pub(crate) fn read_nodes(repo: &Repo) -> Result<Vec<Node>> {
     let heads = repo.branches(&BranchSource::Local)?;
     let tips: std::collections::HashSet<ObjectId> = heads.iter().map(|h| h.id).collect();
     let mut nodes = Vec::with_capacity(heads.len());
+    let mut child_heads: BTreeMap<String, ChildHead> = BTreeMap::new();
+    let mut joins: Vec<(usize, JoinSpec)> = Vec::new();
     for h in heads {
         let Ok(commit) = repo.commit(h.id) else {
             tracing::warn!("{}: its head cannot be read", h.branch);
@@ -83,6 +88,16 @@ pub(crate) fn read_nodes(repo: &Repo) -> Result<Vec<Node>> {
             Some(s) if s.is(Reserved::Working) => text(&commit, Key::RunnerId).map(|r| format!("lease {r}")),
             _ => None,
         };
+        if let Some(Ok(spec)) = crate::runner::join::spec(&commit.trailers) {
+            joins.push((nodes.len(), spec));
+        }
+        child_heads.insert(
+            h.branch.clone(),
+            ChildHead::Head {
+                state: state.as_ref().map(|s| s.to_string()),
+                dead_letter: last_text(&commit.trailers, Key::DeadLetter).is_some(),
+            },
+        );
         nodes.push(Node {
             branch: h.branch.clone(),
             state: state.map(|s| s.to_string()),
@@ -96,6 +111,18 @@ pub(crate) fn read_nodes(repo: &Repo) -> Result<Vec<Node>> {
                 .map(|t| String::from_utf8_lossy(&t.value).trim().to_owned()),
             note,
         });
+    }
+    // A parent waiting on a join says how far its children are.
+    for (i, spec) in joins {
+        let outcomes: Vec<Outcome> =
+            spec.children.iter().map(|c| outcome(child_heads.get(c).unwrap_or(&ChildHead::Missing))).collect();
+        let done = outcomes.iter().filter(|o| **o == Outcome::Done).count();
+        let failed = outcomes.iter().filter(|o| o.is_failure()).count();
+        let mut note = format!("join {}: {done}/{} done", spec.rule, outcomes.len());
+        if failed > 0 {
+            note.push_str(&format!(", {failed} failed"));
+        }
+        nodes[i].note = Some(note);
     }
     Ok(nodes)
 }
