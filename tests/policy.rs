@@ -54,7 +54,7 @@ fn check_refuses_an_invalid_file_with_one_line() {
     assert!(out.stdout.is_empty());
     assert_eq!(
         stderr(&out),
-        "git-baton: error: .dwp/policy.toml:3: defaults.tmeout: unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker, tier, gate, notify, budget, concurrency, worktree, accept)\n"
+        "git-baton: error: .dwp/policy.toml:3: defaults.tmeout: unknown key (known: timeout, lease, max_lease, clock_skew, env, log, retry, classify, loop, dlq, breaker, tier, gate, notify, budget, concurrency, worktree, accept, agent)\n"
     );
 
     r.write("bad.toml", "[states.build]\n\ntimeout = \"5x\"\n");
@@ -113,6 +113,7 @@ fn json_shows_effective_values_and_their_origins() {
             ],
             "max_lease": {"value": 86400, "from": "built-in"},
             "clock_skew": {"value": 300, "from": "built-in"},
+            "agent_next": {"value": null, "from": "built-in"},
             "states": ["build"]
         })
     );

@@ -38,7 +38,8 @@ use crate::runner::source::{self, Source};
 /// in seconds), "humans":{"tier","gate_approvers","gate_require_signed","gate_on_reject",
 /// "gate_on_changes","gate_timeout","gate_default","notify","budget_runs","budget_seconds",
 /// "budget_cost","concurrency_group","concurrency_max","worktree_keep","accept","accept_timeout"}
-/// (each {"value":…,"from":ORIGIN}), "states":[NAMES WITH A TABLE]}` where ORIGIN is `"built-in"`, `"command line"`,
+/// (each {"value":…,"from":ORIGIN}), "agent_next":{"value":STATE|null,"from":ORIGIN},
+/// "states":[NAMES WITH A TABLE]}` where ORIGIN is `"built-in"`, `"command line"`,
 /// `".dwp/policy.toml:LINE [defaults]"` or `".dwp/policy.toml:LINE [states.NAME]"`. `commit` is
 /// null on an unborn HEAD; `policy_file` is false when the tree has no `.dwp/policy.toml`.
 ///
@@ -222,6 +223,8 @@ fn print_table(out: &mut Out, r: &Report<'_>, policy: &Policy) -> Result<()> {
         ("accept.timeout", format_duration(h.accept_timeout.value), h.accept_timeout.from.to_string()),
     ];
     rows.extend(humans);
+    let next = &e.agent_next;
+    rows.push(("agent.next", next.value.clone().unwrap_or_else(|| "done".into()), next.from.to_string()));
     let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0).max(5);
     out.line(&format!("{:20}  {:width$}  FROM", "KEY", "VALUE"))?;
     for (key, value, from) in rows {

@@ -41,6 +41,11 @@ const BASE_PREFIXES: &[&str] = &["LC_"];
 /// own (say `BATON_RUN_ID` of an enclosing run, or `BATON_TRUSTED_REF`) never reaches a handler.
 const PROTOCOL_PREFIXES: &[&str] = &["BATON_", "AYNIG_"];
 
+/// Under `BATON_`, the agent handler's configuration (`BATON_AGENT_CMD`, `BATON_AGENT_TIMEOUT`):
+/// no runner sets these, so they are ordinary variables that pass when `env.pass`/`--pass-env`
+/// name them.
+const CONFIG_PREFIXES: &[&str] = &["BATON_AGENT_"];
+
 /// Name fragments (case-insensitive) that make a passed variable's value a secret to mask.
 const SECRET_MARKERS: &[&str] = &["TOKEN", "SECRET", "KEY", "PASSWORD"];
 
@@ -104,7 +109,7 @@ pub fn is_base_var(name: &str) -> bool {
 
 /// Whether `name` is one of the protocol's variables, which only the runner sets for a run.
 pub fn is_protocol_var(name: &str) -> bool {
-    PROTOCOL_PREFIXES.iter().any(|p| name.starts_with(p))
+    PROTOCOL_PREFIXES.iter().any(|p| name.starts_with(p)) && !CONFIG_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// The runner's variables a `pass` name or glob selects (their values may be secrets to mask).
@@ -227,6 +232,17 @@ mod tests {
             ["PATH", "HOME", "GITHUB_TOKEN", "LC_ALL", "LC_CTYPE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "TZ"]
         );
         assert_eq!(passed[2].1, "ghp_x");
+    }
+
+    #[test]
+    fn the_agent_handlers_settings_pass_when_named() {
+        let runner = env(&[("BATON_AGENT_CMD", "claude -p"), ("BATON_AGENT_TIMEOUT", "5m"), ("BATON_RUN_ID", "r1")]);
+        assert_eq!(names(&handler_env(&runner, &[])), Vec::<&str>::new());
+        assert_eq!(names(&handler_env(&runner, &["BATON_AGENT_*".into()])), ["BATON_AGENT_CMD", "BATON_AGENT_TIMEOUT"]);
+        assert_eq!(names(&handler_env(&runner, &["BATON_*".into()])), ["BATON_AGENT_CMD", "BATON_AGENT_TIMEOUT"]);
+        assert!(
+            is_protocol_var("BATON_RUN_ID") && is_protocol_var("BATON_AGENT") && !is_protocol_var("BATON_AGENT_CMD")
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! its own struct with `deny_unknown_fields`, so a typo is an error and a new key is one field.
 //! Every error names the file, the 1-based line and the dotted key.
 
+pub mod agent;
 pub mod duration;
 pub mod env;
 pub mod failure;
@@ -90,6 +91,8 @@ pub struct Settings {
     #[serde(default)]
     pub worktree: humans::WorktreeSettings,
     pub accept: Option<Spanned<humans::AcceptField>>,
+    #[serde(default)]
+    pub agent: agent::AgentSettings,
 }
 
 /// `env.*`: the handler environment.
@@ -261,6 +264,8 @@ pub struct Effective {
     pub failure: FailurePolicy,
     /// Tier, gate, notifiers, budgets, concurrency, kept caches, acceptance checks.
     pub humans: HumansPolicy,
+    /// `agent.next`: the state the agent handler's COMPLETED answer names (None: `done`).
+    pub agent_next: Resolved<Option<String>>,
 }
 
 impl Effective {
@@ -367,6 +372,11 @@ impl Policy {
             clock_skew: pick(|s| s.clock_skew.as_ref().map(|v| (v.get_ref().0, v.span())), &base.clock_skew),
             failure: self.failure(state),
             humans: self.humans(state),
+            agent_next: self.resolve(
+                state,
+                |s| s.agent.next.as_ref().map(|n| (Some(n.get_ref().0.clone()), n.span())),
+                Resolved::built_in(None),
+            ),
         }
     }
 

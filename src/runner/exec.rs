@@ -754,6 +754,9 @@ fn handler_environment(
     if let Some(n) = round {
         ours.push(("BATON_ROUND", n.to_string()));
     }
+    if let Some(next) = &job.settings.agent_next {
+        ours.push(("BATON_NEXT_STATE", next.clone()));
+    }
     env.extend(ours.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env.extend(trailer_env(&claim.trigger.trailers));
     env

@@ -68,6 +68,8 @@ pub struct RunSettings {
     pub failure: FailurePolicy,
     /// Tier and gate, notifiers, budgets, concurrency, kept caches, acceptance checks.
     pub humans: HumansPolicy,
+    /// `agent.next`: handed to the handler as `BATON_NEXT_STATE`.
+    pub agent_next: Option<String>,
 }
 
 /// What shapes a plan besides the board itself.
@@ -96,6 +98,7 @@ impl RunSettings {
             log_max_bytes: e.log_max_bytes.value,
             failure: e.failure,
             humans: e.humans,
+            agent_next: e.agent_next.value,
         }
     }
 }
