@@ -4,6 +4,7 @@
 //! plans ticks purely and executes them, [`repo`] is the only code that touches git, and [`cli`]
 //! parses arguments and prints.
 
+pub mod agent;
 pub mod cli;
 pub mod gc;
 pub mod history;

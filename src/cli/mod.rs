@@ -1,6 +1,7 @@
 //! Command-line entry: one file per subcommand, a single place mapping outcomes to exit codes
 //! (0 ok, 1 failure, 2 usage error), data on stdout, messages for people on stderr.
 
+mod agent;
 mod breakers;
 mod budget;
 mod checkpoints;
@@ -91,6 +92,7 @@ enum Command {
     Task(task::Args),
     Spawn(spawn::Args),
     Join(join::Args),
+    Agent(agent::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -154,6 +156,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Metrics(a) => metrics::cmd_metrics(&cwd, a),
         Command::Graph(a) => graph::cmd_graph(&cwd, a),
         Command::Gc(a) => gc::cmd_gc(&cwd, a),
+        Command::Agent(a) => agent::cmd_agent(&cwd, a),
         Command::Conflicts(a) => conflicts::cmd_conflicts(&cwd, a),
         Command::Hooks(a) => hooks::cmd_hooks(&cwd, a),
         Command::Policy(a) => policy::cmd_policy(&cwd, a),
