@@ -13,6 +13,15 @@ use crate::repo::Repo;
 use crate::runner::source;
 
 const SAMPLE_HANDLER: &str = include_str!("../../state-scripts/hello");
+const AGENT_HANDLER: &str = include_str!("../../state-scripts/agent");
+/// What `.dwp/COMMANDS.md` says about the agent handler when `--with agent` installs it.
+const COMMANDS_AGENT: &str = "| agent | runs a coding agent (`BATON_AGENT_CMD`) on the task; its first line \
+`COMPLETED:` commits the changes, `FAILED:` retries, `BLOCKED:` asks a person (see `git baton agent --help`) |\n\n\
+The agent handler needs `BATON_AGENT_CMD`, the agent's command line (run with `sh -c` in the\n\
+worktree, the prompt on stdin and in `$BATON_PROMPT_FILE`): set it in `.dwp/command/agent`, or pass\n\
+it from the runner with `git baton run --pass-env 'BATON_AGENT_*'`. `BATON_AGENT_TIMEOUT` (default\n\
+30m) bounds a run; `agent.next` in `.dwp/policy.toml` names the state after COMPLETED (default\n\
+`done`). Recipes: `claude -p --output-format json`, `codex exec --json -`, `gemini --output-format json`.\n";
 const GITIGNORE_LINES: &[&str] = &["# git-baton scratch (runner worktrees and logs live under .git/baton)", "/.baton/"];
 const COMMANDS_MD: &str = "# Handlers\n\n\
 Each executable file `.dwp/command/<state>` handles branches whose newest commit carries\n\
@@ -27,8 +36,19 @@ and expects it to answer with a commit naming the next state (`git commit` with 
 /// `baton.trustedRef` to the default branch when the repository has no such setting (handlers and
 /// policy then run from that branch only, never from a task's commit). Existing files and settings
 /// are left as they are; re-running changes nothing. Prints each thing it did.
+///
+/// `--with agent` also installs `.dwp/command/agent`, the [agent handler](`git baton agent`):
+/// a thin `sh` wrapper around `git baton agent` that runs the coding agent `BATON_AGENT_CMD`
+/// names, and documents it in `.dwp/COMMANDS.md`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Also install this sample handler: `agent` (a coding agent, see `git baton agent --help`).
+    #[arg(long = "with", value_name = "HANDLER")]
+    with: Vec<String>,
+}
+
+/// The sample handlers `--with` knows.
+const EXTRAS: &[&str] = &["agent"];
 
 fn create_if_missing(path: &Path, contents: &str, executable: bool, out: &mut Out) -> Result<()> {
     if path.exists() {
@@ -48,7 +68,11 @@ fn create_if_missing(path: &Path, contents: &str, executable: bool, out: &mut Ou
     Ok(())
 }
 
-pub fn cmd_init(cwd: &Path, _args: Args) -> Result<ExitCode> {
+pub fn cmd_init(cwd: &Path, args: Args) -> Result<ExitCode> {
+    if let Some(bad) = args.with.iter().find(|w| !EXTRAS.contains(&w.as_str())) {
+        return Err(usage(format!("--with {bad}: no such handler (known: {})", EXTRAS.join(", "))));
+    }
+    let with_agent = args.with.iter().any(|w| w == "agent");
     let repo = Repo::discover(cwd)?;
     let top =
         repo.workdir().ok_or_else(|| usage("a bare repository has no working tree to put .dwp/ in"))?.to_path_buf();
@@ -59,7 +83,14 @@ pub fn cmd_init(cwd: &Path, _args: Args) -> Result<ExitCode> {
         out.line(&format!("created {}/", command_dir.display()))?;
     }
     create_if_missing(&command_dir.join("hello"), SAMPLE_HANDLER, true, &mut out)?;
-    create_if_missing(&top.join(".dwp/COMMANDS.md"), COMMANDS_MD, false, &mut out)?;
+    let commands_md = top.join(".dwp/COMMANDS.md");
+    if with_agent {
+        create_if_missing(&command_dir.join("agent"), AGENT_HANDLER, true, &mut out)?;
+        create_if_missing(&commands_md, &format!("{COMMANDS_MD}{COMMANDS_AGENT}"), false, &mut out)?;
+        add_agent_to_commands(&commands_md, &mut out)?;
+    } else {
+        create_if_missing(&commands_md, COMMANDS_MD, false, &mut out)?;
+    }
 
     let gitignore = top.join(".gitignore");
     let existing = std::fs::read_to_string(&gitignore).unwrap_or_default();
@@ -92,6 +123,20 @@ pub fn cmd_init(cwd: &Path, _args: Args) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// An existing `.dwp/COMMANDS.md` without the agent's row gets it (and its note) appended.
+fn add_agent_to_commands(path: &Path, out: &mut Out) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if text.contains("| agent |") {
+        return Ok(());
+    }
+    let sep = if text.is_empty() || text.ends_with('\n') { "" } else { "\n" };
+    let mut f =
+        std::fs::OpenOptions::new().append(true).open(path).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(format!("{sep}{COMMANDS_AGENT}").as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    out.line(&format!("updated {}", path.display()))?;
+    Ok(())
 }
 
 /// The repository's default branch: the one `origin/HEAD` names in a clone, else the branch
