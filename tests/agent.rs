@@ -302,7 +302,8 @@ fn init_with_agent_installs_the_wrapper_that_runs_from_path() {
     let commands = std::fs::read_to_string(r.path.join(".dwp/COMMANDS.md")).unwrap();
     assert!(commands.contains("| agent |") && commands.contains("BATON_AGENT_CMD"), "{commands}");
     assert_eq!(r.baton_ok(&["init", "--with", "agent"]).trim(), "", "re-running changes nothing");
-    r.git(&["config", "--unset", "baton.trustedRef"]);
+    // Trusted mode, as init sets it up: the wrapper comes from main's tree.
+    assert_eq!(r.git(&["config", "baton.trustedRef"]).trim(), "refs/heads/main");
     r.commit_all("init");
 
     // The installed wrapper, with `git baton` found on PATH and the agent passed by the runner.

@@ -12,6 +12,9 @@ use super::reply::Usage;
 /// Longest subject line taken from an agent's summary or question (characters).
 const SUBJECT_MAX: usize = 200;
 
+/// Longest body taken from an agent's details (bytes); the whole reply is in the run's log.
+const DETAILS_MAX: usize = 64 * 1024;
+
 /// The value of `dwp-escalation` on a BLOCKED answer.
 pub const ESCALATION: &str = "agent";
 
@@ -27,11 +30,25 @@ fn usage_trailers(usage: &Usage) -> Vec<TrailerArg> {
 }
 
 fn subject(line: &str) -> String {
-    let one: String = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let printable: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let one: String = printable.split_whitespace().collect::<Vec<_>>().join(" ");
     match one.char_indices().nth(SUBJECT_MAX) {
         Some((i, _)) => format!("{}…", &one[..i]),
         None => one,
     }
+}
+
+/// An agent's details, cut on a character boundary past [`DETAILS_MAX`] bytes, with a marker.
+fn details_for_body(details: &str) -> String {
+    let details = details.trim();
+    if details.len() <= DETAILS_MAX {
+        return details.to_owned();
+    }
+    let mut end = DETAILS_MAX;
+    while !details.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}\n\n[… cut at {DETAILS_MAX} bytes: the whole reply is in the run's log]", &details[..end])
 }
 
 /// `compose`, with a body git would misread (a `---` line, scissors) quoted by indenting it, and
@@ -52,12 +69,13 @@ fn compose_safely(subject: &str, body: &str, trailers: &[TrailerArg], state: &St
 
 /// The COMPLETED answer: summary as subject, details as body, `next` as the state.
 pub fn completed(summary: &str, details: &str, usage: &Usage, next: &State) -> Result<Vec<u8>, MessageError> {
-    compose_safely(&subject(summary), details, &usage_trailers(usage), next)
+    compose_safely(&subject(summary), &details_for_body(details), &usage_trailers(usage), next)
 }
 
 /// The decision card of a BLOCKED answer: the agent's question, and the ways on.
 pub fn blocked_card(branch: &str, state: &str, question: &str) -> String {
-    let question = question.split_whitespace().collect::<Vec<_>>().join(" ");
+    let printable: String = question.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let question = printable.split_whitespace().collect::<Vec<_>>().join(" ");
     format!(
         "{heading}\n\n\
          Context: the coding agent running {state} on {branch} stopped to ask: {question}\n\n\
@@ -83,7 +101,7 @@ pub fn blocked(
     trailers.extend(usage_trailers(usage));
     let card = blocked_card(branch, state, question);
     // The agent's details first, quoted, so no line of theirs can end or bend the card.
-    let quoted: String = details.trim().lines().map(|l| format!("    {l}\n")).collect();
+    let quoted: String = details_for_body(details).lines().map(|l| format!("    {l}\n")).collect();
     let body = if quoted.trim().is_empty() { card } else { format!("The agent's reply:\n\n{quoted}\n{card}") };
     compose_safely(
         &format!("blocked: {}", subject(question)),
@@ -125,6 +143,14 @@ mod tests {
         let msg = completed("x", scissors, &usage, &st("done")).unwrap();
         assert_eq!(last_text(&trailers::parse(&msg), Key::State).as_deref(), Some("done"));
         assert!(body_of(&msg).contains("    # ----"), "{}", String::from_utf8_lossy(&msg));
+
+        // Huge details are cut (the log has them all); control characters leave the subject.
+        let huge = "é".repeat(DETAILS_MAX);
+        let msg = completed("a\x1b[1mb\tc", &huge, &usage, &st("done")).unwrap();
+        assert!(msg.len() < DETAILS_MAX + 1024, "{}", msg.len());
+        let text = String::from_utf8(msg).unwrap();
+        assert!(text.starts_with("a [1mb c\n\néé"), "{}", &text[..20]);
+        assert!(text.contains("[… cut at 65536 bytes: the whole reply is in the run's log]\n\ndwp-cost"));
 
         // A very long summary is cut.
         let long = "word ".repeat(100);

@@ -32,8 +32,10 @@ use crate::repo::worktree::run_git;
 ///
 /// - `COMPLETED: summary` — commits every change in the worktree (`git add -A`) with the summary
 ///   as subject, naming the next state (`--next`, else `done`); exit 0.
+///
 /// - `BLOCKED: question` — commits the changes in state `blocked` with a decision card holding
 ///   the question (`dwp-escalation: agent`); exit 0.
+///
 /// - `FAILED: reason` — nothing committed; exit 1, the reason and `BATON-ERROR-TYPE: logic` last,
 ///   so the runner retries with the failure fed back.
 ///

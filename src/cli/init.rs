@@ -37,9 +37,9 @@ and expects it to answer with a commit naming the next state (`git commit` with 
 /// policy then run from that branch only, never from a task's commit). Existing files and settings
 /// are left as they are; re-running changes nothing. Prints each thing it did.
 ///
-/// `--with agent` also installs `.dwp/command/agent`, the [agent handler](`git baton agent`):
-/// a thin `sh` wrapper around `git baton agent` that runs the coding agent `BATON_AGENT_CMD`
-/// names, and documents it in `.dwp/COMMANDS.md`.
+/// `--with agent` also installs `.dwp/command/agent`, a thin `sh` wrapper around `git baton
+/// agent` that runs the coding agent `BATON_AGENT_CMD` names, and documents it in
+/// `.dwp/COMMANDS.md`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Also install this sample handler: `agent` (a coding agent, see `git baton agent --help`).
