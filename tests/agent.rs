@@ -60,6 +60,7 @@ impl Setup {
         let work = handler(&agent, "", "");
         let quick = handler(&agent, "", "--next shipped");
         let slow = handler(&agent, "export BATON_AGENT_TIMEOUT=1s\n", "");
+        let report = handler(&agent, "", "--json");
         let children = calls.path().join("children.json");
         let join = handler(&agent, &format!("export BATON_CHILDREN_JSON='{}'\n", children.display()), "");
         let r = repo_with(&[
@@ -68,6 +69,7 @@ impl Setup {
             (".dwp/command/slow", &slow),
             (".dwp/command/join", &join),
             (".dwp/command/work-short", &work),
+            (".dwp/command/report", &report),
             (".dwp/policy.toml", POLICY),
         ]);
         Setup { r, calls }
@@ -223,6 +225,18 @@ fn json_output_reports_cost_and_tokens_as_budgets_read_them() {
     let budget: serde_json::Value = serde_json::from_str(&s.r.baton_ok(&["budget", "json", "--json"])).unwrap();
     assert_eq!(budget["spent"]["cost"], serde_json::json!(0.0421), "{budget}");
     assert_eq!(budget["spent"]["tokens"], serde_json::json!(1234), "{budget}");
+
+    // `git baton agent --json`: the answer as one object, the last line of the run's log.
+    s.r.baton_ok(&["send", "--branch", "json", "report", "-m", "again"]);
+    let events = run_json(&s.r, &[]);
+    let log = common::event(&events, "json", "succeeded")["log"].as_str().unwrap().to_owned();
+    let log = std::fs::read_to_string(log).unwrap();
+    let answer: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"outcome": "completed", "summary": "json mode", "next_state": "done",
+            "commit": s.r.head("json"), "cost": 0.0421, "tokens": 1234})
+    );
 }
 
 #[test]
