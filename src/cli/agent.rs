@@ -213,34 +213,30 @@ pub fn cmd_agent(cwd: &Path, args: Args) -> Result<ExitCode> {
         Ok(r) => r,
         Err(e) => return fail(&e.to_string(), "logic", 1),
     };
-    if let Verdict::Failed(reason) = &reply.verdict {
-        return fail(&format!("the agent FAILED: {reason}"), "logic", 1);
-    }
-    commit_answer(&worktree, &branch, &state, &next, &reply, usage_spent, args.json)
+    let (message, next_state) = match &reply.verdict {
+        Verdict::Failed(reason) => return fail(&format!("the agent FAILED: {reason}"), "logic", 1),
+        Verdict::Completed(summary) => {
+            (answer::completed(summary, &reply.details, &usage_spent, &next), next.to_string())
+        }
+        Verdict::Blocked(question) => {
+            (answer::blocked(&branch, &state, question, &reply.details, &usage_spent), "blocked".to_owned())
+        }
+    };
+    let message = message.context("composing the answer commit")?;
+    commit_answer(&worktree, &message, &next_state, &reply, usage_spent, args.json)
 }
 
-/// Commit the worktree's changes as the answer to a COMPLETED or BLOCKED reply.
+/// Commit every change in the worktree with `message`: the answer to a COMPLETED or BLOCKED reply.
 fn commit_answer(
     worktree: &Path,
-    branch: &str,
-    state: &str,
-    next: &State,
+    message: &[u8],
+    next_state: &str,
     reply: &Reply,
     usage_spent: Usage,
     json: bool,
 ) -> Result<ExitCode> {
-    let (message, next_state) = match &reply.verdict {
-        Verdict::Completed(summary) => {
-            (answer::completed(summary, &reply.details, &usage_spent, next), next.to_string())
-        }
-        Verdict::Blocked(question) => {
-            (answer::blocked(branch, state, question, &reply.details, &usage_spent), "blocked".to_owned())
-        }
-        Verdict::Failed(_) => unreachable!("a FAILED reply is not committed"),
-    };
-    let message = message.context("composing the answer commit")?;
     let file = tempfile::NamedTempFile::new().context("creating the commit message file")?;
-    std::fs::write(file.path(), &message).context("writing the commit message file")?;
+    std::fs::write(file.path(), message).context("writing the commit message file")?;
     run_git(worktree, ["add", "-A"])?;
     let msg_path = file.path().as_os_str().to_owned();
     run_git(
@@ -262,7 +258,7 @@ fn commit_answer(
         out.json(&Answered {
             outcome: word,
             summary: reply.verdict.line(),
-            next_state: &next_state,
+            next_state,
             commit: &commit,
             cost: usage_spent.cost.map(|m| m.0 as f64 / 1_000_000.0),
             tokens: usage_spent.tokens,
