@@ -22,7 +22,6 @@ worktree, the prompt on stdin and in `$BATON_PROMPT_FILE`): set it in `.dwp/comm
 it from the runner with `git baton run --pass-env 'BATON_AGENT_*'`. `BATON_AGENT_TIMEOUT` (default\n\
 30m) bounds a run; `agent.next` in `.dwp/policy.toml` names the state after COMPLETED (default\n\
 `done`). Recipes: `claude -p --output-format json`, `codex exec --json -`, `gemini --output-format json`.\n";
-const GITIGNORE_LINES: &[&str] = &["# git-baton scratch (runner worktrees and logs live under .git/baton)", "/.baton/"];
 const COMMANDS_MD: &str = "# Handlers\n\n\
 Each executable file `.dwp/command/<state>` handles branches whose newest commit carries\n\
 `dwp-state: <state>`. `git baton run` claims the branch, runs the handler in a linked worktree\n\
@@ -31,8 +30,9 @@ and expects it to answer with a commit naming the next state (`git commit` with 
 `.dwp/roles/<role>/command/<state>`.\n\n\
 | state | what it does |\n|---|---|\n| hello | sample: writes hello.txt and moves the branch to `done` |\n";
 
-/// Create `.dwp/command/` with a sample `hello` handler, `.dwp/COMMANDS.md`, and `.gitignore`
-/// entries for the runner's scratch folder, in the top of the working tree, and set
+/// Create `.dwp/command/` with a sample `hello` handler and `.dwp/COMMANDS.md` in the top of the
+/// working tree (nothing goes to `.gitignore`: the runner's scratch lives under the git directory,
+/// `.git/baton/`, which git never lists as untracked), and set
 /// `baton.trustedRef` to the default branch when the repository has no such setting (handlers and
 /// policy then run from that branch only, never from a task's commit). Existing files and settings
 /// are left as they are; re-running changes nothing. Prints each thing it did.
@@ -92,27 +92,6 @@ pub fn cmd_init(cwd: &Path, args: Args) -> Result<ExitCode> {
         create_if_missing(&commands_md, COMMANDS_MD, false, &mut out)?;
     }
 
-    let gitignore = top.join(".gitignore");
-    let existing = std::fs::read_to_string(&gitignore).unwrap_or_default();
-    let missing: Vec<&str> =
-        GITIGNORE_LINES.iter().copied().filter(|l| !existing.lines().any(|e| e.trim() == *l)).collect();
-    if missing.iter().any(|l| !l.starts_with('#')) {
-        let mut text = String::new();
-        if !existing.is_empty() && !existing.ends_with('\n') {
-            text.push('\n');
-        }
-        for l in &missing {
-            text.push_str(l);
-            text.push('\n');
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&gitignore)
-            .with_context(|| format!("writing {}", gitignore.display()))?;
-        f.write_all(text.as_bytes())?;
-        out.line(&format!("updated {}", gitignore.display()))?;
-    }
     if let Some(branch) = set_trusted_ref(&repo, &top)? {
         out.line(&format!(
             "set {} = refs/heads/{branch}: handlers and .dwp/policy.toml run from {branch} only \
