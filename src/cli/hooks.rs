@@ -22,7 +22,7 @@ use anyhow::Result;
 /// --server`: a receiving repository refuses pushes that would corrupt the protocol and starts a
 /// tick for pushed branches. Existing hooks are chained, never overwritten; `core.hooksPath` is
 /// respected. `BATON_HOOKS=0` in the environment makes the client hooks and `post-receive` do
-/// nothing for that git command. See README.hooks.md.
+/// nothing for that git command. See docs/hooks.md.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]

@@ -2,7 +2,7 @@
 //! refs nothing needs any more. This module decides, purely (no git, no clock: `now` is given);
 //! [`collect`] reads the inventory and the board and removes what was decided.
 //!
-//! The rules (README, `git baton gc`):
+//! The rules (docs/scratch.md, `git baton gc`):
 //! - nothing of a run that is running (the run id of a `working` head) or of the run a branch head
 //!   records (the head carries `dwp-run-id: R` and is not `working`: R's failure still needs a
 //!   person; or `dwp-stalled-run: R`) is touched — its log, `rejected/<b>/<R>`,

@@ -38,7 +38,7 @@ use crate::runner::tick::{self, TickSpec};
 /// Used by the installed hooks: run ticks for the branches that moved, in the background.
 ///
 /// Detaches, waits `BATON_HOOKS_DEBOUNCE_MS` (default 300), and runs one hook-started tick at a
-/// time (see README.hooks.md). Takes `run`'s options; `--branch` names the branches that moved.
+/// time (see docs/hooks.md). Takes `run`'s options; `--branch` names the branches that moved.
 /// Output goes to `<common git dir>/baton/hooks.log`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
