@@ -184,3 +184,28 @@ fn the_link_scanner_reads_links_outside_code_and_githubs_anchors() {
         ["title", "fix-loops-loopsoft-loophard", "a-worked-example", "a-worked-example-1"]
     );
 }
+
+/// docs/commands.md's index lists every command `git baton --help` lists, so a new command is
+/// documented somewhere a reader can find it.
+#[test]
+fn every_command_is_in_the_command_index() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_git-baton")).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() > 20, "read the command list from --help:\n{help}");
+    let commands_md = std::fs::read_to_string(root().join("docs/commands.md")).unwrap();
+    let index = &commands_md[commands_md.find("## Every command").expect("docs/commands.md has its index")..];
+    let index = &index[..index[3..].find("\n## ").map_or(index.len(), |i| i + 3)];
+    let words: std::collections::HashSet<&str> =
+        index.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).filter(|w| !w.is_empty()).collect();
+    let missing: Vec<&str> = commands.into_iter().filter(|c| !words.contains(c)).collect();
+    assert!(missing.is_empty(), "commands missing from the index in docs/commands.md (add a row each): {missing:?}");
+}
