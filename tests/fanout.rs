@@ -339,11 +339,21 @@ fn remote_three_clones_run_a_twelve_child_fan_out_and_join_once() {
     let c = Cluster::new(&[(".dwp/command/plan", &plan), (".dwp/command/work", &work), (".dwp/command/merge", &merge)]);
     c.task("parent", "plan");
     let clones: Vec<PathBuf> = (0..3).map(|i| c.clone_as(&format!("runner{i}"))).collect();
-    let runners: Vec<_> = clones.iter().map(|d| watch(&c, d, "40")).collect();
-    wait_until("the parent to finish", Duration::from_secs(120), || c.state("parent") == "done");
-    for child in runners {
-        let _ = child.wait_with_output();
+    let runners: Vec<_> = clones.iter().map(|d| watch(&c, d, "100000")).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while c.state("parent") != "done" && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
     }
+    for child in &runners {
+        // SAFETY: signalling our own child; SIGTERM lets it finish its tick and stop.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+    for child in runners {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("\"action\":\"error\""), "{text}");
+    }
+    assert_eq!(c.state("parent"), "done", "the parent did not finish in time");
     let ledger = std::fs::read_to_string(&ledger).unwrap();
     let mut lines: Vec<&str> = ledger.lines().collect();
     lines.sort();
