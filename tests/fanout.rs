@@ -33,6 +33,8 @@ opts=$(printf '%s\n' "$BATON_BODY" | head -n 1 | sed 's/^rule//')
 for pair in $(printf '%s\n' "$BATON_BODY" | tail -n +2 | tr ' ' ':'); do
   git baton spawn "${pair%%:*}" "${pair#*:}" -m "child ${pair%%:*} of $BATON_BRANCH"
 done
+echo "planned by $BATON_RUN_ID" > plan.txt
+git add plan.txt
 git baton join --then merge $opts -m "waiting for the children"
 "#;
 const OK: &str = "#!/bin/sh\nset -e\ngit commit -q --allow-empty -m \"did $BATON_BRANCH\" -m \"the answer of $BATON_BRANCH\" -m 'dwp-cost: 1.5\ndwp-state: done'\n";
@@ -74,6 +76,7 @@ fn children_run_and_the_parent_joins_exactly_once_with_a_summary_and_the_childre
     assert!(common::has(&first, "p", "succeeded"), "{first:#?}");
     assert_eq!(r.state_of("p"), "waiting");
     let run_id = common::event(&first, "p", "claimed")["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(r.git(&["show", "p:plan.txt"]).trim(), format!("planned by {run_id}"), "join commits what is staged");
     for c in ["c1", "c2", "c3"] {
         assert_eq!(r.state_of(c), "ok", "{c}");
         assert_eq!(r.trailer_of(c, "dwp-parent").as_deref(), Some("p"));
@@ -259,10 +262,10 @@ fn bad_input_is_one_line_and_writes_nothing() {
             &format!(
                 "#!/bin/sh\nbefore=$(git rev-parse HEAD)\n\
 git baton join --then merge 2>{log}/join.err; echo $? > {log}/join.code\n\
-git baton spawn c1 ok -m one\ngit baton spawn c1 ok -m again 2>{log}/twice.err; echo $? > {log}/twice.code\n\
+git baton spawn c1 ok -m one --json > {log}/spawn.json\ngit baton spawn c1 ok -m again 2>{log}/twice.err; echo $? > {log}/twice.code\n\
 git baton spawn main ok -m x 2>{log}/exists.err; echo $? > {log}/exists.code\n\
 test \"$(git rev-parse HEAD)\" = \"$before\" && echo same > {log}/head\n\
-git commit -q --allow-empty -m fine -m 'dwp-state: done'\n"
+git baton join --then merge --any --json > {log}/join.json\n"
             ),
         ),
     ]);
@@ -296,8 +299,21 @@ git commit -q --allow-empty -m fine -m 'dwp-state: done'\n"
     assert_eq!(read("exists.code"), "1");
     assert!(read("exists.err").contains("already exists"));
     assert_eq!(read("head"), "same", "no failed command wrote a commit");
-    assert_eq!(r.state_of("p"), "done");
+    assert_eq!(r.state_of("p"), "waiting");
     assert_eq!(r.state_of("c1"), "ok", "the one good spawn was published");
+    let spawned: Value = serde_json::from_str(&read("spawn.json")).unwrap();
+    assert_eq!(spawned["pending"], true);
+    assert_eq!(spawned["parent_branch"], "p");
+    assert_eq!(spawned["commit"], r.head("c1").as_str());
+    let joined: Value = serde_json::from_str(&read("join.json")).unwrap();
+    assert_eq!(joined["branch"], "p");
+    assert_eq!(joined["commit"], r.head("p").as_str());
+    assert_eq!(joined["then"], "merge");
+    assert_eq!(joined["rule"], "any");
+    assert_eq!(joined["on_child_failure"], "fail");
+    assert_eq!(joined["children"], serde_json::json!(["c1"]));
+    assert_eq!(r.trailer_of("p", "dwp-join-child").as_deref(), Some("c1"));
+    assert_eq!(r.trailer_of("p", "dwp-join-correlation"), r.trailer_of("c1", "dwp-correlation-id"));
 }
 
 // ---- remote mode ----
