@@ -3,7 +3,7 @@
 # examples/github-actions/simulate.sh, which runs it without GitHub).
 #
 # Runs `git baton run --remote REMOTE --json` tick after tick until a tick claims nothing (no
-# `claimed` or `took-over` event) or INPUT_MAX_TICKS ticks ran. It has to loop: a push made with
+# `claimed`, `took-over` or `joined` event) or INPUT_MAX_TICKS ticks ran. It has to loop: a push made with
 # the job's GITHUB_TOKEN does not start another workflow run, so the result of one handler (say
 # plan -> build) would otherwise wait for the next unrelated push.
 #

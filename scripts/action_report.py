@@ -19,7 +19,7 @@ import sys
 
 ACTIONS = ("claimed", "succeeded", "parked", "failed", "took-over", "lost-race", "notice", "error")
 # A tick that did one of these may have made another branch (or the same one) actionable.
-MOVED = ("claimed", "took-over")
+MOVED = ("claimed", "took-over", "joined")
 LOG_TAIL_LINES = 60
 
 

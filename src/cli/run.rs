@@ -26,8 +26,9 @@ use crate::runner::tick::{self, TickSpec};
 /// `{"branch","action","state","next_state","run_id","commit","exit_code","error","log",
 /// "worktree","duration_ms"}` with `action` one of `claimed`, `succeeded`, `parked`, `failed` (a
 /// dead letter), `retrying` (attempts left: back in its state with a `dwp-not-before` timer),
-/// `escalated` (a fix loop passed `loop.hard`: blocked for a person), `took-over`, `lost-race`,
-/// `notice`, `error`. Exits 0 when the tick ran, even if handlers failed.
+/// `escalated` (a fix loop passed `loop.hard`: blocked for a person), `took-over`, `joined` (a
+/// waiting parent's join was complete: the join commit was written), `lost-race`, `notice`,
+/// `error`. Exits 0 when the tick ran, even if handlers failed.
 #[derive(clap::Args, Debug, Clone)]
 #[group(skip)]
 pub struct Args {

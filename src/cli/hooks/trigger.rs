@@ -286,7 +286,7 @@ fn run_batch(
         let json = args.run.json;
         let summary = session.runtime.block_on(execute_and_print(repo, opts, shutdown, actions, json))?;
         note(format_args!("{} ({})", summary.line(), batch.join(" ")));
-        if !runnable || summary.claimed + summary.took_over == 0 {
+        if !runnable || summary.claimed + summary.took_over + summary.joined == 0 {
             break;
         }
         if n == args.max_ticks {
