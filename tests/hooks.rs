@@ -430,3 +430,36 @@ fn trigger_without_branches_only_logs() {
     assert_eq!(lines.len(), 1);
     assert!(lines[0].ends_with("hooks trigger (test): "), "{lines:?}");
 }
+
+/// A child answered by hand (a person's commit, not a runner's) completes its parent's join: the
+/// hook ticks the waiting parent too, which joins and runs its `then` handler.
+#[test]
+fn a_child_moved_by_hand_completes_its_parents_join() {
+    let r = TestRepo::new();
+    r.handler(".dwp/command/merge", TODO_TO_DONE);
+    r.commit_all("handlers");
+    let tree = r.head("main^{tree}");
+    let kid = git(&r, &["commit-tree", &tree, "-p", "main", "-m", "kid", "-m", "dwp-parent: sup\ndwp-state: hold"]);
+    git(&r, &["update-ref", "refs/heads/kid", kid.trim()]);
+    let sup = git(
+        &r,
+        &[
+            "commit-tree",
+            &tree,
+            "-p",
+            "main",
+            "-m",
+            "waiting for kid",
+            "-m",
+            "dwp-join-then: merge\ndwp-join-rule: all\ndwp-join-on-failure: fail\ndwp-join-child: kid\ndwp-state: waiting",
+        ],
+    );
+    git(&r, &["update-ref", "refs/heads/sup", sup.trim()]);
+    r.baton_ok(&["hooks", "install"]);
+    let common = r.path.join(".git");
+    let done = git(&r, &["commit-tree", &tree, "-p", "kid", "-m", "answered by hand", "-m", "dwp-state: done"]);
+    git(&r, &["update-ref", "refs/heads/kid", done.trim()]);
+    wait_until("sup to be merged", || r.state_of("sup") == "done");
+    assert_eq!(r.git(&["log", "-1", "--format=%(trailers:key=dwp-joined,valueonly)", "sup~2"]).trim(), "all");
+    assert!(hooks_log(&common).contains("with the waiting parent(s) sup"), "{}", hooks_log(&common));
+}

@@ -68,6 +68,25 @@ pub fn sweep_stale_spawns(repo: &Repo, source: &BranchSource) {
     }
 }
 
+/// The branches waiting on a join that names one of `moved` as a child: a hook that saw a child
+/// move ticks its parent too, so the join does not wait for the next poll.
+pub fn waiting_parents_of(repo: &Repo, moved: &[String]) -> Vec<String> {
+    let Ok(heads) = repo.branches(&BranchSource::Local) else { return Vec::new() };
+    let mut parents = Vec::new();
+    for h in heads {
+        let Ok(c) = repo.commit(h.id) else { continue };
+        if !c.state().valid().is_some_and(|s| s.is(Reserved::Waiting)) || moved.contains(&h.branch) {
+            continue;
+        }
+        if let Some(Ok(spec)) = join::spec(&c.trailers) {
+            if spec.children.iter().any(|child| moved.contains(child)) {
+                parents.push(h.branch);
+            }
+        }
+    }
+    parents
+}
+
 /// One child as a join sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChildFacts {

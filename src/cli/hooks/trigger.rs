@@ -257,6 +257,16 @@ fn run_batch(
     session: &Session,
     stop: &watch::Receiver<bool>,
 ) -> Result<()> {
+    // A child that moved may complete its parent's join: the waiting parents come along.
+    let mut batch = batch.to_vec();
+    if let Ok(repo) = crate::repo::Repo::discover(cwd) {
+        let parents = crate::runner::fanout::waiting_parents_of(&repo, &batch);
+        if !parents.is_empty() {
+            note(format_args!("with the waiting parent(s) {}", parents.join(" ")));
+            batch.extend(parents);
+        }
+    }
+    let batch = batch.as_slice();
     let specs = specs(args, batch, main)?;
     for n in 1..=args.max_ticks {
         if *stop.borrow() {
