@@ -5,6 +5,7 @@
 //! parses arguments and prints.
 
 pub mod agent;
+pub mod aynig;
 pub mod cli;
 pub mod gc;
 pub mod history;

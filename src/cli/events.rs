@@ -21,10 +21,10 @@ use crate::runner::clock::iso_utc;
 pub struct Args {
     /// Walk the whole history instead of stopping after 10 events.
     #[arg(long)]
-    history: bool,
-    /// Stop after N events.
-    #[arg(short = 'n', long = "max-count", value_name = "N")]
-    max_count: Option<usize>,
+    pub(crate) history: bool,
+    /// Stop after N events (`--limit`: AYNIG's spelling).
+    #[arg(short = 'n', long = "max-count", visible_alias = "limit", value_name = "N")]
+    pub(crate) max_count: Option<usize>,
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
@@ -48,6 +48,13 @@ struct Event {
 struct KeyValue {
     key: String,
     value: String,
+}
+
+impl Args {
+    /// `aynig events`: from HEAD, in the form `--json` asks for (the count is set by the caller).
+    pub(crate) fn parse_from_aynig(json: bool) -> Args {
+        Args { history: false, max_count: None, json, rev: "HEAD".into() }
+    }
 }
 
 pub fn cmd_events(cwd: &Path, args: Args) -> Result<ExitCode> {

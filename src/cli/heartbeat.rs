@@ -24,12 +24,49 @@ pub struct Args {
     /// New lease length in seconds (default: the current lease's).
     #[arg(long, value_name = "N")]
     lease_seconds: Option<u64>,
+    /// The new lease length as a bare number (`set-working 600`), the same as `--lease-seconds`.
+    #[arg(value_name = "SECONDS", conflicts_with = "lease_seconds")]
+    seconds: Option<u64>,
     /// Branch (default: `BATON_BRANCH`, else the checked-out branch).
     #[arg(short, long, env = "BATON_BRANCH")]
     branch: Option<String>,
-    /// An optional note for the body of the renewal commit.
-    #[arg(short = 'm', long = "message")]
+    /// An optional note for the body of the renewal commit (`--prompt`: AYNIG's spelling).
+    #[arg(short = 'm', long = "message", visible_alias = "prompt", group = "note")]
     message: Option<String>,
+    /// Read the note from a file (AYNIG's `--prompt-file`).
+    #[arg(long = "prompt-file", value_name = "FILE", group = "note")]
+    prompt_file: Option<String>,
+    /// Read the note from standard input (AYNIG's `--prompt-stdin`).
+    #[arg(long = "prompt-stdin", group = "note")]
+    prompt_stdin: bool,
+    /// The subject line (default `baton: heartbeat`).
+    #[arg(long, value_name = "S")]
+    subject: Option<String>,
+    /// An extra trailer `Key: value`, repeatable (not the lease's own keys).
+    #[arg(long = "trailer", value_name = "K: V")]
+    trailers: Vec<String>,
+    /// The note when none is given (the `aynig` command line sets AYNIG's `Lease heartbeat`).
+    #[arg(skip)]
+    pub(crate) default_note: Option<String>,
+}
+
+impl Args {
+    /// The note: `-m`, `--prompt-file`, `--prompt-stdin`, else the default.
+    fn note(&self) -> Result<Option<String>> {
+        if let Some(m) = &self.message {
+            return Ok(Some(m.clone()));
+        }
+        if let Some(f) = &self.prompt_file {
+            return std::fs::read_to_string(f).map(Some).map_err(|e| anyhow::anyhow!("reading {f}: {e}"));
+        }
+        if self.prompt_stdin {
+            let mut buf = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut buf)
+                .map_err(|e| anyhow::anyhow!("reading the note from standard input: {e}"))?;
+            return Ok(Some(buf));
+        }
+        Ok(self.default_note.clone())
+    }
 }
 
 /// Walk first-parent history from the head to the newest commit with a state: that is the lease.
@@ -88,10 +125,20 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     keep(Key::OriginState, &lease.origin_state);
     keep(Key::RunId, &lease.run_id);
     keep(Key::RunnerId, &lease.runner_id);
-    let seconds = args.lease_seconds.unwrap_or(lease.lease_seconds);
+    let seconds = args.lease_seconds.or(args.seconds).unwrap_or(lease.lease_seconds);
     trailers.push(TrailerArg::reserved(Key::LeaseSeconds, seconds.to_string()));
+    for t in &args.trailers {
+        let t: TrailerArg = t.parse().map_err(|e| super::output::usage(format!("{e}")))?;
+        if Key::from_name_ignore_case(&t.key).is_some_and(|k| k.runner_only()) {
+            return Err(super::output::usage(format!("trailer {:?} belongs to the lease and is written by the renewal itself", t.key)));
+        }
+        trailers.push(t);
+    }
     let working = State::reserved_state(Reserved::Working);
-    let message = compose("baton: heartbeat", args.message.as_deref(), &trailers, &working)?;
+    let note = args.note()?;
+    let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let subject = args.subject.as_deref().map(str::trim).filter(|s| !s.is_empty()).unwrap_or("baton: heartbeat");
+    let message = compose(subject, note, &trailers, &working).map_err(|e| super::output::usage(e.to_string()))?;
     let (id, cas) = repo.append_commit(&refname, head, &message, clock::now(), "baton: heartbeat")?;
     if let Cas::Moved { .. } = cas {
         bail!("branch {branch:?} moved while renewing the lease; nothing was written");

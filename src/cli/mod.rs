@@ -2,6 +2,7 @@
 //! (0 ok, 1 failure, 2 usage error), data on stdout, messages for people on stderr.
 
 mod agent;
+mod aynig;
 mod breakers;
 mod budget;
 mod checkpoints;
@@ -16,8 +17,10 @@ mod hooks;
 mod inbox;
 mod init;
 mod join;
+mod install;
 mod log;
 mod metrics;
+mod migrate_aynig;
 mod notify;
 mod output;
 mod park;
@@ -93,6 +96,8 @@ enum Command {
     Spawn(spawn::Args),
     Join(join::Args),
     Agent(agent::Args),
+    Install(install::Args),
+    MigrateAynig(migrate_aynig::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -114,6 +119,9 @@ fn init_tracing(verbose: u8, quiet: bool) {
 }
 
 pub fn main() -> ExitCode {
+    if aynig::invoked_as_aynig() {
+        return aynig_main();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -132,6 +140,46 @@ pub fn main() -> ExitCode {
             // One line: the outermost context and its causes, joined.
             let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
             eprintln!("git-baton: error: {}", msg.replace('\n', " "));
+            let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// The executable invoked as `aynig`: AYNIG's command line (see `aynig.rs`). `run --log-level`
+/// also sets how much the runner says (`debug` as -vv, `info` as -v, `error` as -q).
+fn aynig_main() -> ExitCode {
+    let parsed = match aynig::parse() {
+        Ok(p) => p,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let (verbose, quiet) = match parsed.log_level() {
+        Some("debug") => (2, false),
+        Some("info") => (1, false),
+        Some("error") => (0, true),
+        _ => (0, false),
+    };
+    init_tracing(verbose, quiet);
+    let result = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))
+        .and_then(|cwd| aynig::run_aynig(&cwd, parsed));
+    finish(result, "aynig")
+}
+
+/// The outcome of a command as an exit code, the error as one line on stderr.
+fn finish(result: anyhow::Result<ExitCode>, name: &str) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if output::is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            eprintln!("{name}: error: {}", msg.replace('\n', " "));
             let usage = e.chain().any(|c| c.downcast_ref::<UsageError>().is_some());
             ExitCode::from(if usage { 2 } else { 1 })
         }
@@ -175,6 +223,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::RequestChanges(a) => gate::cmd_request_changes(&cwd, a),
         Command::Notify(a) => notify::cmd_notify(&cwd, a),
         Command::Task(a) => task::cmd_task(&cwd, a),
+        Command::Install(a) => install::cmd_install(&cwd, a),
+        Command::MigrateAynig(a) => migrate_aynig::cmd_migrate_aynig(&cwd, a),
     }
 }
 

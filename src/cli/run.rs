@@ -42,9 +42,15 @@ pub struct Args {
     #[arg(long, env = "BATON_ROLE")]
     pub role: Option<String>,
     /// Remote mode: fetch this remote once per tick, plan on its branches, claim and publish by
-    /// push with an expected old value.
-    #[arg(long, value_name = "NAME")]
+    /// push with an expected old value. Without it, a `dwp-source: git:<NAME>` trailer on the
+    /// checked-out HEAD selects remote mode, as in AYNIG (`--dwp-remote` is AYNIG's spelling).
+    #[arg(long, visible_alias = "dwp-remote", value_name = "NAME")]
     pub remote: Option<String>,
+    /// The level handlers get as `AYNIG_LOG_LEVEL`: `debug`, `info`, `warn` or `error` (AYNIG's
+    /// precedence: this flag, then the head's `dwp-log-level` trailer, then the runner's
+    /// `AYNIG_LOG_LEVEL`, then `error`).
+    #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
+    pub log_level: Option<String>,
     /// Handlers of different branches running at once.
     #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub jobs: u64,
@@ -79,7 +85,34 @@ pub struct Args {
     pub fail_on_error: bool,
 }
 
+/// `--log-level`: one of AYNIG's levels (`warning` is read as `warn`), else a usage error.
+fn parse_log_level(v: &str) -> std::result::Result<String, String> {
+    crate::aynig::normalize_log_level(v)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{v:?} is not a log level (debug, info, warn, error)"))
+}
+
 impl Args {
+    /// Without `--remote`, AYNIG's rule: the checked-out HEAD's `dwp-source: git:<name>` selects
+    /// remote mode for the run (said on stderr, so the switch is never silent). A repository
+    /// without commits, or a bare one, keeps local mode.
+    pub fn resolve_dwp_source(&mut self, cwd: &Path) -> Result<()> {
+        if self.remote.is_some() {
+            return Ok(());
+        }
+        let Ok(repo) = crate::repo::Repo::discover(cwd) else {
+            return Ok(()); // the tick itself reports a missing repository
+        };
+        if repo.is_bare() {
+            return Ok(());
+        }
+        if let Some(remote) = crate::aynig::head_source_remote(&repo)? {
+            tracing::info!("remote mode on {remote}: HEAD carries dwp-source: git:{remote} (pass --remote to choose)");
+            self.remote = Some(remote);
+        }
+        Ok(())
+    }
+
     pub fn spec(&self) -> Result<TickSpec> {
         if self.role.as_deref() == Some("") {
             return Err(usage("--role (or BATON_ROLE) is empty: name a role, or leave it out"));
@@ -118,6 +151,7 @@ impl Args {
             grace,
             runner_id: runner_id(),
             remote: self.remote.clone(),
+            log_level: self.log_level.clone(),
         })
     }
 }
@@ -200,7 +234,8 @@ pub async fn execute_and_print(
     summary
 }
 
-pub fn cmd_run(cwd: &Path, args: Args) -> Result<ExitCode> {
+pub fn cmd_run(cwd: &Path, mut args: Args) -> Result<ExitCode> {
+    args.resolve_dwp_source(cwd)?;
     let spec = args.spec()?;
     let opts = args.options()?;
     let started = clock::now();

@@ -35,14 +35,14 @@ pub struct Args {
 
 #[derive(clap::Args, Debug)]
 pub struct SendOptions {
-    /// The body: the prompt or note for whoever handles the state.
-    #[arg(short = 'm', long = "message", value_name = "BODY", group = "body")]
+    /// The body: the prompt or note for whoever handles the state (`--prompt`: AYNIG's spelling).
+    #[arg(short = 'm', long = "message", visible_alias = "prompt", value_name = "BODY", group = "body")]
     message: Option<String>,
-    /// Read the body from a file (`-` for standard input).
-    #[arg(short = 'F', long = "file", value_name = "FILE", group = "body")]
+    /// Read the body from a file (`-` for standard input; `--prompt-file`: AYNIG's spelling).
+    #[arg(short = 'F', long = "file", visible_alias = "prompt-file", value_name = "FILE", group = "body")]
     file: Option<String>,
-    /// Read the body from standard input.
-    #[arg(long, group = "body")]
+    /// Read the body from standard input (`--prompt-stdin`: AYNIG's spelling).
+    #[arg(long, visible_alias = "prompt-stdin", group = "body")]
     stdin: bool,
     /// Append the decision card in FILE to the body (`## Decision required` with `Context:`,
     /// `Options:` and lines `A. …`, `B. …`, `Recommended:`, `Risk:`, `Default:`), checked first.
@@ -92,20 +92,46 @@ pub struct SendOptions {
     /// running handler's result is kept on `refs/baton/rejected/<branch>/<run-id>` instead.
     #[arg(long)]
     force: bool,
+    /// Commit what is staged in the checked-out branch's index, as AYNIG's `git commit` does
+    /// (set by the `aynig` command line; inside a handler the index is always committed).
+    #[arg(skip)]
+    pub(crate) commit_staged: bool,
+    /// Push the branch to this remote after writing (AYNIG's `set-state --dwp-remote`).
+    #[arg(skip)]
+    pub(crate) push_to: Option<String>,
+    /// Called as `set-state` (AYNIG's command): HEAD's `dwp-source` names the push remote.
+    #[arg(skip)]
+    pub(crate) set_state: bool,
 }
 
-/// `set-state --dwp-state STATE …` (AYNIG's spelling).
+/// `set-state --dwp-state STATE …` (AYNIG's spelling). Inside a handler it commits what the
+/// handler staged, as AYNIG's does (the runner publishes the commit). Outside a handler, the
+/// remote named by `--dwp-remote` (else by HEAD's `dwp-source: git:<name>`) gets the branch
+/// pushed after the commit, which then carries `dwp-source: git:<name>`, as AYNIG writes it.
 #[derive(clap::Args, Debug)]
 pub struct SetStateArgs {
     #[arg(long = "dwp-state", value_name = "STATE")]
     dwp_state: String,
+    /// Push the branch to this remote after the commit (outside a handler; inside one the runner
+    /// publishes).
+    #[arg(long = "dwp-remote", value_name = "NAME")]
+    dwp_remote: Option<String>,
     #[command(flatten)]
     common: SendOptions,
 }
 
 impl SetStateArgs {
     pub fn into_send(self) -> Args {
-        Args { state: self.dwp_state, common: self.common }
+        let mut common = self.common;
+        common.push_to = self.dwp_remote;
+        common.set_state = true;
+        Args { state: self.dwp_state, common }
+    }
+    /// The `aynig` command line: also commits the checked-out branch's staged changes.
+    pub fn into_aynig_send(self) -> Args {
+        let mut args = self.into_send();
+        args.common.commit_staged = true;
+        args
     }
 }
 
@@ -364,7 +390,39 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         Some(b) => b.clone(),
         None => target_branch(&repo, opts.branch.as_deref())?,
     };
-    let message = draft.message(&state, &branch, &[])?;
+    // AYNIG's set-state outside a handler: push to --dwp-remote, else to HEAD's dwp-source.
+    let push_to = match (&in_handler, &opts.push_to) {
+        (Some(_), Some(r)) => {
+            // An unchanged AYNIG handler may always pass it: said, not refused.
+            let runs = std::env::var("BATON_REMOTE").ok().filter(|x| !x.is_empty());
+            if runs.as_deref() != Some(r.as_str()) {
+                tracing::warn!(
+                    "--dwp-remote {r} not used: this run publishes {}; the runner decides where a handler's commits go",
+                    runs.map(|x| format!("to {x}")).unwrap_or_else(|| "locally".into())
+                );
+            }
+            None
+        }
+        (Some(_), None) => None,
+        (None, Some(r)) => Some(r.clone()),
+        (None, None) if opts.set_state => crate::aynig::head_source_remote(&repo)?,
+        (None, None) => None,
+    };
+    let mut source = Vec::new();
+    if let Some(r) = &push_to {
+        crate::runner::remote::check_remote_name(r).map_err(|e| usage(format!("--dwp-remote: {e}")))?;
+        if !crate::runner::remote::is_configured(&repo, r) {
+            return Err(usage(format!("--dwp-remote: no remote named {r:?} in this repository")));
+        }
+        if !opts.trailers.iter().any(|t| {
+            t.parse::<TrailerArg>().is_ok_and(|t| Key::from_name_ignore_case(&t.key) == Some(Key::Source))
+        }) {
+            source.push(TrailerArg::reserved(Key::Source, format!("git:{r}")));
+        }
+    }
+    let message = draft.message(&state, &branch, &source)?;
+    // The checked-out branch of this worktree (for the `aynig` command line's staged changes).
+    let here = in_handler.is_none() && opts.commit_staged && repo.head_branch()?.as_deref() == Some(branch.as_str());
     let in_handler = in_handler.is_some();
     let refname = if in_handler { "HEAD".to_owned() } else { format!("refs/heads/{branch}") };
     let Some(head) = repo.ref_id(&refname)? else {
@@ -377,9 +435,23 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         refuse_live_lease(&repo, &branch, head)?;
     }
     let reflog = format!("baton: send {state}");
-    let (id, cas) = repo.append_commit(&refname, head, &message, clock::commit_time(), &reflog)?;
+    let (id, cas) = if in_handler || here {
+        // What is staged goes in, as AYNIG's `git commit` does (nothing staged: the same tree).
+        let tree = repo.index_tree()?.context("no index to commit: this repository has no worktree")?;
+        let id = repo.write_commit(tree, &[head], &message, clock::commit_time())?;
+        (id, repo.compare_and_swap(&refname, Some(head), id, &reflog)?)
+    } else {
+        repo.append_commit(&refname, head, &message, clock::commit_time(), &reflog)?
+    };
     if let Cas::Moved { .. } = cas {
         return Err(anyhow!("branch {branch:?} moved while sending; nothing was written, try again"));
+    }
+    if let Some(r) = &push_to {
+        use crate::runner::remote::{push, Pushed};
+        match push(repo.common_dir(), r, &branch, id, None) {
+            Pushed::Accepted => {}
+            other => bail!("state written locally ({id}) but not pushed to {r}: {other:?}"),
+        }
     }
     let mut out = Out::new();
     if opts.json {

@@ -215,7 +215,9 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
     let prefix = args.remote.as_ref().map(|r| format!("{r}/")).unwrap_or_default();
     let handlers = crate::runner::source::configured(&repo, None, args.remote.as_deref())?;
     tracing::debug!("{}", handlers.describe());
-    let opts = crate::runner::board::ReadOptions { role: args.role.as_deref(), handlers: &handlers };
+    // `--role`, else `BATON_ROLE`, else AYNIG's `AYNIG_ROLE` (as `run` reads it).
+    let role = args.role.clone().or_else(|| std::env::var("AYNIG_ROLE").ok()).filter(|r| !r.is_empty());
+    let opts = crate::runner::board::ReadOptions { role: role.as_deref(), handlers: &handlers };
     let board = read_board(
         &repo,
         &source,

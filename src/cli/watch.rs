@@ -76,7 +76,8 @@ fn now_f64() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-pub fn cmd_watch(cwd: &Path, args: Args) -> Result<ExitCode> {
+pub fn cmd_watch(cwd: &Path, mut args: Args) -> Result<ExitCode> {
+    args.run.resolve_dwp_source(cwd)?;
     let interval = Duration::try_from_secs_f64(args.interval)
         .ok()
         .filter(|d| !d.is_zero())

@@ -425,6 +425,17 @@ impl Repo {
         }
     }
 
+    /// The tree of what is staged in this worktree's index (`git write-tree`: gix cannot write a
+    /// tree from an index); None in a bare repository.
+    pub fn index_tree(&self) -> Result<Option<ObjectId>> {
+        let Some(dir) = self.workdir() else {
+            return Ok(None);
+        };
+        let out = worktree::run_git(dir, ["write-tree"])?;
+        let id = ObjectId::from_hex(out.trim().as_bytes()).with_context(|| format!("git write-tree printed {out:?}"))?;
+        Ok(Some(id))
+    }
+
     /// Append a commit with `message` on top of `expected_head` (same tree: files, index and any
     /// worktree that has the branch checked out stay as they are) and move `refname` to it by
     /// compare-and-swap. Returns the new commit on success.

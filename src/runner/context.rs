@@ -20,6 +20,9 @@ pub struct TickOptions {
     pub runner_id: String,
     /// Remote mode: the remote whose branches are the board.
     pub remote: Option<String>,
+    /// `--log-level` (AYNIG's): first in the precedence of the level handlers get as
+    /// `AYNIG_LOG_LEVEL` (then the head's `dwp-log-level`, then the runner's `AYNIG_LOG_LEVEL`).
+    pub log_level: Option<String>,
 }
 
 /// Everything the branch jobs of a runner share.

@@ -725,7 +725,7 @@ fn handler_environment(
     let commit = claim.trigger.id.to_string();
     let mut ours = vec![
         ("BATON_STATE", job.state.to_string()),
-        ("BATON_BODY", body.clone()),
+        ("BATON_BODY", body),
         ("BATON_BODY_FILE", body_file.display().to_string()),
         ("BATON_COMMIT", commit.clone()),
         ("BATON_BRANCH", job.branch.clone()),
@@ -736,7 +736,7 @@ fn handler_environment(
         ("BATON_WORKTREE", wt.display().to_string()),
         ("BATON_ATTEMPT", attempt.to_string()),
         ("BATON_MAX_ATTEMPTS", max_attempts.max(attempt).to_string()),
-        ("AYNIG_BODY", body),
+        ("AYNIG_BODY", body_for_env(&crate::aynig::aynig_body(&claim.trigger.message))),
         ("AYNIG_COMMIT_HASH", commit),
         ("AYNIG_STATE", job.state.to_string()),
         ("AYNIG_BRANCH", job.branch.clone()),
@@ -757,7 +757,28 @@ fn handler_environment(
     if let Some(next) = &job.settings.agent_next {
         ours.push(("BATON_NEXT_STATE", next.clone()));
     }
+    // AYNIG's precedence: --log-level > the head's dwp-log-level > the runner's AYNIG_LOG_LEVEL.
+    let runner_level = ctx.runner_env.iter().find(|(k, _)| k == "AYNIG_LOG_LEVEL").map(|(_, v)| v.as_str());
+    let level = crate::aynig::resolve_log_level(
+        ctx.opts.log_level.as_deref(),
+        crate::aynig::trailer_log_level(trailers).as_deref(),
+        runner_level,
+    );
+    ours.push(("AYNIG_LOG_LEVEL", level.to_owned()));
+    env.retain(|(k, _)| !ours.iter().any(|(o, _)| *o == k.as_str()));
     env.extend(ours.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env.extend(trailer_env(&claim.trigger.trailers));
+    // Handlers written for AYNIG call `aynig …`: the shim comes first on PATH.
+    match std::env::current_exe().and_then(|exe| exe.canonicalize()) {
+        Ok(exe) => match super::shim::ensure_shim(&ctx.scratch(), &exe) {
+            Ok(dir) => {
+                let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+                env.retain(|(k, _)| k != "PATH");
+                env.push(("PATH".to_owned(), super::shim::path_with_shim(&dir, path.as_deref())));
+            }
+            Err(e) => tracing::warn!(branch = %job.branch, "no `aynig` shim for the handler: {e:#}"),
+        },
+        Err(e) => tracing::warn!(branch = %job.branch, "no `aynig` shim for the handler: {e}"),
+    }
     env
 }

@@ -35,7 +35,16 @@ pub fn claim(
         TrailerArg::reserved(Key::LeaseSeconds, lease_seconds.to_string()),
     ];
     trailers.extend(source(remote));
-    Ok(compose(&format!("baton: {state} claimed"), None, &trailers, &State::reserved_state(Reserved::Working))?)
+    // A body paragraph: AYNIG reads the trailers of the body alone (`%b`), where the first
+    // paragraph counts as a title; without it, an AYNIG runner in the same fleet would not see
+    // the lease.
+    let body = format!("Run {run_id} of runner {runner_id} takes control of the branch for state {state}.");
+    Ok(compose(
+        &format!("baton: {state} claimed"),
+        Some(&body),
+        &trailers,
+        &State::reserved_state(Reserved::Working),
+    )?)
 }
 
 /// The `stalled` commit written over an expired lease.

@@ -24,6 +24,7 @@ pub mod remote;
 mod renewal;
 pub mod report;
 pub mod select;
+pub mod shim;
 pub mod source;
 pub mod tick;
 pub mod validate;

@@ -65,13 +65,27 @@ pub fn trailer_env_name(prefix: &str, key: &str) -> String {
 }
 
 /// The triggering commit's trailers as `BATON_TRAILER_*` and `AYNIG_TRAILER_*` variables.
+///
+/// A key given more than once: `BATON_TRAILER_*` holds the last value (the protocol's "last
+/// wins"; the entries are in message order and the last one set wins), `AYNIG_TRAILER_*` holds all
+/// of them joined with `,` in message order, as AYNIG passes them. Keys that differ only in case
+/// or in `-`/`_` share one variable.
 pub fn trailer_env(trailers: &[Trailer]) -> Vec<(String, String)> {
     let mut env = Vec::new();
+    let mut aynig: Vec<(String, String)> = Vec::new();
     for t in trailers {
         let (key, value) = (t.key_lossy(), t.value_lossy());
         env.push((trailer_env_name("BATON_TRAILER_", &key), value.to_string()));
-        env.push((trailer_env_name("AYNIG_TRAILER_", &key), value.to_string()));
+        let name = trailer_env_name("AYNIG_TRAILER_", &key);
+        match aynig.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, joined)) => {
+                joined.push(',');
+                joined.push_str(&value);
+            }
+            None => aynig.push((name, value.to_string())),
+        }
     }
+    env.extend(aynig);
     env
 }
 
@@ -292,6 +306,17 @@ mod tests {
     fn trailer_env_names() {
         assert_eq!(trailer_env_name("BATON_TRAILER_", "dwp-next-on-failure"), "BATON_TRAILER_DWP_NEXT_ON_FAILURE");
         assert_eq!(trailer_env_name("AYNIG_TRAILER_", "Reviewed-by"), "AYNIG_TRAILER_REVIEWED_BY");
+    }
+
+    #[test]
+    fn aynig_joins_repeated_trailers_and_baton_keeps_the_last() {
+        let t = |k: &str, v: &str| Trailer { key: k.as_bytes().to_vec(), value: v.as_bytes().to_vec() };
+        let env = trailer_env(&[t("dwp-note", "a"), t("other", "x"), t("dwp-note", "b"), t("DWP-Note", "c")]);
+        let last = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(last("BATON_TRAILER_DWP_NOTE"), Some("c"));
+        assert_eq!(last("AYNIG_TRAILER_DWP_NOTE"), Some("a,b,c"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "AYNIG_TRAILER_DWP_NOTE").count(), 1);
+        assert_eq!(last("AYNIG_TRAILER_OTHER"), Some("x"));
     }
 
     #[test]

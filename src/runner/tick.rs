@@ -91,6 +91,47 @@ fn user_worktrees(repo: &Repo) -> Vec<(String, PathBuf)> {
     out
 }
 
+/// A notice for each branch whose state has no handler while one exists in another letter case
+/// (`dwp-state: Build` with `.dwp/command/build`): AYNIG lowercases states, git-baton keeps git's
+/// case-sensitive values, so the branch is not run — and says why. Looked up once per tree.
+fn other_case_notices(repo: &Repo, inputs: &[PlanInput], handlers: &Source, role: Option<&str>) -> Vec<Action> {
+    use crate::protocol::StateRead;
+    use crate::repo::HandlerLookup;
+    let mut seen: std::collections::HashMap<(crate::repo::ObjectId, String), Option<String>> = Default::default();
+    let mut out = Vec::new();
+    for input in inputs {
+        let card = &input.card;
+        let (StateRead::Valid(state), Some(HandlerLookup::Missing)) = (&card.state, &card.handler) else {
+            continue;
+        };
+        if state.reserved().is_some() {
+            continue;
+        }
+        let tree = match handlers {
+            Source::Task => card.commit.tree,
+            Source::Trusted { tree, .. } => *tree,
+        };
+        let found = seen
+            .entry((tree, state.to_string()))
+            .or_insert_with(|| {
+                let dirs = role.map(super::board::role_dir).into_iter().chain([super::board::COMMAND_DIR.to_owned()]);
+                dirs.into_iter().find_map(|dir| {
+                    crate::aynig::other_case_handler(repo, tree, &dir, state.as_str()).ok().flatten()
+                })
+            })
+            .clone();
+        if let Some(path) = found {
+            out.push(Action::Notice {
+                branch: card.head.branch.clone(),
+                message: format!(
+                    "no handler for state {state}, but {path} differs only in letter case; states are case-sensitive here (AYNIG lowercases them): rename the handler or the state"
+                ),
+            });
+        }
+    }
+    out
+}
+
 /// Open the repository at `cwd`, fetch (remote mode), read every selected branch and plan.
 pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickError> {
     let repo = Repo::discover(cwd)?;
@@ -177,6 +218,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
         Action::Run { branch, .. } => rank.get(branch.as_str()).copied().unwrap_or_default(),
         _ => crate::recovery::Priority::Medium,
     });
+    actions.extend(other_case_notices(&repo, &inputs, &handlers, spec.role.as_deref()));
     actions.extend(
         unreadable
             .into_iter()
