@@ -240,7 +240,11 @@ fn aynig_handler_runs_unchanged() {
     let trigger = r.task("t1", "ask", &["dwp-next: review"]);
     r.run_json(&[]);
     assert_eq!(r.state_of("t1"), "review");
-    assert_eq!(r.git(&["show", "t1:prompt.txt"]), format!("do the task\n{trigger}\n"));
+    // AYNIG_BODY is what AYNIG passes: git's %b, the trailer block included.
+    assert_eq!(
+        r.git(&["show", "t1:prompt.txt"]),
+        format!("do the task\n\ndwp-next: review\ndwp-state: ask\n{trigger}\n")
+    );
 }
 
 /// Role handlers take precedence when a role is set.

@@ -69,10 +69,7 @@ struct AynigEvents {
 
 /// Is this process running as `aynig` (argv[0]'s file name)?
 pub fn invoked_as_aynig() -> bool {
-    std::env::args_os()
-        .next()
-        .and_then(|a| Path::new(&a).file_name().map(|n| n == "aynig"))
-        .unwrap_or(false)
+    std::env::args_os().next().and_then(|a| Path::new(&a).file_name().map(|n| n == "aynig")).unwrap_or(false)
 }
 
 /// Parse AYNIG's command line; Err is clap's (help, version or a usage error).

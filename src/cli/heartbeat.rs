@@ -130,7 +130,10 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     for t in &args.trailers {
         let t: TrailerArg = t.parse().map_err(|e| super::output::usage(format!("{e}")))?;
         if Key::from_name_ignore_case(&t.key).is_some_and(|k| k.runner_only()) {
-            return Err(super::output::usage(format!("trailer {:?} belongs to the lease and is written by the renewal itself", t.key)));
+            return Err(super::output::usage(format!(
+                "trailer {:?} belongs to the lease and is written by the renewal itself",
+                t.key
+            )));
         }
         trailers.push(t);
     }

@@ -432,7 +432,8 @@ impl Repo {
             return Ok(None);
         };
         let out = worktree::run_git(dir, ["write-tree"])?;
-        let id = ObjectId::from_hex(out.trim().as_bytes()).with_context(|| format!("git write-tree printed {out:?}"))?;
+        let id =
+            ObjectId::from_hex(out.trim().as_bytes()).with_context(|| format!("git write-tree printed {out:?}"))?;
         Ok(Some(id))
     }
 

@@ -39,12 +39,7 @@ pub fn claim(
     // paragraph counts as a title; without it, an AYNIG runner in the same fleet would not see
     // the lease.
     let body = format!("Run {run_id} of runner {runner_id} takes control of the branch for state {state}.");
-    Ok(compose(
-        &format!("baton: {state} claimed"),
-        Some(&body),
-        &trailers,
-        &State::reserved_state(Reserved::Working),
-    )?)
+    Ok(compose(&format!("baton: {state} claimed"), Some(&body), &trailers, &State::reserved_state(Reserved::Working))?)
 }
 
 /// The `stalled` commit written over an expired lease.

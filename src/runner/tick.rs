@@ -115,9 +115,8 @@ fn other_case_notices(repo: &Repo, inputs: &[PlanInput], handlers: &Source, role
             .entry((tree, state.to_string()))
             .or_insert_with(|| {
                 let dirs = role.map(super::board::role_dir).into_iter().chain([super::board::COMMAND_DIR.to_owned()]);
-                dirs.into_iter().find_map(|dir| {
-                    crate::aynig::other_case_handler(repo, tree, &dir, state.as_str()).ok().flatten()
-                })
+                dirs.into_iter()
+                    .find_map(|dir| crate::aynig::other_case_handler(repo, tree, &dir, state.as_str()).ok().flatten())
             })
             .clone();
         if let Some(path) = found {
