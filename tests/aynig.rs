@@ -46,6 +46,7 @@ echo "${AYNIG_TRAILER_DWP_NOTE:-}" > note.out
 echo "${AYNIG_LOG_LEVEL:-}" > level.out
 
 git add build.out note.out level.out
+aynig set-working 600 >/dev/null
 aynig set-state --dwp-state done --prompt "Build completed."
 "#;
 
@@ -114,6 +115,11 @@ fn an_unchanged_aynig_handler_runs_through_the_shim_and_keeps_its_staged_work() 
     );
     assert_eq!(r.git(&["show", "t:note.out"]), "a,b\n", "AYNIG_TRAILER_* joins repeated values");
     assert_eq!(r.git(&["show", "t:level.out"]), "error\n", "AYNIG's default level");
+    // `aynig set-working 600` renewed the lease with AYNIG's default body.
+    let beat = r.git(&["log", "--format=%H", "--grep=baton: heartbeat", "-1", "t"]).trim().to_owned();
+    assert!(!beat.is_empty(), "a heartbeat commit on t");
+    assert_eq!(r.git(&["log", "-1", "--format=%b", &beat]).lines().next(), Some("Lease heartbeat"));
+    assert_eq!(r.trailer_of(&beat, "dwp-lease-seconds").as_deref(), Some("600"));
     // The claim has a body paragraph, so AYNIG's parser (interpret-trailers on %b) sees the lease.
     let claim = r.git(&["log", "--format=%H", "--grep=claimed", "-1", "t"]).trim().to_owned();
     let body = r.git(&["log", "-1", "--format=%b", &claim]);

@@ -95,7 +95,8 @@ mod tests {
 
     #[test]
     fn log_level_precedence_is_flag_then_trailer_then_env() {
-        let cases: &[(Option<&str>, Option<&str>, Option<&str>, &str)] = &[
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, &'a str);
+        let cases: &[Case] = &[
             (None, None, None, "error"),
             (Some("debug"), Some("info"), Some("warn"), "debug"),
             (None, Some("info"), Some("warn"), "info"),

@@ -45,6 +45,10 @@ pub struct Args {
     /// An extra trailer `Key: value`, repeatable (not the lease's own keys).
     #[arg(long = "trailer", value_name = "K: V")]
     trailers: Vec<String>,
+    /// AYNIG's push remote. Inside a handler the runner's remote decides (a different name is
+    /// refused); outside one, the branch is pushed there after the renewal.
+    #[arg(long = "dwp-remote", value_name = "NAME")]
+    dwp_remote: Option<String>,
     /// The note when none is given (the `aynig` command line sets AYNIG's `Lease heartbeat`).
     #[arg(skip)]
     pub(crate) default_note: Option<String>,
@@ -100,6 +104,19 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
         None => None,
     };
+    if let Some(r) = &args.dwp_remote {
+        crate::runner::remote::check_remote_name(r).map_err(|e| super::output::usage(format!("--dwp-remote: {e}")))?;
+        if in_handler.is_some() && remote.as_deref() != Some(r.as_str()) {
+            // An unchanged AYNIG handler may always pass it: said, not refused.
+            tracing::warn!(
+                "--dwp-remote {r} not used: this run publishes {}; the runner decides where a handler's commits go",
+                remote.as_deref().map(|x| format!("to {x}")).unwrap_or_else(|| "locally".into())
+            );
+        }
+        if in_handler.is_none() && !crate::runner::remote::is_configured(&repo, r) {
+            return Err(super::output::usage(format!("--dwp-remote: no remote named {r:?} in this repository")));
+        }
+    }
     let branch = match &in_handler {
         Some(b) => b.clone(),
         None => target_branch(&repo, args.branch.as_deref())?,
@@ -148,6 +165,12 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
     }
     if in_handler {
         publish(&repo, remote.as_deref(), &branch, &branch_ref, id)?;
+    } else if let Some(r) = &args.dwp_remote {
+        use crate::runner::remote::{push, Pushed};
+        match push(repo.common_dir(), r, &branch, id, None) {
+            Pushed::Accepted => {}
+            other => bail!("renewal written locally ({id}) but not pushed to {r}: {other:?}"),
+        }
     }
     let mut out = Out::new();
     out.line(&id.to_string())?;
