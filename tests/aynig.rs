@@ -172,6 +172,20 @@ fn dwp_remote_is_an_alias_of_remote() {
     let out = c.baton(&runner, &["run", "--dwp-remote", "origin"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(c.state("t"), "done", "{}", stderr(&out));
+    // set-state --dwp-remote pushes after the commit and records the remote, as AYNIG's does.
+    c.git(&runner, &["branch", "x", "main"]);
+    c.baton_ok(
+        &runner,
+        &["set-state", "--branch", "x", "--dwp-state", "review", "--dwp-remote", "origin", "--prompt", "p"],
+    );
+    assert_eq!(c.state("x"), "review");
+    let source = c.git(&c.origin, &["log", "-1", "--format=%(trailers:key=dwp-source,valueonly)", "x"]);
+    assert_eq!(source.trim(), "git:origin");
+    // A remote that does not exist: refused, nothing written.
+    let before = c.git(&runner, &["rev-parse", "x"]);
+    let out = c.baton(&runner, &["set-state", "--branch", "x", "--dwp-state", "done", "--dwp-remote", "nowhere"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(c.git(&runner, &["rev-parse", "x"]), before);
 }
 
 #[test]
@@ -243,7 +257,19 @@ fn install_copies_a_pack_from_a_local_repository_and_refuses_a_dirty_dwp() {
     assert!(!r.path.join(".dwp/command/review").exists(), "nothing installed");
     r.git(&["checkout", "--", ".dwp"]);
 
-    let out = r.baton_ok(&["install", src, "--json"]);
+    // `opencode` and `claude` on PATH (AYNIG would call one to merge COMMANDS.md): never run.
+    let fake = r.dir.path().join("fakebin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let marker = r.dir.path().join("merge-tool-ran");
+    for tool in ["opencode", "claude"] {
+        std::fs::write(fake.join(tool), format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+        std::fs::set_permissions(fake.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap_or_default());
+    let out = r.baton_cmd(&["install", src, "--json"]).env("PATH", path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!marker.exists(), "no merge tool is run");
+    let out = stdout(&out);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["installed"], serde_json::json!([".dwp/command/review"]), "{v}");
     assert_eq!(v["overwritten"], serde_json::json!([".dwp/COMMANDS.md"]), "{v}");
@@ -292,6 +318,7 @@ fn migrate_aynig_removes_leftover_worktrees_and_salvages_uncommitted_work() {
     // git-baton leaves the branch alone while AYNIG's worktree holds it.
     let events = run_json(&r, &[]);
     assert!(!has(&events, "feat/x", "claimed"), "{events:#?}");
+    assert!(event(&events, "feat/x", "notice").to_string().contains("git baton migrate-aynig"), "{events:#?}");
 
     let dry = r.baton_ok(&["migrate-aynig", "--dry-run", "--json"]);
     let v: serde_json::Value = serde_json::from_str(dry.trim()).unwrap();
@@ -316,4 +343,30 @@ fn migrate_aynig_removes_leftover_worktrees_and_salvages_uncommitted_work() {
     assert_eq!(r.state_of("feat/x"), "done");
     // Nothing left: a second migration says so and succeeds.
     assert_eq!(r.baton_ok(&["migrate-aynig", "--json"]).trim(), "");
+}
+
+/// The objects `--json` printed: a JSON array or one object per line.
+fn json_objects(out: &str) -> Vec<serde_json::Value> {
+    match serde_json::from_str::<serde_json::Value>(out.trim()) {
+        Ok(serde_json::Value::Array(items)) => items,
+        _ => out.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect(),
+    }
+}
+
+#[test]
+fn status_honours_aynig_role() {
+    let r = repo_with(&[(".dwp/roles/ci/command/build", "#!/bin/sh\nexit 0\n")]);
+    task(&r, "t", "build");
+    let handler = |role: Option<&str>| -> serde_json::Value {
+        let mut cmd = r.baton_cmd(&["status", "--json"]);
+        if let Some(role) = role {
+            cmd.env("AYNIG_ROLE", role);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let objects = json_objects(&stdout(&out));
+        objects.iter().find(|o| o["branch"] == "t").expect("branch t")["handler"].clone()
+    };
+    assert_eq!(handler(None), serde_json::json!(false));
+    assert_eq!(handler(Some("ci")), serde_json::json!(true));
 }

@@ -263,7 +263,16 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
         };
         let blocked_by_checkout = |actions: &mut Vec<Action>| -> bool {
             if let Checkout::Elsewhere(path) = &input.checkout {
-                actions.push(notice(format!("checked out in worktree {}; skipped", path.display())));
+                let aynig = path.parent().and_then(|p| p.file_name()).is_some_and(|n| n == ".worktrees")
+                    || path
+                        .file_name()
+                        .is_some_and(|n| crate::aynig::leftovers::is_aynig_name(&n.to_string_lossy(), &branch));
+                let hint = if aynig {
+                    " (an AYNIG worktree: `git baton migrate-aynig` removes it and keeps uncommitted work)"
+                } else {
+                    ""
+                };
+                actions.push(notice(format!("checked out in worktree {}; skipped{hint}", path.display())));
                 return true;
             }
             false
@@ -595,6 +604,21 @@ mod tests {
         let mut a = card("a", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         a.checkout = Checkout::Elsewhere("/tmp/wt".into());
         assert!(matches!(&plan(&[a], 0, &cfg(CurrentBranch::Skip))[..], [Action::Notice { .. }]));
+    }
+
+    #[test]
+    fn an_aynig_worktree_notice_names_the_migration() {
+        let message = |branch: &str, path: &str| {
+            let mut a = card(branch, "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
+            a.checkout = Checkout::Elsewhere(path.into());
+            match &plan(&[a], 0, &cfg(CurrentBranch::Skip))[..] {
+                [Action::Notice { message, .. }] => message.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(message("f/x", "/r/.worktrees/anything").contains("migrate-aynig"));
+        assert!(message("f/x", "/elsewhere/worktree-f_x-0a1b2c3d").contains("migrate-aynig"));
+        assert!(!message("f/x", "/tmp/wt").contains("migrate-aynig"));
     }
 
     #[test]
