@@ -18,8 +18,8 @@ use crate::runner::clock;
 /// Write a state commit: same tree as the branch head, message `subject / body / trailers` with
 /// `dwp-state: STATE` last, moved onto the branch by compare-and-swap. Works on any branch (checked
 /// out or not) and never touches a working tree or index. Inside a handler (detached worktree,
-/// `BATON_RUN_ID`/`BATON_BRANCH` set) it commits on the handler's HEAD instead, and the runner
-/// publishes the answer. Prints the new commit id (`--json`:
+/// `BATON_RUN_ID`/`BATON_BRANCH` set) it commits on the handler's HEAD instead, with what the
+/// handler staged (as AYNIG's `set-state` does), and the runner publishes the answer. Prints the new commit id (`--json`:
 /// `{"branch","commit","parent","state"}`).
 ///
 /// `--not-before DATE` schedules the state: runners leave the branch alone until then (a
