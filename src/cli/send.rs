@@ -414,9 +414,11 @@ pub fn cmd_send(cwd: &Path, args: Args) -> Result<ExitCode> {
         if !crate::runner::remote::is_configured(&repo, r) {
             return Err(usage(format!("--dwp-remote: no remote named {r:?} in this repository")));
         }
-        if !opts.trailers.iter().any(|t| {
-            t.parse::<TrailerArg>().is_ok_and(|t| Key::from_name_ignore_case(&t.key) == Some(Key::Source))
-        }) {
+        if !opts
+            .trailers
+            .iter()
+            .any(|t| t.parse::<TrailerArg>().is_ok_and(|t| Key::from_name_ignore_case(&t.key) == Some(Key::Source)))
+        {
             source.push(TrailerArg::reserved(Key::Source, format!("git:{r}")));
         }
     }
