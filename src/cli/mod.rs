@@ -147,7 +147,8 @@ pub fn main() -> ExitCode {
 }
 
 /// The executable invoked as `aynig`: AYNIG's command line (see `aynig.rs`). `run --log-level`
-/// also sets how much the runner says (`debug` as -vv, `info` as -v, `error` as -q).
+/// (else `AYNIG_LOG_LEVEL`) also sets how much it says (`debug` as -vv, `info` as -v, `error` as
+/// -q).
 fn aynig_main() -> ExitCode {
     let parsed = match aynig::parse() {
         Ok(p) => p,
@@ -157,7 +158,9 @@ fn aynig_main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let (verbose, quiet) = match parsed.log_level() {
+    // AYNIG's precedence for the runner's own output: --log-level, then AYNIG_LOG_LEVEL.
+    let env_level = std::env::var("AYNIG_LOG_LEVEL").ok().and_then(|l| crate::aynig::normalize_log_level(&l));
+    let (verbose, quiet) = match parsed.log_level().or(env_level) {
         Some("debug") => (2, false),
         Some("info") => (1, false),
         Some("error") => (0, true),
