@@ -90,12 +90,30 @@ heads() { git for-each-ref --format='%(objectname) %(refname)' refs/heads/; }
 # drive [WATCH OPTIONS…]: `git baton watch` in rounds of a few short ticks until a whole round
 # moved no branch. watch finishes its running handlers before it exits, so a round that moved
 # nothing means the board is idle: nothing actionable, nothing running. Capped at 40 rounds.
-drive() {
-  local before after rounds=0
+drive() { drive_runners "$*"; }
+
+# drive_runners 'OPTIONS' 'OPTIONS'…: as drive, with one `git baton watch` per argument running
+# side by side in every round (several runners on one board, e.g. one per --role). The options
+# are split on spaces and not glob-expanded: '--role security --branch */security'.
+drive_runners() {
+  local before after rounds=0 spec pids pid failed
   while :; do
     before=$(heads)
-    git baton watch --interval 0.1 --max-ticks 5 --lease-seconds 30 --timeout 60 \
-      --pass-env PATTERN_LEDGER -q "$@"
+    pids=()
+    for spec in "$@"; do
+      set -f
+      # shellcheck disable=SC2086 # the options are meant to be split
+      git baton watch --interval 0.1 --max-ticks 5 --lease-seconds 30 --timeout 60 \
+        --pass-env PATTERN_LEDGER -q $spec &
+      set +f
+      pids+=($!)
+    done
+    failed=0
+    for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+    if [ "$failed" = 1 ]; then
+      echo "$0: git baton watch failed" >&2
+      exit 1
+    fi
     after=$(heads)
     rounds=$((rounds + 1))
     [ "$before" != "$after" ] || break
