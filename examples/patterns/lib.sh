@@ -3,7 +3,7 @@
 #   2. installs deterministic fake-agent handlers in .dwp/command/ (shell, no network),
 #   3. sends one or more tasks, drives them with `git baton watch --max-ticks N` until the board
 #      stops moving,
-#   4. prints the board (`git baton tree`, or `git baton status` where there is no `tree`) and
+#   4. prints the board (`git baton tree --all`: every task, children under their parent) and
 #      `git baton log --all`.
 # The repository is kept and its path printed; `--clean` removes it when the example ends.
 #
@@ -127,7 +127,7 @@ drive_runners() {
 # report: the board and the whole history, for people; then where the repository is.
 report() {
   echo "== board"
-  if git baton tree --help >/dev/null 2>&1; then git baton tree; else git baton status; fi
+  git baton tree --all
   echo "== log"
   git baton log --all
   echo "== steps run (ledger)"
