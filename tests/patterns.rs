@@ -161,6 +161,10 @@ fn challenge_loop_stops_without_a_valid_challenge_or_at_the_round_cap() {
     // The third round was told which round it is (past loop.soft = 2).
     let subjects = ex.git(&["log", "--format=%s", "claim/primes"]);
     assert!(subjects.contains("produce: round 3, 5"), "{subjects}");
+    // The board printed at the end says so too.
+    let board = ex.stdout.split("== log").next().unwrap();
+    assert!(board.lines().any(|l| l.starts_with("claim/primes") && l.ends_with("blocked")), "{board}");
+    assert!(board.lines().any(|l| l.starts_with("claim/abs") && l.ends_with("done")), "{board}");
 }
 
 #[test]

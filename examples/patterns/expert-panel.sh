@@ -74,8 +74,9 @@ SH
 
 commit_handlers "expert panel: convene -> security, performance, architecture -> synthesize"
 task panel convene "Review the transfer change before it ships."
-# One runner without a role for the panel itself, one per role for the reviews.
-drive_runners "--branch panel" \
+# One runner without a role (it has no review handler, so it runs only the panel's own steps),
+# and one per role, each for its own reviewer's branch.
+drive_runners "" \
   "--role security --branch panel-security" \
   "--role performance --branch panel-performance" \
   "--role architecture --branch panel-architecture"
