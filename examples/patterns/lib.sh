@@ -7,8 +7,8 @@
 #      `git baton log --all`.
 # The repository is kept and its path printed; `--clean` removes it when the example ends.
 #
-# The binary: $GIT_BATON, else `git-baton` on PATH. Its directory is put first on PATH so that
-# `git baton …` (and the handlers, which get the runner's PATH) use the same build.
+# The binary: $GIT_BATON, else `git-baton` on PATH. A link to it named git-baton is put first on
+# PATH so that `git baton …` (and the handlers, which get the runner's PATH) use that build.
 #
 # Every fake handler appends one line, "<state> <branch>", to $PATTERN_LEDGER (a file outside the
 # repository; the runner passes the variable to handlers with --pass-env): the examples' tests
@@ -35,7 +35,6 @@ if [ -z "$baton" ] || [ ! -x "$baton" ]; then
   exit 1
 fi
 baton=$(cd "$(dirname "$baton")" && pwd)/$(basename "$baton")
-export PATH="$(dirname "$baton"):$PATH"
 
 # A fixed identity and no user or system configuration (a global commit.gpgsign or hook would
 # change what the example does). Dates are real: leases are measured from committer times.
@@ -46,6 +45,11 @@ export GIT_AUTHOR_NAME="Pattern Example" GIT_AUTHOR_EMAIL="pattern@example.com"
 export GIT_COMMITTER_NAME="Pattern Example" GIT_COMMITTER_EMAIL="pattern@example.com"
 export LANG=C LC_ALL=C
 unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE BATON_ROLE AYNIG_ROLE BATON_RUN_ID BATON_BRANCH
+# `git baton` (here and in handlers, which get the runner's PATH) is this binary, whatever its
+# file is called.
+mkdir "$demo/bin"
+ln -s "$baton" "$demo/bin/git-baton"
+export PATH="$demo/bin:$PATH"
 export PATTERN_LEDGER="$demo/ledger"
 : >"$PATTERN_LEDGER"
 repo="$demo/repo"
@@ -56,7 +60,7 @@ fi
 mkdir "$repo"
 cd "$repo"
 git init -q -b main
-git baton init >/dev/null 2>&1 # .dwp/, .gitignore, baton.trustedRef = main
+git baton init >/dev/null # .dwp/, .gitignore, baton.trustedRef = main
 rm -f .dwp/command/hello
 
 # handler STATE [ROLE]: the script on stdin becomes .dwp/command/STATE (or the role's).
