@@ -195,10 +195,14 @@ fn an_example_keeps_its_repository_unless_told_to_clean() {
 }
 
 impl Example {
-    /// Every value of KEY in BRANCH's history, newest first.
+    /// Every value of KEY on BRANCH's first-parent history, newest first.
     fn trailer_values(&self, branch: &str, key: &str) -> Vec<String> {
         let fmt = format!("--format=%(trailers:key={key},valueonly,unfold)");
-        self.git(&["log", &fmt, branch]).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+        self.git(&["log", "--first-parent", &fmt, branch])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The runs of BRANCH as (origin state, outcome) pairs, all of which succeeded.
@@ -208,14 +212,18 @@ impl Example {
         runs.into_iter().map(|(s, o, _)| (s, o)).collect()
     }
 
-    /// A spawned child: done, ran its one step once, and carries the spawn trailers.
-    fn assert_child(&self, child: &str, step: &str) -> String {
+    /// A child of PARENT: done, ran its one step once, carries the spawn trailers, and is drawn
+    /// under its parent on the printed board (`git baton tree --all`). Returns its correlation id.
+    fn assert_child(&self, parent: &str, child: &str, step: &str) -> String {
         assert_eq!(self.state(child), "done", "{child}\n{}", self.stdout);
         assert_eq!(self.steps(child), [step], "{child} ran exactly once");
         assert_eq!(self.succeeded_runs(child).len(), 1, "{child}");
-        assert!(!self.trailer_values(child, "dwp-parent").is_empty(), "{child} has no dwp-parent");
+        assert_eq!(self.trailer_values(child, "dwp-parent"), [parent], "{child}");
         let ids = self.trailer_values(child, "dwp-correlation-id");
-        assert!(!ids.is_empty(), "{child} has no dwp-correlation-id");
+        assert_eq!(ids.len(), 1, "{child}: {ids:?}");
+        let board = self.stdout.split("== log").next().unwrap();
+        let drawn = format!("── {child} ");
+        assert!(board.lines().any(|l| l.contains(&drawn) && l.contains(" done")), "{child} under {parent}:\n{board}");
         ids[0].clone()
     }
 }
@@ -225,14 +233,13 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 #[test]
-#[ignore = "needs spawn/join"]
 fn fan_out_documents_six_modules_with_three_workers_then_synthesises() {
     let ex = Example::run("fan-out");
     let modules = ["auth", "billing", "cache", "mailer", "search", "storage"];
     assert_eq!(ex.state("docs"), "done", "{}", ex.stdout);
     assert_eq!(ex.steps("docs"), ["plan", "synthesize"]);
     assert_eq!(ex.succeeded_runs("docs"), pairs(&[("plan", "waiting"), ("synthesize", "done")]));
-    let ids: Vec<String> = modules.iter().map(|m| ex.assert_child(&format!("docs-{m}"), "document")).collect();
+    let ids: Vec<String> = modules.iter().map(|m| ex.assert_child("docs", &format!("docs-{m}"), "document")).collect();
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "one correlation id for the fan-out: {ids:?}");
     let docs = ex.file("docs", "DOCS.md");
     for m in modules {
@@ -250,7 +257,6 @@ fn fan_out_documents_six_modules_with_three_workers_then_synthesises() {
 }
 
 #[test]
-#[ignore = "needs spawn/join"]
 fn supervisor_hands_out_one_piece_at_a_time_and_decides_from_the_reports() {
     let ex = Example::run("supervisor");
     assert_eq!(ex.state("release"), "done", "{}", ex.stdout);
@@ -268,9 +274,11 @@ fn supervisor_hands_out_one_piece_at_a_time_and_decides_from_the_reports() {
             "supervise release",
         ]
     );
-    for child in ["release-survey", "release-fix-1", "release-fix-2"] {
-        ex.assert_child(child, "work");
-    }
+    let ids: std::collections::BTreeSet<String> = ["release-survey", "release-fix-1", "release-fix-2"]
+        .iter()
+        .map(|child| ex.assert_child("release", child, "work"))
+        .collect();
+    assert_eq!(ids.len(), 3, "each worker was spawned by its own run of the supervisor: {ids:?}");
     let runs = ex.succeeded_runs("release");
     assert_eq!(runs.len(), 4, "{runs:?}");
     assert_eq!(runs.last().map(|r| r.1.as_str()), Some("done"));
@@ -284,15 +292,15 @@ fn supervisor_hands_out_one_piece_at_a_time_and_decides_from_the_reports() {
 }
 
 #[test]
-#[ignore = "needs spawn/join"]
 fn expert_panel_runs_each_role_once_then_synthesises() {
     let ex = Example::run("expert-panel");
     assert_eq!(ex.state("panel"), "done", "{}", ex.stdout);
     assert_eq!(ex.steps("panel"), ["convene", "synthesize"]);
     for role in ["security", "performance", "architecture"] {
         let child = format!("panel-{role}");
-        ex.assert_child(&child, &format!("review/{role}"));
+        ex.assert_child("panel", &child, &format!("review/{role}"));
         assert_eq!(ex.trailer(&child, "Reviewer-Role").as_deref(), Some(role));
+        assert_eq!(ex.trailer_values(&child, "dwp-role"), [role]);
     }
     let verdict = ex.file("panel", "VERDICT.md");
     assert!(verdict.contains("- [high] security: user input reaches eval (transfer.sh line 6)"), "{verdict}");
@@ -302,14 +310,13 @@ fn expert_panel_runs_each_role_once_then_synthesises() {
 }
 
 #[test]
-#[ignore = "needs spawn/join"]
 fn map_reduce_counts_the_words_of_every_partition_once_and_sums_them() {
     let ex = Example::run("map-reduce");
     assert_eq!(ex.state("wordcount"), "done", "{}", ex.stdout);
     assert_eq!(ex.steps("wordcount"), ["split", "reduce"]);
     for i in 1..=4 {
         let child = format!("wordcount-part-{i}");
-        ex.assert_child(&child, "count");
+        ex.assert_child("wordcount", &child, "count");
         // Partitioned evenly: 12 lines, 3 each.
         assert_eq!(ex.file(&child, &format!("parts/part-{i}.txt")).lines().count(), 3);
     }
