@@ -19,7 +19,9 @@ impl Transitions {
     pub fn add(&mut self, record: &Record) {
         let edge = match record {
             Record::Run(r) => r.origin.as_ref().zip(r.outcome.as_ref()),
-            Record::Event(e) if matches!(e.kind, EventKind::Send | EventKind::Resume) => {
+            Record::Event(e)
+                if matches!(e.kind, EventKind::Send | EventKind::Resume | EventKind::Join | EventKind::Escalation) =>
+            {
                 e.previous.as_ref().zip(e.state.as_ref())
             }
             Record::Event(_) => None,

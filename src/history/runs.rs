@@ -149,6 +149,11 @@ pub enum EventKind {
     Failure,
     /// A `dwp-state` value that is not a valid state name.
     Invalid,
+    /// The runner's join commit: a parent's children are finished (`dwp-joined`).
+    Join,
+    /// The runner moved a task to a person without running it (`dwp-escalation` outside a run:
+    /// the loop cap, a failed dependency).
+    Escalation,
 }
 
 impl EventKind {
@@ -159,6 +164,8 @@ impl EventKind {
             EventKind::Takeover => "takeover",
             EventKind::Failure => "failure",
             EventKind::Invalid => "invalid",
+            EventKind::Join => "join",
+            EventKind::Escalation => "escalation",
         }
     }
 }
@@ -344,8 +351,12 @@ impl Fold {
                             EventKind::Resume
                         } else if s.is(Reserved::Stalled) {
                             EventKind::Takeover
+                        } else if t.iter().any(|t| t.key.eq_ignore_ascii_case(b"dwp-joined")) {
+                            EventKind::Join
                         } else if runner_record(c) {
                             EventKind::Failure
+                        } else if last_text(t, Key::Escalation).is_some() {
+                            EventKind::Escalation
                         } else {
                             EventKind::Send
                         };

@@ -361,8 +361,31 @@ fn a_run_carries_the_spend_its_handler_reported_and_escalations_are_read() {
     assert_eq!(run.reported.as_deref(), Some(&want), "the person's cost is not the run's");
     assert!(run.escalated);
     let Record::Event(blocked) = &records[2] else { panic!() };
-    assert_eq!((blocked.kind, blocked.escalated), (EventKind::Send, true));
+    assert_eq!((blocked.kind, blocked.escalated), (EventKind::Escalation, true));
     let quiet = fold(&chain(&[(0, RUNNER, &claim("b", "r")), (1, BOT, "ok\n\ndwp-state: done\n")]));
     let Record::Run(run) = &quiet[0] else { panic!() };
     assert_eq!((run.reported.as_deref(), run.escalated), (None, false));
+}
+
+#[test]
+fn a_join_commit_is_the_runners_join_not_a_send() {
+    let c = chain(&[
+        (100, HUMAN, "baton: plan\n\ndwp-state: plan\n"),
+        (110, RUNNER, &claim("plan", "r1")),
+        (120, BOT, "wait\n\ndwp-join-then: merge\ndwp-join-child: kid\ndwp-state: waiting\n"),
+        (
+            130,
+            RUNNER,
+            "baton: joined\n\nthe children\n\ndwp-joined: all\ndwp-joined-child: kid abc done\ndwp-state: merge\n",
+        ),
+    ]);
+    let records = fold(&c);
+    let Record::Event(join) = &records[2] else { panic!("{records:?}") };
+    assert_eq!(
+        (join.kind, join.previous.as_deref(), join.state.as_deref()),
+        (EventKind::Join, Some("waiting"), Some("merge"))
+    );
+    let mut t = crate::history::Transitions::default();
+    records.iter().for_each(|r| t.add(r));
+    assert!(t.edges().any(|(from, to, _)| from == "waiting" && to == "merge"));
 }
