@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod aynig;
 pub mod cli;
+pub mod doctor;
 pub mod gc;
 pub mod history;
 pub mod humans;

@@ -38,6 +38,8 @@ enum Sub {
     CheckPush(receive::Args),
 }
 
+pub(crate) use install::installed_counts;
+
 pub fn cmd_hooks(cwd: &Path, args: Args) -> Result<ExitCode> {
     match args.command {
         Sub::Install(a) => install::cmd_install(cwd, a),

@@ -6,8 +6,10 @@ mod aynig;
 mod breakers;
 mod budget;
 mod checkpoints;
+mod completions;
 mod conflicts;
 mod dlq;
+mod doctor;
 mod events;
 mod gate;
 mod gc;
@@ -19,6 +21,7 @@ mod init;
 mod install;
 mod join;
 mod log;
+mod man;
 mod metrics;
 mod migrate_aynig;
 mod notify;
@@ -98,6 +101,9 @@ enum Command {
     Agent(agent::Args),
     Install(install::Args),
     MigrateAynig(migrate_aynig::Args),
+    Doctor(doctor::Args),
+    Man(man::Args),
+    Completions(completions::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -122,13 +128,11 @@ pub fn main() -> ExitCode {
     if aynig::invoked_as_aynig() {
         return aynig_main();
     }
+    completions::answer_if_asked();
+    man::auto_install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(e) => return usage_error(e),
     };
     init_tracing(cli.verbose, cli.quiet);
     match run(cli.command) {
@@ -189,6 +193,44 @@ fn finish(result: anyhow::Result<ExitCode>, name: &str) -> ExitCode {
     }
 }
 
+/// clap's verdict on the command line: help and version as clap prints them (exit 0); a usage
+/// mistake as one line, `git-baton: error: …` with clap's tip if it has one (exit 2) — the usage
+/// text only with `--help`.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // `git baton` alone: the overview is what was asked for, but it is still a usage error.
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
+    eprintln!("git-baton: error: {}", one_line(&e.render().to_string()));
+    ExitCode::from(2)
+}
+
+/// clap's rendered error reduced to one line: its first line without the `error:` prefix, and its
+/// tips, joined; the usage block and "For more information" dropped.
+fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid command line");
+    let mut msg = first.strip_prefix("error:").unwrap_or(first).trim().to_owned();
+    for l in lines {
+        if let Some(tip) = l.strip_prefix("tip:") {
+            msg.push_str(&format!(" ({})", tip.trim()));
+        } else if l.starts_with("Usage:") || l.starts_with("For more information") {
+            break;
+        } else {
+            // A continuation of the message (the missing arguments, a second sentence).
+            msg.push_str(if msg.ends_with(':') { " " } else { ", " });
+            msg.push_str(l);
+        }
+    }
+    msg
+}
+
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
     match command {
@@ -228,6 +270,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Task(a) => task::cmd_task(&cwd, a),
         Command::Install(a) => install::cmd_install(&cwd, a),
         Command::MigrateAynig(a) => migrate_aynig::cmd_migrate_aynig(&cwd, a),
+        Command::Doctor(a) => doctor::cmd_doctor(&cwd, a),
+        Command::Man(a) => man::cmd_man(a),
+        Command::Completions(a) => completions::cmd_completions(a),
     }
 }
 
@@ -237,5 +282,23 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let cases = [
+            (
+                "error: unexpected argument '--brnch' found\n\n  tip: a similar argument exists: '--branch'\n\nUsage: git baton run --branch <GLOB>\n\nFor more information, try '--help'.\n",
+                "unexpected argument '--brnch' found (a similar argument exists: '--branch')",
+            ),
+            (
+                "error: the following required arguments were not provided:\n  <STATE>\n\nUsage: git baton send <STATE>\n",
+                "the following required arguments were not provided: <STATE>",
+            ),
+            ("", "invalid command line"),
+        ];
+        for (rendered, want) in cases {
+            assert_eq!(super::one_line(rendered), want, "{rendered:?}");
+        }
     }
 }

@@ -152,6 +152,15 @@ fn is_ours(path: &Path) -> bool {
     })
 }
 
+/// For `doctor`: (client hooks of git-baton installed, client hooks in all, server hooks
+/// installed) in the hooks directory git uses for `cwd`.
+pub fn installed_counts(cwd: &Path) -> Result<(usize, usize, usize)> {
+    let dir = hooks_dir(cwd)?;
+    let ours = |side: Side| HOOKS.iter().filter(|h| h.side == side && is_ours(&dir.join(h.name))).count();
+    let clients = HOOKS.iter().filter(|h| h.side == Side::Client).count();
+    Ok((ours(Side::Client), clients, ours(Side::Server)))
+}
+
 /// Is there anything at `path` (a dangling symlink counts)?
 fn present(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
