@@ -59,6 +59,11 @@ impl Args {
 
 pub fn cmd_events(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
+    if args.rev == "HEAD" && repo.head_id()?.is_none() {
+        // As git log says it: an unborn branch has no history (gix's own message names a parser).
+        let branch = repo.head_branch()?.map(|b| format!(" {b:?}")).unwrap_or_default();
+        anyhow::bail!("your current branch{branch} does not have any commits yet: no events to show");
+    }
     let tip = repo.resolve_commit(&args.rev)?;
     let limit = args.max_count.unwrap_or(if args.history { usize::MAX } else { 10 });
     let mut out = Out::new();

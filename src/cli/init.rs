@@ -77,6 +77,7 @@ pub fn cmd_init(cwd: &Path, args: Args) -> Result<ExitCode> {
     let top =
         repo.workdir().ok_or_else(|| usage("a bare repository has no working tree to put .dwp/ in"))?.to_path_buf();
     let mut out = Out::new();
+    let before = changes(&top);
     let command_dir = top.join(".dwp/command");
     if !command_dir.exists() {
         std::fs::create_dir_all(&command_dir).with_context(|| format!("creating {}", command_dir.display()))?;
@@ -92,11 +93,20 @@ pub fn cmd_init(cwd: &Path, args: Args) -> Result<ExitCode> {
         create_if_missing(&commands_md, COMMANDS_MD, false, &mut out)?;
     }
 
-    if let Some(branch) = set_trusted_ref(&repo, &top)? {
+    let trusted = set_trusted_ref(&repo, &top)?;
+    let wrote_config = trusted.is_some();
+    if let Some(branch) = trusted {
         out.line(&format!(
             "set {} = refs/heads/{branch}: handlers and .dwp/policy.toml run from {branch} only \
              (commit them there; `git config --unset {}` runs each task's own, as AYNIG does)",
             source::CONFIG_KEY,
+            source::CONFIG_KEY
+        ))?;
+    }
+    if changes(&top) == before && !wrote_config {
+        out.line(&format!(
+            "nothing changed: {} already has what init writes (.dwp/command/, .dwp/COMMANDS.md, {})",
+            top.display(),
             source::CONFIG_KEY
         ))?;
     }
@@ -116,6 +126,26 @@ fn add_agent_to_commands(path: &Path, out: &mut Out) -> Result<()> {
     f.write_all(format!("{sep}{COMMANDS_AGENT}").as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     out.line(&format!("updated {}", path.display()))?;
     Ok(())
+}
+
+/// What `init` may create or change, as found on disk: every file under `.dwp/` with its size and
+/// mode, sorted, and the `.gitignore`'s size.
+fn changes(top: &Path) -> (Vec<(std::path::PathBuf, u64, u32)>, u64) {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(dir: &Path, out: &mut Vec<(std::path::PathBuf, u64, u32)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else { continue };
+            if meta.is_dir() {
+                walk(&e.path(), out);
+            }
+            out.push((e.path(), meta.len(), meta.permissions().mode()));
+        }
+    }
+    let mut files = Vec::new();
+    walk(&top.join(".dwp"), &mut files);
+    files.sort();
+    (files, std::fs::metadata(top.join(".gitignore")).map(|m| m.len()).unwrap_or(0))
 }
 
 /// The repository's default branch: the one `origin/HEAD` names in a clone, else the branch

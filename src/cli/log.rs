@@ -204,12 +204,8 @@ pub fn cmd_log(cwd: &Path, args: Args) -> Result<ExitCode> {
         v
     };
     let mut out = Out::new();
-    if !args.json {
-        out.line(&format!(
-            "{:20}  {:16}  {:8}  {:28}  {:12}  {:>7}  {:16}  EXECUTED BY",
-            "WHEN", "BRANCH", "KIND", "STATE -> OUTCOME", "RESULT", "TIME", "DECIDED BY"
-        ))?;
-    }
+    // The header comes with the first row: a history without runs says so instead.
+    let mut rows = 0usize;
     let mut seen = HashSet::new();
     let several = targets.len() > 1;
     for (branch, tip) in &targets {
@@ -224,9 +220,16 @@ pub fn cmd_log(cwd: &Path, args: Args) -> Result<ExitCode> {
                 return Ok(());
             }
             let row = row(branch, &r);
+            rows += 1;
             if args.json {
                 out.json(&row)
             } else {
+                if rows == 1 {
+                    out.line(&format!(
+                        "{:20}  {:16}  {:8}  {:28}  {:12}  {:>7}  {:16}  EXECUTED BY",
+                        "WHEN", "BRANCH", "KIND", "STATE -> OUTCOME", "RESULT", "TIME", "DECIDED BY"
+                    ))?;
+                }
                 Ok(out.line(&table_line(&row))?)
             }
         });
@@ -239,5 +242,13 @@ pub fn cmd_log(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
     }
     out.flush()?;
+    if rows == 0 {
+        let names: Vec<&str> = targets.iter().map(|(b, _)| b.as_str()).collect();
+        let since = if args.since.is_some() { " in that time" } else { "" };
+        eprintln!(
+            "no runs on {}{since}: no handler has been claimed there yet (git baton status shows what waits)",
+            if args.all { "any branch".to_owned() } else { names.join(", ") }
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,9 @@ use crate::runner::clock;
 /// `{"branch","commit","state","invalid_state","origin_state","run_id","runner_id","lease",
 /// "lease_seconds_left","handler","age_seconds","error"}` — `state` is null without a `dwp-state`
 /// trailer, `invalid_state` holds a refused value, `lease` is `active`, `expired` or `n/a`,
-/// `handler` is `true`/`false` (null where no handler applies: no state, invalid, `working`).
+/// `handler` is `true`/`false` (null where no handler applies: no state, invalid, `working`),
+/// `handler_status` says which false: `found`, `missing`, `not-executable` (the table's HANDLER
+/// column: `yes`, `no`, `not-executable`).
 /// Each object also has `"not_before","attempt","parked_from","breaker","breaker_status"`:
 /// `not_before` is the head's `dwp-not-before` (epoch seconds; null without one or when
 /// malformed), `attempt` its `dwp-attempt` (null without one), `parked_from` the commit a
@@ -84,6 +86,9 @@ struct Row {
     lease: &'static str,
     lease_seconds_left: Option<i64>,
     handler: Option<bool>,
+    /// `found`, `missing` or `not-executable` (a file that exists but will not run); null where
+    /// `handler` is.
+    handler_status: Option<&'static str>,
     age_seconds: i64,
     /// Why the branch could not be read (its other fields are then empty).
     error: Option<String>,
@@ -181,6 +186,11 @@ fn row(card: &BranchCard, now: i64, ctx: &Context<'_>) -> Row {
         lease,
         lease_seconds_left: left,
         handler: card.handler.as_ref().map(|h| matches!(h, HandlerLookup::Found(_))),
+        handler_status: card.handler.as_ref().map(|h| match h {
+            HandlerLookup::Found(_) => "found",
+            HandlerLookup::NotExecutable(_) => "not-executable",
+            HandlerLookup::Missing => "missing",
+        }),
         age_seconds: now - card.commit.committer_time,
         error: None,
         not_before,
@@ -241,6 +251,7 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
             lease: "n/a",
             lease_seconds_left: None,
             handler: None,
+            handler_status: None,
             age_seconds: 0,
             error: Some(u.why.clone()),
             not_before: None,
@@ -263,8 +274,10 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
         out.json(&rows)?;
     } else {
         let width = rows.iter().map(|r| r.rails.chars().count() + r.branch.len()).max().unwrap_or(6).max(6);
+        // HANDLER widens only when a row says `not-executable`.
+        let hw = if rows.iter().any(|r| r.handler_status == Some("not-executable")) { 14 } else { 8 };
         out.line(&format!(
-            "{:width$}  {:16}  {:16}  {:8}  {:>8}  {:12}  NOTE",
+            "{:width$}  {:16}  {:16}  {:hw$}  {:>8}  {:12}  NOTE",
             "BRANCH", "STATE", "LEASE", "HANDLER", "AGE", "COMMIT"
         ))?;
         for r in &rows {
@@ -279,13 +292,14 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
                 ("expired", Some(s)) => format!("expired {}s ago", -s),
                 _ => "-".into(),
             };
-            let handler = match r.handler {
-                Some(true) => "yes",
-                Some(false) => "no",
+            let handler = match r.handler_status {
+                Some("found") => "yes",
+                Some("not-executable") => "not-executable",
+                Some(_) => "no",
                 None => "-",
             };
             let line = format!(
-                "{:width$}  {:16}  {:16}  {:8}  {:>8}  {:12}  {}",
+                "{:width$}  {:16}  {:16}  {:hw$}  {:>8}  {:12}  {}",
                 format!("{}{}", r.rails, r.branch),
                 state,
                 lease,

@@ -30,6 +30,9 @@ use crate::runner::tick::{self, TickError};
 /// passed go back to their state when their circuit breaker is closed (not in remote mode: the
 /// dead-letter queue is read from local branches).
 ///
+/// A notice (a handler that is not executable, the checked-out branch, an invalid state) is said
+/// once, not every tick; it is said again after it went away for a tick or its text changed.
+///
 /// SIGINT/SIGTERM: stop claiming, wait for running handlers up to `--grace` (default 30 s), then
 /// kill them and record their failures, exit 0. `--json` prints one object per action, as `run`.
 #[derive(clap::Args, Debug)]
@@ -99,6 +102,8 @@ pub fn cmd_watch(cwd: &Path, mut args: Args) -> Result<ExitCode> {
             let mut breaker = Breaker::new(interval.max(Duration::from_secs(1)));
             let mut ticks = 0u64;
             let mut said_source: Option<String> = None;
+            // Notices are said once, not every tick (see `tick::without_repeats`).
+            let mut said_notices = tick::Said::new();
             let mut last_gc: Option<std::time::Instant> = None;
             let mut due_next: Option<tokio::time::Instant> = None;
             let mut last_sweep: Option<std::time::Instant> = None;
@@ -132,6 +137,8 @@ pub fn cmd_watch(cwd: &Path, mut args: Args) -> Result<ExitCode> {
                             }
                             executor.ctx().refresh(repo);
                             let busy = executor.busy();
+                            let (actions, now_said) = tick::without_repeats(actions, &said_notices);
+                            said_notices = now_said;
                             executor.submit(actions.into_iter().filter(|a| !busy.contains(a.branch())).collect());
                             if notifying.as_ref().is_none_or(|h| h.is_finished()) {
                                 let (dir, s, src, since) = (cwd.clone(), spec.clone(), source.clone(), notify_since);

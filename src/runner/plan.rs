@@ -210,6 +210,8 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
     // Open breakers: one notice each, naming how many branches wait.
     let mut held: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     let mut probing: BTreeSet<String> = BTreeSet::new();
+    // Handlers that exist but cannot run, with the branches that wait on them.
+    let mut not_executable: BTreeMap<String, Vec<String>> = BTreeMap::new();
     // Dependency cycles: one notice each (their tasks wait like any unmet dependency).
     let edges: BTreeMap<String, Vec<String>> = inputs
         .iter()
@@ -229,7 +231,19 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
         let branch = card.head.branch.clone();
         let is_main = input.checkout == Checkout::Main;
         match (current, is_main) {
-            (CurrentBranch::Skip, true) | (CurrentBranch::Only, false) => continue,
+            (CurrentBranch::Skip, true) => {
+                // Never a silent skip: a task waiting on the checked-out branch says why it waits.
+                if waits_for_a_run(card, now) {
+                    actions.push(Action::Notice {
+                        branch: branch.clone(),
+                        message: "checked out in your main worktree; skipped (use --current-branch include, \
+                                  or check out another branch)"
+                            .into(),
+                    });
+                }
+                continue;
+            }
+            (CurrentBranch::Only, false) => continue,
             _ => {}
         }
         let force_worktree = is_main;
@@ -413,10 +427,21 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
                 });
             }
             Some(HandlerLookup::NotExecutable(path)) => {
-                actions.push(notice(format!("handler {path} is not an executable file; not run")));
+                not_executable.entry(path.clone()).or_default().push(branch.clone());
             }
             _ => {}
         }
+    }
+    // One notice per handler, not per branch (a watch says it once; see `cli::watch`).
+    for (path, branches) in not_executable {
+        let n = branches.len();
+        let waiting = if n == 1 { String::new() } else { format!(" ({n} branches wait on it)") };
+        actions.push(Action::Notice {
+            branch: branches[0].clone(),
+            message: format!(
+                "handler {path} is not an executable file; not run{waiting} (git update-index --chmod=+x {path}, commit)"
+            ),
+        });
     }
     for (name, (why, branches)) in held {
         let n = branches.len();
@@ -439,6 +464,14 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
         });
     }
     actions
+}
+
+/// Whether a branch would be claimed now if nothing held it back: a valid state other than
+/// `working` or `parked`, an executable handler, and no `dwp-not-before` in the future.
+fn waits_for_a_run(card: &BranchCard, now: i64) -> bool {
+    let ready = card.state.valid().is_some_and(|s| !s.is(Reserved::Working) && !s.is(Reserved::Parked));
+    let timer = matches!(not_before(&card.commit.trailers), Ok(Some(t)) if t > now);
+    ready && !timer && matches!(card.handler, Some(HandlerLookup::Found(_)))
 }
 
 /// A lease as the policy lets a runner believe it: bounded by `max_lease`, and not believed when it
@@ -545,6 +578,40 @@ mod tests {
     }
 
     #[test]
+    fn a_handler_that_cannot_run_is_one_notice_for_all_its_branches() {
+        let x = || Some(HandlerLookup::NotExecutable(".dwp/command/x".into()));
+        let inputs: Vec<PlanInput> =
+            ["a", "b", "c"].iter().map(|b| card(b, "t\n\ndwp-state: x\n", 0, x(), None)).collect();
+        let actions = plan(&inputs, 0, &cfg(CurrentBranch::Skip));
+        match &actions[..] {
+            [Action::Notice { branch, message }] => {
+                assert_eq!(branch, "a");
+                assert!(message.contains(".dwp/command/x is not an executable file") && message.contains("3 branches"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_checked_out_branch_is_noticed_only_when_it_would_run() {
+        let at_main = |msg: &str, handler| {
+            let mut c = card("main", msg, 0, handler, None);
+            c.checkout = Checkout::Main;
+            plan(&[c], 100, &cfg(CurrentBranch::Skip))
+        };
+        let cases = [
+            ("t\n\ndwp-state: build\n", found(".dwp/command/build"), 1),
+            ("t\n\ndwp-state: done\n", Some(HandlerLookup::Missing), 0),
+            ("no state", None, 0),
+            ("t\n\ndwp-not-before: 500\ndwp-state: build\n", found(".dwp/command/build"), 0),
+            ("t\n\ndwp-state: parked\n", found(".dwp/command/parked"), 0),
+        ];
+        for (msg, handler, want) in cases {
+            assert_eq!(at_main(msg, handler).len(), want, "{msg:?}");
+        }
+    }
+
+    #[test]
     fn live_lease_is_left_alone_expired_lease_is_taken_over() {
         let msg = "t\n\ndwp-origin-state: build\ndwp-run-id: r1\ndwp-lease-seconds: 60\ndwp-state: working\n";
         let inputs = vec![card("a", msg, 1000, None, found(".dwp/command/stalled"))];
@@ -583,8 +650,19 @@ mod tests {
         main.checkout = Checkout::Main;
         let other = card("other", "t\n\ndwp-state: build\n", 0, found(".dwp/command/build"), None);
         let inputs = vec![main, other];
-        let names = |c| plan(&inputs, 0, &cfg(c)).iter().map(|a| a.branch().to_owned()).collect::<Vec<_>>();
+        let names = |c| {
+            plan(&inputs, 0, &cfg(c))
+                .iter()
+                .filter(|a| matches!(a, Action::Run { .. }))
+                .map(|a| a.branch().to_owned())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(CurrentBranch::Skip), ["other"]);
+        let said = plan(&inputs, 0, &cfg(CurrentBranch::Skip));
+        assert!(
+            matches!(&said[0], Action::Notice { branch, message } if branch == "main" && message.contains("--current-branch include")),
+            "{said:?}"
+        );
         assert_eq!(names(CurrentBranch::Include), ["main", "other"]);
         assert_eq!(names(CurrentBranch::Only), ["main"]);
         assert!(matches!(&plan(&inputs, 0, &cfg(CurrentBranch::Only))[0], Action::Run { force_worktree: true, .. }));

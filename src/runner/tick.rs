@@ -144,7 +144,7 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
     // Resolved after the fetch: in remote mode the trusted ref is the remote's.
     let handlers = source::resolve(&repo, setting.as_ref(), spec.remote.as_deref())?;
     let opts = ReadOptions { role: spec.role.as_deref(), handlers: &handlers };
-    let unreadable;
+    let unreadable: Vec<super::board::Unreadable>;
     let inputs: Vec<PlanInput> = match &spec.remote {
         Some(remote) => {
             let prefix = format!("{remote}/");
@@ -218,11 +218,21 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
         _ => crate::recovery::Priority::Medium,
     });
     actions.extend(other_case_notices(&repo, &inputs, &handlers, spec.role.as_deref()));
+    let unreadable_names: Vec<String> = unreadable
+        .iter()
+        .map(|u| {
+            let b = &u.head.branch;
+            spec.remote.as_ref().and_then(|r| b.strip_prefix(&format!("{r}/"))).unwrap_or(b).to_owned()
+        })
+        .collect();
     actions.extend(
         unreadable
             .into_iter()
             .map(|u| Action::Notice { branch: u.head.branch, message: format!("cannot be read, skipped: {}", u.why) }),
     );
+    let names: Vec<&str> =
+        inputs.iter().map(|i| i.card.head.branch.as_str()).chain(unreadable_names.iter().map(String::as_str)).collect();
+    actions.extend(unmatched_globs(&spec.branches, &names, spec.remote.as_deref()));
     let touches_main = actions
         .iter()
         .any(|a| matches!(a, Action::Run { force_worktree: true, .. } | Action::TakeOver { force_worktree: true, .. }));
@@ -238,6 +248,41 @@ pub fn prepare(cwd: &Path, spec: &TickSpec, now: i64) -> Result<Prepared, TickEr
     }
     let cards = inputs.into_iter().map(|i| i.card).collect();
     Ok(Prepared { repo, actions, source: handlers, next_due: due, cards })
+}
+
+/// A notice for each `--branch` glob that selects none of `branches` (the board's names): a typo
+/// would otherwise look like a board with nothing to do.
+pub fn unmatched_globs(globs: &[String], branches: &[&str], remote: Option<&str>) -> Vec<Action> {
+    let on = remote.map(|r| format!(" on {r}")).unwrap_or_default();
+    globs
+        .iter()
+        .filter(|g| !branches.iter().any(|b| super::select::glob_match(g, b)))
+        .map(|g| Action::Notice { branch: g.clone(), message: format!("--branch {g:?} matches no branch{on}") })
+        .collect()
+}
+
+/// The notices of one tick, as (branch, message): what a poller said last time.
+pub type Said = std::collections::HashSet<(String, String)>;
+
+/// A poller's notices without repeats: drop each notice that the previous tick said too, and
+/// return what this tick says. A handler that stays not executable (or a branch that stays
+/// checked out) is said once, not every tick; once the problem goes away and comes back, or its
+/// text changes (more branches wait on it), it is said again.
+pub fn without_repeats(actions: Vec<Action>, before: &Said) -> (Vec<Action>, Said) {
+    let mut now = Said::new();
+    let kept = actions
+        .into_iter()
+        .filter(|a| match a {
+            Action::Notice { branch, message } => {
+                let key = (branch.clone(), message.clone());
+                let fresh = !before.contains(&key);
+                now.insert(key);
+                fresh
+            }
+            _ => true,
+        })
+        .collect();
+    (kept, now)
 }
 
 /// The heads of the branches the inputs depend on: from the board when selected, else read
@@ -330,4 +375,40 @@ pub fn check_role(role: Option<&str>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn globs_that_select_nothing_are_named() {
+        let globs = vec!["task/*".to_owned(), "fix/*".to_owned(), "main".to_owned()];
+        let said: Vec<String> = super::unmatched_globs(&globs, &["task/a", "main"], None)
+            .into_iter()
+            .map(|a| match a {
+                super::Action::Notice { branch, message } => format!("{branch}: {message}"),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(said, [r#"fix/*: --branch "fix/*" matches no branch"#]);
+        assert!(super::unmatched_globs(&[], &[], None).is_empty(), "no globs: every branch is selected");
+        let remote = super::unmatched_globs(&["x".to_owned()], &[], Some("origin"));
+        assert!(
+            matches!(&remote[0], super::Action::Notice { message, .. } if message.ends_with("no branch on origin"))
+        );
+    }
+
+    #[test]
+    fn a_poller_says_a_notice_once_until_it_goes_away() {
+        let notice = |b: &str, m: &str| super::Action::Notice { branch: b.into(), message: m.into() };
+        let count = |v: &[super::Action]| v.len();
+        let tick1 = vec![notice("a", "handler x is not executable"), notice("b", "invalid state")];
+        let (said1, seen) = super::without_repeats(tick1.clone(), &super::Said::new());
+        assert_eq!(count(&said1), 2);
+        let (said2, seen) = super::without_repeats(tick1.clone(), &seen);
+        assert_eq!(count(&said2), 0, "the same notices again: silent");
+        let (said3, seen) = super::without_repeats(vec![notice("b", "invalid state")], &seen);
+        assert_eq!(count(&said3), 0);
+        let (said4, _) = super::without_repeats(tick1, &seen);
+        assert_eq!(said4, [notice("a", "handler x is not executable")], "gone for a tick, then back: said again");
+    }
 }
