@@ -46,7 +46,7 @@ fn branches() -> Vec<CompletionCandidate> {
     repo.refs_under("refs/heads/")
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(name, _)| name.strip_prefix("refs/heads/").map(|b| CompletionCandidate::new(b.to_owned())))
+        .map(|(name, _)| CompletionCandidate::new(name))
         .collect()
 }
 

@@ -105,7 +105,7 @@ fn handler_facts(repo: &Repo, tree: ObjectId) -> Result<Vec<HandlerFact>> {
 }
 
 /// `git ls-remote NAME HEAD`, killed after `timeout`; prompts for credentials are refused.
-fn reach(dir: &Path, name: &str, timeout: Duration) -> Result<(), String> {
+fn reach(dir: &Path, name: &str, timeout: Duration, own_ssh: bool) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new("git");
     cmd.args(["ls-remote", name, "HEAD"])
@@ -115,7 +115,7 @@ fn reach(dir: &Path, name: &str, timeout: Duration) -> Result<(), String> {
         .stderr(Stdio::piped())
         .env("GIT_TERMINAL_PROMPT", "0")
         .process_group(0);
-    if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
+    if !own_ssh {
         // No password prompt from ssh either (unless the user configured their own ssh command).
         cmd.env("GIT_SSH_VARIANT", "ssh").env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
     }
@@ -242,12 +242,15 @@ fn gather(cwd: &Path, args: &Args) -> Facts {
     let timeout = Duration::try_from_secs_f64(args.timeout).unwrap_or(Duration::from_secs(5));
     // Every remote at once: the report waits for the slowest, not for their sum.
     let dir = repo.common_dir().to_path_buf();
+    let own_ssh = std::env::var_os("GIT_SSH_COMMAND").is_some()
+        || std::env::var_os("GIT_SSH").is_some()
+        || repo.gix().config_snapshot().string("core.sshCommand").is_some();
     f.remotes = std::thread::scope(|s| {
         let handles: Vec<_> = names
             .iter()
             .map(|n| {
                 let dir = &dir;
-                s.spawn(move || reach(dir, n, timeout))
+                s.spawn(move || reach(dir, n, timeout, own_ssh))
             })
             .collect();
         names
