@@ -563,6 +563,7 @@ fn status_json_reports_states_leases_and_handlers() {
                 "commit",
                 "error",
                 "handler",
+                "handler_status",
                 "invalid_state",
                 "lease",
                 "lease_seconds_left",

@@ -104,11 +104,12 @@ pub fn cmd_init(cwd: &Path, args: Args) -> Result<ExitCode> {
         ))?;
     }
     if changes(&top) == before && !wrote_config {
-        out.line(&format!(
+        // For people (stderr): stdout lists what was done, and nothing was.
+        eprintln!(
             "nothing changed: {} already has what init writes (.dwp/command/, .dwp/COMMANDS.md, {})",
             top.display(),
             source::CONFIG_KEY
-        ))?;
+        );
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
