@@ -141,7 +141,9 @@ fn bash_completes_subcommands_flags_and_branch_names() {
 
 #[test]
 fn zsh_and_fish_scripts_parse_and_hook_into_git() {
-    let r = TestRepo::new();
+    let r = repo_with(&[BUILD]);
+    r.git(&["branch", "task/alpha"]);
+    r.git(&["branch", "task/beta"]);
     let zsh = completion_script(&r, "zsh");
     assert!(zsh.contains("compdef _clap_dynamic_completer_git_baton git-baton") && zsh.contains("_git-baton()"));
     let fish = completion_script(&r, "fish");
@@ -156,8 +158,35 @@ fn zsh_and_fish_scripts_parse_and_hook_into_git() {
         let out = Command::new(shell).args(check).arg(&file).output().unwrap();
         assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
     }
+    if have("zsh") {
+        // Loaded the way ~/.zshrc would: after compinit, compdef must accept it.
+        let file = r.home().join("git-baton.zsh");
+        let code = format!("autoload -U compinit && compinit -u && source {} && print loaded", file.display());
+        let out = common::command_in(r.home(), "zsh", &r.path, &["-f", "-c", &code]).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains("loaded"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    if have("fish") {
+        // fish can run a completion without a terminal: `complete -C LINE`.
+        let file = r.home().join("git-baton.fish");
+        let bin = Path::new(BATON).parent().unwrap();
+        let complete = |line: &str| {
+            let code = format!("source {}; complete -C '{line}'", file.display());
+            let out = common::command_in(r.home(), "fish", &r.path, &["--no-config", "-c", &code])
+                .env("PATH", path_with(bin))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.split('\t').next().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(complete("git-baton log task/"), ["task/alpha", "task/beta"]);
+        assert_eq!(complete("git baton park task/b"), ["task/beta"]);
+        assert!(complete("git baton doc").contains(&"doctor".to_owned()));
+    }
     // What the scripts call back: the same engine answers for every shell.
-    let out = r.baton_cmd(&["--", "git-baton", "sta"]).env("COMPLETE", "fish").output().unwrap();
+    let out = r.baton_cmd(&["--", "git-baton", "sta"]).env("_GIT_BATON_COMPLETE", "fish").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("status")));
 }
 

@@ -1,7 +1,7 @@
 //! `git baton completions bash|zsh|fish`: shell completion through clap_complete's dynamic engine.
 //!
-//! The printed script registers a completer that calls the binary back (`COMPLETE=bash git-baton
-//! -- WORDS…`); the binary answers from the same command-line definition that parses (so
+//! The printed script registers a completer that calls the binary back (`_GIT_BATON_COMPLETE=bash
+//! git-baton -- WORDS…`); the binary answers from the same command-line definition that parses (so
 //! subcommands and flags never drift from the code) and, for arguments that take a branch
 //! (`BRANCH`, `--branch GLOB`, `REV`), with the repository's local branches, read in-process.
 //! Besides `git-baton …` the script completes `git baton …` through git's own completion: bash's
@@ -16,8 +16,10 @@ use clap::CommandFactory;
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 use clap_complete::env::{Bash, EnvCompleter, Fish, Zsh};
 
-/// The environment variable that turns a run of the binary into a completion request.
-const VAR: &str = "COMPLETE";
+/// The environment variable that turns a run of the binary into a completion request (not clap's
+/// default `COMPLETE`: a name that generic may be set for other reasons, and would turn every run
+/// into a completion).
+const VAR: &str = "_GIT_BATON_COMPLETE";
 /// The program the scripts call back (found on PATH, where git finds it too).
 const BIN: &str = "git-baton";
 
@@ -66,7 +68,7 @@ pub fn definition() -> clap::Command {
     decorate(super::Cli::command().name(BIN).bin_name(BIN))
 }
 
-/// Answer a completion request when the shell script calls back (`COMPLETE` set); returns
+/// Answer a completion request when the shell script calls back (`_GIT_BATON_COMPLETE` set); returns
 /// normally on an ordinary run.
 pub fn answer_if_asked() {
     if std::env::var_os(VAR).is_none_or(|v| v.is_empty()) {
@@ -84,7 +86,7 @@ _git_baton() {
     COMPREPLY=( $( \
         _CLAP_IFS="$IFS" \
         _CLAP_COMPLETE_INDEX="$((cword - i))" \
-        COMPLETE="bash" \
+        _GIT_BATON_COMPLETE="bash" \
         "git-baton" -- "git-baton" "${words[@]:i+1}" \
     ) )
 }
@@ -103,7 +105,7 @@ const FISH_GIT: &str = r#"
 function __git_baton_complete
     set -l tokens (commandline --current-process --tokenize --cut-at-cursor)
     set -l at (contains --index -- baton $tokens)
-    COMPLETE=fish git-baton -- git-baton $tokens[(math $at + 1)..-1] (commandline --current-token)
+    _GIT_BATON_COMPLETE=fish git-baton -- git-baton $tokens[(math $at + 1)..-1] (commandline --current-token)
 end
 complete --keep-order --exclusive --command git --condition '__fish_seen_subcommand_from baton' --arguments '(__git_baton_complete)'
 "#;
