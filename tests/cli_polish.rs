@@ -134,6 +134,8 @@ fn bash_completes_subcommands_flags_and_branch_names() {
     assert!(direct(&["git-baton", "run", "--current"]).contains(&"--current-branch".to_owned()));
     assert_eq!(direct(&["git-baton", "log", "task/"]), ["task/alpha", "task/beta"]);
     assert_eq!(direct(&["git-baton", "run", "--branch", "task/a"]), ["task/alpha"]);
+    r.git(&["remote", "add", "upstream", "/nonexistent"]);
+    assert_eq!(direct(&["git-baton", "status", "--remote", "up"]), ["upstream"]);
     // `git baton …` through git's own bash completion, which calls _git_baton.
     let via_git = bash_complete(&r, &script, "words=(git baton park task/b); cword=3; __git_cmd_idx=1; _git_baton");
     assert_eq!(via_git, ["task/beta"]);

@@ -52,6 +52,13 @@ fn branches() -> Vec<CompletionCandidate> {
         .collect()
 }
 
+/// The repository's remotes.
+fn remotes() -> Vec<CompletionCandidate> {
+    let Ok(cwd) = std::env::current_dir() else { return Vec::new() };
+    let Ok(repo) = crate::repo::Repo::discover(&cwd) else { return Vec::new() };
+    repo.gix().remote_names().into_iter().map(|n| CompletionCandidate::new(n.to_string())).collect()
+}
+
 /// Whether an argument takes a branch name (or a revision, of which branches are the usual kind).
 fn takes_branch(arg: &clap::Arg) -> bool {
     let names = arg.get_value_names().unwrap_or_default();
@@ -59,11 +66,20 @@ fn takes_branch(arg: &clap::Arg) -> bool {
     !arg.is_positional() && arg.get_long() == Some("branch") || named("BRANCH") || named("REV")
 }
 
-/// The command-line definition with branch completion attached to every argument that takes one.
+/// The command-line definition with branch completion attached to every argument that takes a
+/// branch, and remote names to `--remote`.
 pub fn definition() -> clap::Command {
     fn decorate(cmd: clap::Command) -> clap::Command {
-        cmd.mut_args(|a| if takes_branch(&a) { a.add(ArgValueCandidates::new(branches)) } else { a })
-            .mut_subcommands(decorate)
+        cmd.mut_args(|a| {
+            if takes_branch(&a) {
+                a.add(ArgValueCandidates::new(branches))
+            } else if a.get_long() == Some("remote") {
+                a.add(ArgValueCandidates::new(remotes))
+            } else {
+                a
+            }
+        })
+        .mut_subcommands(decorate)
     }
     decorate(super::Cli::command().name(BIN).bin_name(BIN))
 }

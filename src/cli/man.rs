@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(value_name = "COMMAND", num_args = 0.., conflicts_with = "install")]
     command: Vec<String>,
     /// One JSON object per page written (with --install).
-    #[arg(long)]
+    #[arg(long, requires = "install")]
     json: bool,
 }
 
