@@ -74,17 +74,22 @@ fn git_baton_help_opens_the_page_after_an_install() {
     let r = TestRepo::new();
     let prefix = r.home().join("prefix");
     let exe = installed(&prefix);
-    let path = path_with(&prefix.join("bin"));
+    // Only the install and the system's folders: a git-baton installed on this machine for real
+    // (~/.cargo/bin) must not be what the test finds.
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", prefix.join("bin").display());
     let run = |program: &str, args: &[&str]| {
         let mut cmd = common::command_in(r.home(), program, &r.path, args);
         cmd.env("PATH", &path).env("MANPAGER", "cat").env("PAGER", "cat").env("MANWIDTH", "80").env_remove("MANPATH");
         cmd.env_remove("BATON_NO_MAN_INSTALL").output().unwrap()
     };
-    let before = run("git", &["baton", "--help"]);
-    assert!(!before.status.success(), "no page before the first run");
+    let page = prefix.join("share/man/man1/git-baton.1");
+    assert!(!page.exists());
     let v = run(exe.to_str().unwrap(), &["--version"]);
     assert!(v.status.success());
-    assert!(prefix.join("share/man/man1/git-baton.1").is_file());
+    assert!(page.is_file());
+    // The page man finds is the one just written (not one installed elsewhere on the machine).
+    let found = run("man", &["-w", "git-baton"]);
+    assert_eq!(String::from_utf8_lossy(&found.stdout).trim(), page.to_str().unwrap());
     assert!(prefix.join("share/man/man1/git-baton-run.1").is_file());
     for args in [&["baton", "--help"][..], &["help", "baton"][..]] {
         let out = run("git", args);

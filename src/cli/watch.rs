@@ -137,9 +137,10 @@ pub fn cmd_watch(cwd: &Path, mut args: Args) -> Result<ExitCode> {
                             }
                             executor.ctx().refresh(repo);
                             let busy = executor.busy();
+                            let actions = actions.into_iter().filter(|a| !busy.contains(a.branch())).collect();
                             let (actions, now_said) = tick::without_repeats(actions, &said_notices);
                             said_notices = now_said;
-                            executor.submit(actions.into_iter().filter(|a| !busy.contains(a.branch())).collect());
+                            executor.submit(actions);
                             if notifying.as_ref().is_none_or(|h| h.is_finished()) {
                                 let (dir, s, src, since) = (cwd.clone(), spec.clone(), source.clone(), notify_since);
                                 notifying = Some(tokio::task::spawn_blocking(move || {
