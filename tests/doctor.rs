@@ -174,3 +174,21 @@ fn aynig_worktrees_are_found_and_migrate_aynig_is_suggested() {
     let l = line(&lines, "warn", "aynig-worktrees");
     assert!(l.contains("task/x") && l.contains("git baton migrate-aynig"), "{l}");
 }
+
+#[test]
+fn handlers_left_uncommitted_are_named_with_where_to_commit_them() {
+    let r = sound();
+    r.handler(".dwp/command/review", "#!/bin/sh\nexit 0\n");
+    r.handler(".dwp/command/build", "#!/bin/sh\necho changed\n");
+    let (code, lines) = doctor(&r, &[]);
+    assert_eq!(code, 0, "a warning: {lines:#?}");
+    let new = lines.iter().find(|l| l.contains(".dwp/command/review")).expect("review named");
+    assert!(
+        new.starts_with("warn handler") && new.contains("not in refs/heads/main") && new.contains("commit it to main")
+    );
+    let changed = lines.iter().find(|l| l.contains(".dwp/command/build")).expect("build named");
+    assert!(changed.starts_with("warn handler") && changed.contains("differs"), "{changed}");
+    r.commit_all("handlers");
+    let (_, lines) = doctor(&r, &[]);
+    assert!(!lines.iter().any(|l| l.starts_with("warn handler")), "{lines:#?}");
+}

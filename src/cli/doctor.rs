@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::Out;
-use crate::doctor::{failed, judge, Facts, HandlerFact, HooksFact, RemoteFact, SourceFact};
+use crate::doctor::{failed, judge, Facts, HandlerFact, HooksFact, RemoteFact, SourceFact, Uncommitted};
 use crate::protocol::StateRead;
 use crate::repo::{BranchSource, ObjectId, Repo};
 use crate::runner::source::{self, Source};
@@ -102,6 +102,38 @@ fn handler_facts(repo: &Repo, tree: ObjectId) -> Result<Vec<HandlerFact>> {
         }
     }
     Ok(out)
+}
+
+/// Files of `<workdir>/.dwp/command/` that `handlers` (read from the handler tree) do not have
+/// with the same content and executable bit.
+fn uncommitted(repo: &Repo, tree: ObjectId, workdir: &Path, handlers: &[HandlerFact]) -> Vec<(String, Uncommitted)> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::runner::board::COMMAND_DIR;
+    let Ok(entries) = std::fs::read_dir(workdir.join(dir)) else { return Vec::new() };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let path = format!("{dir}/{}", e.file_name().to_string_lossy());
+        let Some(h) = handlers.iter().find(|h| h.path == path) else {
+            out.push((path, Uncommitted::New));
+            continue;
+        };
+        let on_disk = std::fs::read(e.path()).ok();
+        let in_tree = (|| {
+            let t = repo.gix().find_tree(tree).ok()?;
+            let entry = t.lookup_entry_by_path(&path).ok()??;
+            Some(repo.gix().find_blob(entry.object_id()).ok()?.data.clone())
+        })();
+        let exec = meta.permissions().mode() & 0o111 != 0;
+        if on_disk != in_tree || exec != h.executable {
+            out.push((path, Uncommitted::Changed));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// `git ls-remote NAME HEAD`, killed after `timeout`; prompts for credentials are refused.
@@ -215,6 +247,9 @@ fn gather(cwd: &Path, args: &Args) -> Facts {
         match handler_facts(&repo, tree) {
             Ok(h) => f.handlers = h,
             Err(e) => tracing::warn!("reading the handlers: {e:#}"),
+        }
+        if let Some(top) = repo.workdir() {
+            f.uncommitted = uncommitted(&repo, tree, top, &f.handlers);
         }
         f.policy = match crate::policy::load::load(&repo, tree) {
             Ok(None) => None,

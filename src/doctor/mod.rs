@@ -66,6 +66,15 @@ pub struct HandlerFact {
     pub head: Vec<u8>,
 }
 
+/// A handler file in the working tree that the handler tree does not have as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uncommitted {
+    /// The handler tree has no such file.
+    New,
+    /// The handler tree has it with other content or another executable bit.
+    Changed,
+}
+
 /// A remote and whether `git ls-remote` answered within the timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFact {
@@ -99,6 +108,8 @@ pub struct Facts {
     /// The tree handlers were read from, for the lines (`refs/heads/main`, `HEAD`).
     pub handler_tree: Option<String>,
     pub handlers: Vec<HandlerFact>,
+    /// Files of the working tree's `.dwp/command/` that differ from the handler tree.
+    pub uncommitted: Vec<(String, Uncommitted)>,
     /// (branch, refused value) for heads whose `dwp-state` is not a valid handler name.
     pub invalid_states: Vec<(String, String)>,
     /// The policy file: None without one, Ok with one that parses, Err with its error.
@@ -236,6 +247,18 @@ pub fn judge(f: &Facts) -> Vec<Check> {
         };
         let fix = (n == 0).then(|| "git baton init writes a sample handler; commit .dwp/ to the handler source".into());
         out.push(check("handler", if n == 0 { Warn } else { Good }, detail, fix));
+    }
+    for (path, how) in &f.uncommitted {
+        let what = match how {
+            Uncommitted::New => format!("{path} is in the working tree but not in {tree}"),
+            Uncommitted::Changed => format!("{path} in the working tree differs from {tree}'s"),
+        };
+        out.push(check(
+            "handler",
+            Warn,
+            format!("{what}: the runner runs the one in {tree}"),
+            Some(format!("commit it to {}", tree.strip_prefix("refs/heads/").unwrap_or(tree))),
+        ));
     }
     for (branch, value) in &f.invalid_states {
         out.push(check(

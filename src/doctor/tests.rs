@@ -13,6 +13,7 @@ fn good() -> Facts {
             symlink: false,
             head: b"#!/b".to_vec(),
         }],
+        uncommitted: vec![],
         invalid_states: vec![],
         policy: None,
         scratch: Some((10, 1, 0, 0)),
@@ -71,6 +72,20 @@ fn each_problem_gets_its_verdict_and_a_fix_naming_it() {
         ),
         ("no shebang", |f| f.handlers[0].head = b"echo".to_vec(), "handler", Verdict::Fail, "#!"),
         ("no handlers", |f| f.handlers.clear(), "handler", Verdict::Warn, "no handlers"),
+        (
+            "uncommitted handler",
+            |f| f.uncommitted.push((".dwp/command/new".into(), Uncommitted::New)),
+            "handler",
+            Verdict::Warn,
+            ".dwp/command/new is in the working tree but not in refs/heads/main",
+        ),
+        (
+            "changed handler",
+            |f| f.uncommitted.push((".dwp/command/build".into(), Uncommitted::Changed)),
+            "handler",
+            Verdict::Warn,
+            "differs from refs/heads/main's",
+        ),
         (
             "invalid state",
             |f| f.invalid_states.push(("task/a".into(), "no/pe".into())),
