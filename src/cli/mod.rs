@@ -222,6 +222,8 @@ fn one_line(rendered: &str) -> String {
             msg.push_str(&format!(" ({})", tip.trim()));
         } else if l.starts_with("Usage:") || l.starts_with("For more information") {
             break;
+        } else if let Some(inner) = l.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            msg.push_str(&format!(" ({inner})"));
         } else {
             // A continuation of the message (the missing arguments, a second sentence).
             msg.push_str(if msg.ends_with(':') { " " } else { ", " });
@@ -294,6 +296,10 @@ mod tests {
             (
                 "error: the following required arguments were not provided:\n  <STATE>\n\nUsage: git baton send <STATE>\n",
                 "the following required arguments were not provided: <STATE>",
+            ),
+            (
+                "error: invalid value 'x' for '--current-branch <CURRENT_BRANCH>'\n  [possible values: skip, include, only]\n\nFor more information, try '--help'.\n",
+                "invalid value 'x' for '--current-branch <CURRENT_BRANCH>' (possible values: skip, include, only)",
             ),
             ("", "invalid command line"),
         ];
