@@ -257,18 +257,27 @@ fn gather(cwd: &Path, args: &Args) -> Facts {
             Err(e) => Some(Err(format!("{e:#}").replace('\n', " "))),
         };
     }
-    for head in repo.branches(&BranchSource::Local).unwrap_or_default() {
+    let heads = repo.branches(&BranchSource::Local).unwrap_or_else(|e| {
+        tracing::warn!("reading the branches: {e:#}");
+        Vec::new()
+    });
+    for head in heads {
         if let Ok(c) = repo.commit(head.id) {
             if let StateRead::Invalid(v) = c.state() {
                 f.invalid_states.push((head.branch, v));
             }
         }
     }
-    if let Ok(u) = crate::gc::collect::scratch_usage(&repo) {
-        f.scratch = Some((u.logs.bytes, u.logs.count, u.slots.bytes, u.slots.count));
+    // A fact that cannot be read leaves its line out, and says why on stderr.
+    match crate::gc::collect::scratch_usage(&repo) {
+        Ok(u) => f.scratch = Some((u.logs.bytes, u.logs.count, u.slots.bytes, u.slots.count)),
+        Err(e) => tracing::warn!("reading the scratch space: {e:#}"),
     }
-    if let Ok((client_installed, client_total, server_installed)) = super::hooks::installed_counts(cwd) {
-        f.hooks = Some(HooksFact { client_installed, client_total, server_installed, bare: repo.is_bare() });
+    match super::hooks::installed_counts(cwd) {
+        Ok((client_installed, client_total, server_installed)) => {
+            f.hooks = Some(HooksFact { client_installed, client_total, server_installed, bare: repo.is_bare() })
+        }
+        Err(e) => tracing::warn!("reading the hooks: {e:#}"),
     }
     let names: Vec<String> = match remote {
         Some(r) => vec![r.to_owned()],
