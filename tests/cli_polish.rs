@@ -144,6 +144,18 @@ fn bash_completes_subcommands_flags_and_branch_names() {
     // `git baton …` through git's own bash completion, which calls _git_baton.
     let via_git = bash_complete(&r, &script, "words=(git baton park task/b); cword=3; __git_cmd_idx=1; _git_baton");
     assert_eq!(via_git, ["task/beta"]);
+    // And through git's real bash completion where the machine has it: `git baton park task/b<TAB>`.
+    let git_completion = Path::new("/usr/share/bash-completion/completions/git");
+    if git_completion.exists() {
+        let setup = format!(
+            "source {}\nCOMP_WORDS=(git baton park task/b); COMP_CWORD=3; COMP_LINE='git baton park task/b'; \
+             COMP_POINT=${{#COMP_LINE}}; __git_wrap__git_main git task/b park",
+            git_completion.display()
+        );
+        assert_eq!(bash_complete(&r, &script, &setup), ["task/beta"]);
+    } else {
+        eprintln!("SKIPPED: git's bash completion is not installed here; _git_baton was called directly");
+    }
 }
 
 #[test]
