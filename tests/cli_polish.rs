@@ -57,6 +57,16 @@ fn man_renders_every_generated_page() {
         let title = p["page"].as_str().unwrap().trim_end_matches(".1");
         assert!(text.contains("NAME") && text.contains("SYNOPSIS") && text.contains(title), "{path}:\n{text}");
     }
+    // Every page carries the version (what the check on each run compares).
+    for p in &pages {
+        let text = std::fs::read_to_string(p["path"].as_str().unwrap()).unwrap();
+        let th = text.lines().find(|l| l.starts_with(".TH ")).unwrap();
+        assert!(th.contains(&format!("\"git-baton {}\"", env!("CARGO_PKG_VERSION"))), "{th}");
+    }
+    // A binary outside a bin/ folder needs the folder named.
+    let out = r.baton(&["man", "--install"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("name the folder"));
     // Written again: nothing changes.
     let again = r.baton(&["man", "--install", root.to_str().unwrap(), "--json"]);
     assert!(String::from_utf8_lossy(&again.stdout).lines().all(|l| l.contains("\"written\":false")));

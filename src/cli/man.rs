@@ -29,8 +29,8 @@ use super::Out;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Write every page to DIR/man1/ (DIR defaults to ../share/man beside the binary).
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
-    install: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    install: Option<Option<PathBuf>>,
     /// Print the page of this subcommand instead (e.g. `run`, `hooks install`).
     #[arg(value_name = "COMMAND", num_args = 0.., conflicts_with = "install")]
     command: Vec<String>,
@@ -55,7 +55,7 @@ fn definition() -> clap::Command {
 /// Every page: the top command and each (nested) visible subcommand.
 pub fn pages() -> Result<Vec<Page>> {
     fn walk(cmd: &clap::Command, out: &mut Vec<Page>) -> Result<()> {
-        let man = clap_mangen::Man::new(cmd.clone()).manual("git-baton Manual");
+        let man = clap_mangen::Man::new(cmd.clone()).manual("git-baton Manual").source(version_stamp());
         let mut roff = Vec::new();
         man.render(&mut roff).context("rendering a manual page")?;
         out.push(Page { file: man.get_filename(), roff });
@@ -160,14 +160,13 @@ pub fn cmd_man(args: Args) -> Result<ExitCode> {
             out.bytes(&page.roff)?;
         }
         Some(dir) => {
-            let root = if dir.as_os_str().is_empty() {
-                default_root().ok_or_else(|| {
+            let root = match dir {
+                Some(dir) => dir,
+                None => default_root().ok_or_else(|| {
                     super::output::usage(
                         "this binary does not run from a bin/ folder: name the folder, e.g. --install ~/.local/share/man",
                     )
-                })?
-            } else {
-                dir
+                })?,
             };
             let written = install(&root, &pages)?;
             let n = written.iter().filter(|w| w.2).count();
