@@ -164,6 +164,40 @@ def read_board(path):
     return board if isinstance(board, list) else None
 
 
+def mermaid_label(value):
+    """Text inside a quoted Mermaid label: no quotes, brackets, pipes, markup or line breaks
+    (Mermaid's own `#name;` entities stand in for them)."""
+    s = " ".join(text(value).split())
+    for ch, entity in (("&", "#amp;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;"), ("|", "#124;"), ("`", "#96;")):
+        s = s.replace(ch, entity)
+    return s
+
+
+def mermaid(events):
+    """The transitions the job made as a Mermaid flowchart (GitHub renders it in the summary):
+    one node per state, one edge per (state, next state) with how often it happened. Empty when
+    no handler finished."""
+    counts = {}
+    for ev in events:
+        if ev.get("action") not in ("succeeded", "failed"):
+            continue
+        a = text(ev.get("state"))
+        b = text(ev.get("next_state")) or ("failed" if ev.get("action") == "failed" else "")
+        if a and b:
+            counts[(a, b)] = counts.get((a, b), 0) + 1
+    if not counts:
+        return []
+    states = sorted({s for edge in counts for s in edge})
+    ids = {name: f"s{i}" for i, name in enumerate(states)}
+    out = ["```mermaid", "flowchart LR"]
+    for name in states:
+        out.append(f'    {ids[name]}["{mermaid_label(name)}"]')
+    for (a, b), n in sorted(counts.items()):
+        out.append(f"    {ids[a]} -->|{n}| {ids[b]}")
+    out.append("```")
+    return out
+
+
 def cmd_summary(all_file, board_file, remote, ticks, capped):
     events = read_events(all_file)
     c = counts(events)
@@ -211,6 +245,12 @@ def cmd_summary(all_file, board_file, remote, ticks, capped):
     else:
         out.append("Nothing was actionable.")
     out.append("")
+    diagram = mermaid(events)
+    if diagram:
+        out.append("#### Transitions in this job")
+        out.append("")
+        out.extend(diagram)
+        out.append("")
     board = read_board(board_file)
     if board is not None:
         with_state = [b for b in board if isinstance(b, dict) and (b.get("state") or b.get("invalid_state"))]

@@ -16,4 +16,5 @@ pub mod policy;
 pub mod protocol;
 pub mod recovery;
 pub mod repo;
+pub mod report;
 pub mod runner;

@@ -219,6 +219,13 @@ fn one_job_ticks_until_idle_and_reports() {
     let bad: Vec<&str> = job.rows("task/bad").collect();
     assert!(bad[0].starts_with("| 1 | <code>task/bad</code> | **failed** | explode | failed | 3 |"), "{}", bad[0]);
     assert!(bad[1].starts_with("| <code>task/bad</code> | failed |"), "{}", bad[1]);
+    // The transitions of the job as a Mermaid flowchart GitHub renders: a node per state, an
+    // edge per (state, next state) with its count.
+    let fence = s.find("```mermaid\nflowchart LR\n").unwrap_or_else(|| panic!("no Mermaid block:\n{s}"));
+    let block = &s[fence..];
+    let block = &block[..block[3..].find("```").expect("closed fence") + 6];
+    let want = "```mermaid\nflowchart LR\n    s0[\"build\"]\n    s1[\"done\"]\n    s2[\"explode\"]\n    s3[\"failed\"]\n    s4[\"plan\"]\n    s0 -->|1| s1\n    s2 -->|1| s3\n    s4 -->|1| s0\n```";
+    assert_eq!(block, want, "{s}");
 
     // No identity was configured: the bot's, set in the repository config, signed everything.
     let authors = b.git(&b.origin, &["log", "--format=%an <%ae>", "main..task/ok"]);
@@ -235,6 +242,7 @@ fn one_job_ticks_until_idle_and_reports() {
     assert_eq!(again.output("ticks"), "1");
     assert_eq!(again.output("failed"), "0");
     assert!(again.summary.contains("Nothing was actionable."), "{}", again.summary);
+    assert!(!again.summary.contains("```mermaid"), "no transitions, no diagram: {}", again.summary);
 }
 
 /// `fail-on-error: true` turns a failed handler into a failed step (with its outputs written).
@@ -334,6 +342,9 @@ for name in ("baton.yml", "poll.yml", "baton-app-token.yml"):
     workflows[name] = {"on": sorted(on), "group": w["concurrency"]["group"], "cancel": w["concurrency"]["cancel-in-progress"],
                        "fetch_depth": checkout["with"]["fetch-depth"], "inputs_ok": set(baton.get("with", {})) <= declared,
                        "contents": w["permissions"]["contents"],
+                       "report_artifact": any("git baton report -o" in s.get("run", "") for s in job["steps"])
+                           and any(s.get("uses", "").startswith("actions/upload-artifact@") and "baton-report.html" in s["with"]["path"]
+                                   and s.get("if") == "always()" for s in job["steps"]),
                        "branches_ignore": ((on.get("push") or {}) if isinstance(on, dict) else {}).get("branches-ignore")}
 print(json.dumps({
     "yaml": True,
@@ -370,6 +381,7 @@ print(json.dumps({
     assert_eq!(w["branches_ignore"], serde_json::json!(["main"]), "{w}");
     assert_eq!(w["group"], "baton-${{ github.ref }}", "{w}");
     assert_eq!(w["cancel"], false, "{w}");
+    assert_eq!(w["report_artifact"], true, "the HTML report is uploaded as an artifact: {w}");
     assert_eq!(w["contents"], "write", "{w}");
     for (name, w) in facts["workflows"].as_object().unwrap() {
         assert_eq!(w["fetch_depth"], 0, "{name}: {w}");

@@ -13,7 +13,7 @@ use crate::policy::Tier;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Reserved};
 use crate::repo::{BranchSource, Repo};
-use crate::runner::board::{read_board, BranchCard, PolicyRead};
+use crate::runner::board::{read_board, Board, BranchCard, PolicyRead};
 use crate::runner::clock;
 use crate::runner::plan::RunSettings;
 
@@ -164,13 +164,41 @@ pub fn cmd_inbox(cwd: &Path, args: Args) -> Result<ExitCode> {
     let opts = crate::runner::board::ReadOptions { role: None, handlers: &handlers };
     let board = read_board(&repo, &BranchSource::Local, |b| branch_selected(&args.branches, b), opts)?;
     let now = clock::now();
-    let me = if args.mine { repo.identity_email() } else { None };
+    let mine = args.mine.then(|| repo.identity_email());
+    let items = items(&repo, &board, now, mine)?;
+    let mut out = Out::new();
+    if args.json {
+        for i in &items {
+            out.json(i)?;
+        }
+    } else if items.is_empty() {
+        out.line("nothing waits for a person")?;
+    } else {
+        for i in &items {
+            let what = i.branch.as_deref().or(i.breaker.as_deref()).unwrap_or("-");
+            out.line(&format!("{:11}  {what}  ({} ago)  {}", i.kind, human_age(i.age_seconds), i.summary))?;
+            for o in &i.options {
+                out.line(&format!("             {o}"))?;
+            }
+            if let Some(r) = &i.recommended {
+                out.line(&format!("             recommended: {r}"))?;
+            }
+            out.line(&format!("             → {}", i.command))?;
+        }
+    }
+    out.flush()?;
+    Ok(if items.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
+
+/// Everything on `board` (and every open circuit breaker) that waits for a person, oldest first.
+/// `mine`: `Some(me)` drops the gates `me` may not approve (`Some(None)`: no identity, every gate).
+pub(super) fn items(repo: &Repo, board: &Board, now: i64, mine: Option<Option<String>>) -> Result<Vec<Item>> {
     let mut items = Vec::new();
     for card in &board.cards {
         let (is_gate, settings) = gated(card, now);
         let Some(item) = waiting_item(card, is_gate, now) else { continue };
-        if args.mine && item.kind == "gate" {
-            let may = match (&me, &settings) {
+        if let (Some(me), "gate") = (&mine, item.kind) {
+            let may = match (me, &settings) {
                 (Some(me), Some(s)) => s.humans.may_approve(me),
                 _ => false,
             };
@@ -180,7 +208,7 @@ pub fn cmd_inbox(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
         items.push(item);
     }
-    for (name, b) in crate::runner::breakers::read_all(&repo, &BranchSource::Local)? {
+    for (name, b) in crate::runner::breakers::read_all(repo, &BranchSource::Local)? {
         if let crate::recovery::Admit::Open { until } = b.admit(now) {
             let since = until - b.cooldown as i64;
             items.push(Item {
@@ -204,28 +232,7 @@ pub fn cmd_inbox(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
     }
     items.sort_by(|a, b| (a.since, &a.branch, &a.breaker).cmp(&(b.since, &b.branch, &b.breaker)));
-    let mut out = Out::new();
-    if args.json {
-        for i in &items {
-            out.json(i)?;
-        }
-    } else if items.is_empty() {
-        out.line("nothing waits for a person")?;
-    } else {
-        for i in &items {
-            let what = i.branch.as_deref().or(i.breaker.as_deref()).unwrap_or("-");
-            out.line(&format!("{:11}  {what}  ({} ago)  {}", i.kind, human_age(i.age_seconds), i.summary))?;
-            for o in &i.options {
-                out.line(&format!("             {o}"))?;
-            }
-            if let Some(r) = &i.recommended {
-                out.line(&format!("             recommended: {r}"))?;
-            }
-            out.line(&format!("             → {}", i.command))?;
-        }
-    }
-    out.flush()?;
-    Ok(if items.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(items)
 }
 
 fn human_age(secs: i64) -> String {

@@ -29,6 +29,7 @@ mod output;
 mod park;
 mod policy;
 mod ready;
+mod report;
 mod resume;
 mod run;
 mod scan;
@@ -104,6 +105,7 @@ enum Command {
     Doctor(doctor::Args),
     Man(man::Args),
     Completions(completions::Args),
+    Report(report::Args),
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
@@ -275,6 +277,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor(a) => doctor::cmd_doctor(&cwd, a),
         Command::Man(a) => man::cmd_man(a),
         Command::Completions(a) => completions::cmd_completions(a),
+        Command::Report(a) => report::cmd_report(&cwd, a),
     }
 }
 

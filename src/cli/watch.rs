@@ -33,6 +33,11 @@ use crate::runner::tick::{self, TickError};
 /// A notice (a handler that is not executable, the checked-out branch, an invalid state) is said
 /// once, not every tick; it is said again after it went away for a tick or its text changed.
 ///
+/// `--report FILE` rewrites the HTML page of `git baton report -o FILE` (for the branches the
+/// watch selects) after every tick that found a branch head or a ref under `refs/baton/`
+/// changed, and once more when the watch stops; the file is replaced atomically (a temporary file
+/// in the same folder, then a rename), so any static web server can show a live board.
+///
 /// SIGINT/SIGTERM: stop claiming, wait for running handlers up to `--grace` (default 30 s), then
 /// kill them and record their failures, exit 0. `--json` prints one object per action, as `run`.
 #[derive(clap::Args, Debug)]
@@ -43,6 +48,10 @@ pub struct Args {
     /// Stop after this many ticks (0: run until signalled); for scripts and tests.
     #[arg(long, default_value_t = 0, value_name = "N")]
     max_ticks: u64,
+    /// Rewrite this HTML report (as `git baton report -o FILE`) after each tick that changed
+    /// something.
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -75,6 +84,37 @@ fn daily_gc(cwd: &Path, remote: Option<&str>) {
     }
 }
 
+/// Rewrite the report when the board's fingerprint moved from `last`; returns the fingerprint
+/// the page on disk shows. Failures are logged, never fatal.
+async fn refresh_report(cwd: &Path, path: &Path, globs: &[String], last: Option<u64>) -> Option<u64> {
+    let (dir, path, globs) = (cwd.to_path_buf(), path.to_path_buf(), globs.to_vec());
+    let done = tokio::task::spawn_blocking(move || -> Result<Option<(u64, usize)>> {
+        let fp = super::report::board_fingerprint(&dir)?;
+        if Some(fp) == last {
+            return Ok(None);
+        }
+        let bytes =
+            super::report::write_report(&dir, &path, &globs).with_context(|| format!("report {}", path.display()))?;
+        Ok(Some((fp, bytes)))
+    })
+    .await;
+    match done {
+        Ok(Ok(Some((fp, bytes)))) => {
+            tracing::debug!("report rewritten ({bytes} bytes)");
+            Some(fp)
+        }
+        Ok(Ok(None)) => last,
+        Ok(Err(e)) => {
+            tracing::warn!("{e:#}");
+            last
+        }
+        Err(e) => {
+            tracing::error!("report panicked: {e}");
+            last
+        }
+    }
+}
+
 fn now_f64() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
@@ -92,6 +132,10 @@ pub fn cmd_watch(cwd: &Path, mut args: Args) -> Result<ExitCode> {
     let json = args.run.json;
     let cwd = cwd.to_path_buf();
     let max_ticks = args.max_ticks;
+    let report = args.report.clone();
+    if report.as_ref().is_some_and(|p| p.file_name().is_none()) {
+        return Err(usage("--report: not a file name"));
+    }
     let summary = session.runtime.block_on(async move {
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -113,6 +157,7 @@ pub fn cmd_watch(cwd: &Path, mut args: Args) -> Result<ExitCode> {
             let mut notifying: Option<tokio::task::JoinHandle<()>> = None;
             let mut notify_since = clock::now();
             let mut last_source = None;
+            let mut last_report: Option<u64> = None;
             tracing::info!("watching every {:.1}s", interval.as_secs_f64());
             loop {
                 executor.reap();
@@ -188,6 +233,9 @@ pub fn cmd_watch(cwd: &Path, mut args: Args) -> Result<ExitCode> {
                         Err(e) => tracing::error!("dlq sweep panicked: {e}"),
                     }
                 }
+                if let Some(path) = &report {
+                    last_report = refresh_report(&cwd, path, &spec.branches, last_report).await;
+                }
                 ticks += 1;
                 if max_ticks > 0 && ticks >= max_ticks {
                     break;
@@ -220,6 +268,9 @@ pub fn cmd_watch(cwd: &Path, mut args: Args) -> Result<ExitCode> {
                 }
             }
             executor.join_all().await;
+            if let Some(path) = &report {
+                refresh_report(&cwd, path, &spec.branches, last_report).await;
+            }
             // The last answers are notified before the poller stops.
             if let Some(h) = notifying {
                 let _ = h.await;
