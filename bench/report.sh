@@ -81,7 +81,7 @@ BEGIN {
             commit(ref, runner, t, "baton: " state " claimed\n\ndwp-origin-state: " state "\ndwp-run-id: " id \
                 "\ndwp-runner-id: bench:" (n % 3) "\ndwp-lease-seconds: 300\ndwp-state: working\n", "")
             t += 5 + (n * 7919) % 300
-            if (n % 10 == 0) {
+            if ((n + b) % 10 == 0) {
                 commit(ref, runner, t, "baton: " state " failed\n\nThe handler for " state " failed: exit 2\n\n" \
                     "dwp-origin-state: " state "\ndwp-run-id: " id "\ndwp-runner-id: bench:" (n % 3) \
                     "\ndwp-exit-code: 2\ndwp-error: handler exited with status 2 <tests failed>\ndwp-state: build\n", "")
@@ -103,7 +103,7 @@ gen_end=${EPOCHREALTIME/./}
 note "repository generated in $(( (gen_end - gen_start) / 1000 )) ms: $(git rev-list --all --count) commits, $(git for-each-ref refs/heads | wc -l) branches"
 
 OUT=$TMP/report.html
-run_report() { git baton report -o "$OUT"; }
+run_report() { git baton report -o "$OUT" 2>/dev/null; }
 
 time_it() {
     local r s e

@@ -403,3 +403,78 @@ fn the_page_works_in_headless_chromium() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "{} bytes", png.len());
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// A big board (300 branches, written by one `git fast-import` stream) is read on several
+/// threads and cut on the page: every run is counted, the timeline shows the 60 branches with the
+/// newest runs and says so, and a child that shares its parent's history draws only its own runs.
+#[test]
+fn a_big_board_is_cut_and_says_so() {
+    let r = TestRepo::new();
+    let mut s = String::new();
+    let mut mark = 0;
+    let mut commit = |s: &mut String, branch: &str, t: u64, msg: &str, from: Option<String>| {
+        mark += 1;
+        s.push_str(&format!(
+            "commit refs/heads/{branch}\nmark :{mark}\ncommitter B <b@x> {t} +0000\ndata {}\n{msg}\n",
+            msg.len()
+        ));
+        if let Some(f) = from {
+            s.push_str(&format!("from {f}\n"));
+        }
+        s.push('\n');
+        mark
+    };
+    let root = commit(&mut s, "main", 1_700_000_000, "root\n", None);
+    let mut runs = 0;
+    for b in 0..300u64 {
+        let branch = format!("t/{b:03}");
+        let t = 1_700_000_100 + b * 100;
+        commit(&mut s, &branch, t, "send\n\ndwp-state: build\n", Some(format!(":{root}")));
+        for k in 0..2u64 {
+            runs += 1;
+            let claim = format!(
+                "claim\n\ndwp-origin-state: build\ndwp-run-id: r-{b}-{k}\ndwp-runner-id: x\ndwp-state: working\n"
+            );
+            commit(&mut s, &branch, t + 10 * k + 1, &claim, None);
+            let next = if k == 1 && b % 3 == 0 { "done" } else { "build" };
+            commit(&mut s, &branch, t + 10 * k + 5, &format!("answer\n\ndwp-state: {next}\n"), None);
+        }
+    }
+    // A child spawned from t/299's head, with one run of its own.
+    let child = "t/299-child";
+    s.push_str(&format!("reset refs/heads/{child}\nfrom refs/heads/t/299\n\n"));
+    commit(&mut s, child, 1_800_000_000, "child\n\ndwp-parent: t/299\ndwp-state: build\n", None);
+    commit(
+        &mut s,
+        child,
+        1_800_000_001,
+        "claim\n\ndwp-origin-state: build\ndwp-run-id: r-child\ndwp-state: working\n",
+        None,
+    );
+    commit(&mut s, child, 1_800_000_009, "answer\n\ndwp-state: done\n", None);
+    runs += 1;
+    s.push_str("done\n");
+    r.git_bytes(&["fast-import", "--quiet", "--done"], s.as_bytes());
+
+    let (_, doc) = report(&r, &[]);
+    assert_eq!(board_rows(&doc).len(), 301);
+    let metrics: serde_json::Value = serde_json::from_str(&r.baton_ok(&["metrics", "--json"])).unwrap();
+    assert_eq!(metrics["runs"], runs);
+    let summary = text(doc.select(&sel("#summary p")).next().unwrap());
+    assert!(summary.contains(&format!("{runs} runs")), "{summary}");
+    let lanes: Vec<String> = doc.select(&sel("#timeline-svg g.lane > text > title")).map(text).collect();
+    assert_eq!(lanes.len(), 60);
+    assert_eq!(lanes[0], child, "the newest runs first");
+    assert_eq!(lanes[1], "t/299");
+    let child_bars = doc.select(&sel("#timeline-svg g.lane")).next().unwrap().select(&sel("rect.run")).count();
+    assert_eq!(child_bars, 1, "the parent's runs stay in the parent's lane");
+    assert_eq!(
+        doc.select(&sel("#timeline-svg rect.run")).count(),
+        119,
+        "the child's run and 2 for each of 59 branches"
+    );
+    let note = text(doc.select(&sel("#timeline p.note")).next().unwrap());
+    assert!(note.contains(&format!("119 of {runs} runs on 60 of 301 branches")) && note.contains("cut"), "{note}");
+    let tree: Vec<String> = doc.select(&sel("#task-graph g.edge-g > title")).map(text).collect();
+    assert_eq!(tree, [format!("t/299 is the parent of {child}")]);
+}

@@ -165,7 +165,7 @@ pub fn gather(repo: &Repo, globs: &[String], since: Option<i64>, now: i64) -> Re
             command: i.command,
         })
         .collect();
-    let mut tasks: Vec<Task> = board.cards.iter().map(|c| task(repo, c, now)).collect();
+    let mut tasks = tasks_of(repo, &board.cards, now)?;
     for u in &board.unreadable {
         tasks.push(Task {
             branch: u.head.branch.clone(),
@@ -205,7 +205,7 @@ pub fn gather(repo: &Repo, globs: &[String], since: Option<i64>, now: i64) -> Re
         .map(|c| (depth(&c.head.branch), Some(&c.head.branch) != default.as_ref(), c.head.branch.clone(), c.head.id))
         .collect();
     heads.sort_by(|a, b| (a.1, a.0, &a.2).cmp(&(b.1, b.0, &b.2)));
-    let (runs, metrics, transitions) = history(repo, &heads, since);
+    let (runs, metrics, transitions) = history(repo, &heads, since)?;
     let with_runs: HashSet<&String> = runs.keys().collect();
     // The board lists tasks: branches with a state (or a bad one, or a parent, or runs).
     tasks.retain(|t| {
@@ -223,6 +223,34 @@ pub fn gather(repo: &Repo, globs: &[String], since: Option<i64>, now: i64) -> Re
         scope.push(format!("branches {}", globs.join(" ")));
     }
     Ok(Facts { now, scope: scope.join("; "), tasks, inbox, runs, transitions, metrics })
+}
+
+/// The tasks of `cards`, in order. Each reads its own history (budget, parent): on a big board
+/// that is split over the cores, each thread with its own handle on the one repository.
+fn tasks_of(repo: &Repo, cards: &[BranchCard], now: i64) -> Result<Vec<Task>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if cards.len() < 256 || threads < 2 {
+        return Ok(cards.iter().map(|c| task(repo, c, now)).collect());
+    }
+    let shared = repo.gix().clone().into_sync();
+    let chunk = cards.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = cards
+            .chunks(chunk)
+            .map(|part| {
+                let shared = &shared;
+                scope.spawn(move || {
+                    let repo = Repo::from_sync(shared);
+                    part.iter().map(|c| task(&repo, c, now)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(cards.len());
+        for w in workers {
+            out.extend(w.join().map_err(|_| anyhow::anyhow!("a reader thread panicked"))?);
+        }
+        Ok(out)
+    })
 }
 
 /// One task as the board shows it.
@@ -318,29 +346,39 @@ fn budget_use(b: &budget::Budget) -> Option<BudgetUse> {
 }
 
 type History = (BTreeMap<String, Vec<RunBar>>, Metrics, Transitions);
+type Records = HashMap<ObjectId, (Record, usize)>;
 
-/// Fold the history of `heads` (in order; each commit once, in the lane of the first branch that
-/// reaches it) into runs per branch, metrics and transitions. Records that started before `since`
-/// are left out. A branch whose history cannot be read is a warning.
-fn history(repo: &Repo, heads: &[(usize, bool, String, ObjectId)], since: Option<i64>) -> History {
+fn finished(r: &Record) -> bool {
+    !matches!(r, Record::Run(run) if run.result == RunResult::Running)
+}
+
+/// Keep one record per key: a finished one over a running one (a run seen from two branches is
+/// finished if either saw it finish), and the lane of the first branch (in `heads` order) that
+/// reached it.
+fn keep(records: &mut Records, r: Record, bi: usize) {
+    match records.get_mut(&r.key()) {
+        None => {
+            records.insert(r.key(), (r, bi));
+        }
+        Some((old, first)) => {
+            if !finished(old) && finished(&r) {
+                *old = r;
+            }
+            *first = (*first).min(bi);
+        }
+    }
+}
+
+/// Walk the heads at `idx` (ascending) with one shared set of seen commits.
+fn walk_group(repo: &Repo, heads: &[(usize, bool, String, ObjectId)], idx: &[usize], since: Option<i64>) -> Records {
     let mut seen = HashSet::new();
-    let mut records: HashMap<ObjectId, (Record, usize)> = HashMap::new();
-    for (bi, (_, _, branch, id)) in heads.iter().enumerate() {
+    let mut records = Records::new();
+    for &bi in idx {
+        let (_, _, branch, id) = &heads[bi];
         let mut walk = HistoryWalk { all_parents: false, since, seen: Some(&mut seen), keep_bytes: KEEP_BYTES };
         let walked = fold_history(repo, *id, &mut walk, |r| {
-            if since.is_some_and(|s| r.started() < s) {
-                return Ok(());
-            }
-            let finished = |r: &Record| !matches!(r, Record::Run(run) if run.result == RunResult::Running);
-            match records.get(&r.key()) {
-                Some((old, _)) if finished(old) || !finished(&r) => {}
-                Some((_, first)) => {
-                    let first = *first;
-                    records.insert(r.key(), (r, first));
-                }
-                None => {
-                    records.insert(r.key(), (r, bi));
-                }
+            if !since.is_some_and(|s| r.started() < s) {
+                keep(&mut records, r, bi);
             }
             Ok(())
         });
@@ -348,6 +386,55 @@ fn history(repo: &Repo, heads: &[(usize, bool, String, ObjectId)], since: Option
             tracing::warn!("{branch}: history cannot be read, skipped: {e:#}");
         }
     }
+    records
+}
+
+/// Fold the history of `heads` (in order; each commit once, in the lane of the first branch that
+/// reaches it) into runs per branch, metrics and transitions. Records that started before `since`
+/// are left out. A branch whose history cannot be read is a warning.
+///
+/// On a big board the branches are dealt round-robin to one thread per core, each walking the
+/// default branch first and then its share with its own set of seen commits; history two groups
+/// share is read twice and its records kept once ([`keep`]), so the result is the one a single
+/// walk in `heads` order gives.
+fn history(repo: &Repo, heads: &[(usize, bool, String, ObjectId)], since: Option<i64>) -> Result<History> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let default_first = heads.first().is_some_and(|h| !h.1);
+    let records = if heads.len() < 256 || threads < 2 {
+        walk_group(repo, heads, &(0..heads.len()).collect::<Vec<_>>(), since)
+    } else {
+        let shared = repo.gix().clone().into_sync();
+        let groups: Vec<Vec<usize>> = (0..threads)
+            .map(|g| {
+                let start = usize::from(default_first);
+                let mut idx: Vec<usize> = (start..heads.len()).filter(|i| i % threads == g).collect();
+                if default_first {
+                    idx.insert(0, 0);
+                }
+                idx
+            })
+            .collect();
+        let parts: Result<Vec<Records>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = groups
+                .iter()
+                .map(|idx| {
+                    let shared = &shared;
+                    scope.spawn(move || walk_group(&Repo::from_sync(shared), heads, idx, since))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().map_err(|_| anyhow::anyhow!("a history reader thread panicked")))
+                .collect()
+        });
+        let mut records = Records::new();
+        for part in parts? {
+            for (_, (r, bi)) in part {
+                keep(&mut records, r, bi);
+            }
+        }
+        records
+    };
     let mut all: Vec<(Record, usize)> = records.into_values().collect();
     all.sort_by_key(|(r, _)| (r.started(), r.key()));
     let (mut runs, mut metrics, mut transitions) =
@@ -371,5 +458,5 @@ fn history(repo: &Repo, heads: &[(usize, bool, String, ObjectId)], since: Option
             Record::Event(e) => metrics.add_event(e),
         }
     }
-    (runs, metrics.finish(), transitions)
+    Ok((runs, metrics.finish(), transitions))
 }
