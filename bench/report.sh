@@ -118,6 +118,17 @@ time_it() {
     read -r MED BEST < <(median_best "${us[@]}")
 }
 
+# CPU seconds (user + system) of one run: on a machine shared with other work the wall clock
+# says more about the neighbours than about git-baton.
+cpu_of() {
+    if [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -f '%U %S' git baton report -o "$OUT" 2>&1 >/dev/null | tail -1 | awk '{ printf "%.2f s", $1 + $2 }'
+    else
+        echo "?"
+    fi
+}
+LOAD() { awk '{ print $1 }' /proc/loadavg 2>/dev/null || echo "?"; }
+
 check_page() {
     local bytes
     bytes=$(wc -c <"$OUT")
@@ -128,18 +139,18 @@ check_page() {
 
 ROWS=()
 time_it; check_page
-ROWS+=("| report, $BRANCHES branches, $(( BRANCHES * RUNS_PER )) runs, loose refs | $(ms "$MED") / $(ms "$BEST") ms | $PAGE_KB KiB |")
+ROWS+=("| report, $BRANCHES branches, $(( BRANCHES * RUNS_PER )) runs, loose refs | $(ms "$MED") / $(ms "$BEST") ms | $(cpu_of) | $(LOAD) | $PAGE_KB KiB |")
 note "loose refs: $(ms "$MED") / $(ms "$BEST") ms, page $PAGE_KB KiB"
 git pack-refs --all
 git commit-graph write --reachable
 time_it; check_page
-ROWS+=("| report, $BRANCHES branches, $(( BRANCHES * RUNS_PER )) runs, packed refs + commit-graph | $(ms "$MED") / $(ms "$BEST") ms | $PAGE_KB KiB |")
+ROWS+=("| report, $BRANCHES branches, $(( BRANCHES * RUNS_PER )) runs, packed refs + commit-graph | $(ms "$MED") / $(ms "$BEST") ms | $(cpu_of) | $(LOAD) | $PAGE_KB KiB |")
 note "packed + commit-graph: $(ms "$MED") / $(ms "$BEST") ms, page $PAGE_KB KiB"
 
 echo
 echo "git-baton $(git baton --version 2>/dev/null | awk '{print $NF}'), $(git --version), $(nproc 2>/dev/null || echo '?') CPUs;" \
-    "wall clock per process, median / best of $TIMES runs after one warm-up."
+    "wall clock per process, median / best of $TIMES runs after one warm-up; CPU of one more run; the 1-minute load average then."
 echo
-echo "| case | time (median / best) | page size |"
-echo "| --- | ---: | ---: |"
+echo "| case | wall (median / best) | CPU (user + sys) | load average | page size |"
+echo "| --- | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${ROWS[@]}"

@@ -72,7 +72,7 @@ pub fn cmd_report(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
     }
     let repo = Repo::discover(cwd)?;
-    let facts = gather(&repo, &args.branches, since, clock::now())?;
+    let facts = gather(&repo, &args.branches, since, clock::now(), Limits::default())?;
     let page = crate::report::render(&facts, Limits::default());
     let mut out = Out::new();
     match &args.output {
@@ -100,7 +100,7 @@ pub fn cmd_report(cwd: &Path, args: Args) -> Result<ExitCode> {
 /// --report`).
 pub(super) fn write_report(cwd: &Path, path: &Path, globs: &[String]) -> Result<usize> {
     let repo = Repo::discover(cwd)?;
-    let facts = gather(&repo, globs, None, clock::now())?;
+    let facts = gather(&repo, globs, None, clock::now(), Limits::default())?;
     let page = crate::report::render(&facts, Limits::default());
     write_atomically(path, page.as_bytes())?;
     Ok(page.len())
@@ -145,7 +145,7 @@ pub(super) fn board_fingerprint(cwd: &Path) -> Result<u64> {
 }
 
 /// Read everything the page shows.
-pub fn gather(repo: &Repo, globs: &[String], since: Option<i64>, now: i64) -> Result<Facts> {
+pub fn gather(repo: &Repo, globs: &[String], since: Option<i64>, now: i64, limits: Limits) -> Result<Facts> {
     let handlers = crate::runner::source::configured(repo, None, None)?;
     let board = read_board(
         repo,
@@ -165,7 +165,19 @@ pub fn gather(repo: &Repo, globs: &[String], since: Option<i64>, now: i64) -> Re
             command: i.command,
         })
         .collect();
-    let mut tasks = tasks_of(repo, &board.cards, now)?;
+    // Every task from its head; the ones the board will show (at most `limits.tasks`) also from
+    // their own history (budget use, a `dwp-parent` below the head): that walk is the second
+    // most expensive read, and a task not shown needs no budget.
+    let mut tasks: Vec<Task> = board.cards.iter().map(|c| task(repo, c, now, false)).collect();
+    let stated: Vec<usize> =
+        (0..tasks.len()).filter(|&i| tasks[i].state.is_some() || tasks[i].invalid.is_some()).collect();
+    let candidates: Vec<Task> = stated.iter().map(|&i| tasks[i].clone()).collect();
+    let deep: Vec<usize> =
+        crate::report::pick_tasks(&candidates, limits.tasks).into_iter().map(|j| stated[j]).collect();
+    let cards: Vec<&BranchCard> = deep.iter().map(|&i| &board.cards[i]).collect();
+    for (i, t) in deep.iter().zip(tasks_of(repo, &cards, now)?) {
+        tasks[*i] = t;
+    }
     for u in &board.unreadable {
         tasks.push(Task {
             branch: u.head.branch.clone(),
@@ -225,12 +237,12 @@ pub fn gather(repo: &Repo, globs: &[String], since: Option<i64>, now: i64) -> Re
     Ok(Facts { now, scope: scope.join("; "), tasks, inbox, runs, transitions, metrics })
 }
 
-/// The tasks of `cards`, in order. Each reads its own history (budget, parent): on a big board
-/// that is split over the cores, each thread with its own handle on the one repository.
-fn tasks_of(repo: &Repo, cards: &[BranchCard], now: i64) -> Result<Vec<Task>> {
+/// The tasks of `cards`, in order, each read with its own history (budget, parent): on a big
+/// board that is split over the cores, each thread with its own handle on the one repository.
+fn tasks_of(repo: &Repo, cards: &[&BranchCard], now: i64) -> Result<Vec<Task>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     if cards.len() < 256 || threads < 2 {
-        return Ok(cards.iter().map(|c| task(repo, c, now)).collect());
+        return Ok(cards.iter().map(|c| task(repo, c, now, true)).collect());
     }
     let shared = repo.gix().clone().into_sync();
     let chunk = cards.len().div_ceil(threads);
@@ -241,7 +253,7 @@ fn tasks_of(repo: &Repo, cards: &[BranchCard], now: i64) -> Result<Vec<Task>> {
                 let shared = &shared;
                 scope.spawn(move || {
                     let repo = Repo::from_sync(shared);
-                    part.iter().map(|c| task(&repo, c, now)).collect::<Vec<_>>()
+                    part.iter().map(|c| task(&repo, c, now, true)).collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -253,8 +265,9 @@ fn tasks_of(repo: &Repo, cards: &[BranchCard], now: i64) -> Result<Vec<Task>> {
     })
 }
 
-/// One task as the board shows it.
-fn task(repo: &Repo, card: &BranchCard, now: i64) -> Task {
+/// One task as the board shows it; `deep`: also read its own history (its budget use, and a
+/// `dwp-parent` that is not on the head), else only its head.
+fn task(repo: &Repo, card: &BranchCard, now: i64, deep: bool) -> Task {
     let policy = match &card.policy {
         PolicyRead::Ok(p) => Some(p.as_ref()),
         _ => None,
@@ -271,7 +284,7 @@ fn task(repo: &Repo, card: &BranchCard, now: i64) -> Task {
     let t = &card.commit.trailers;
     let valid = card.state.valid();
     // The task's own history: its budget, and the `dwp-parent` its first state commit carries.
-    let history = if valid.is_some() || matches!(card.state, StateRead::Invalid(_)) {
+    let history = if deep && (valid.is_some() || matches!(card.state, StateRead::Invalid(_))) {
         match task_history(repo, None, &card.head.branch, card.head.id) {
             Ok(h) => h,
             Err(e) => {
@@ -282,7 +295,9 @@ fn task(repo: &Repo, card: &BranchCard, now: i64) -> Task {
     } else {
         Vec::new()
     };
-    let parent = history.iter().find_map(|c| last_text(&c.trailers, Key::Parent)).map(|p| p.trim().to_owned());
+    let parent = last_text(t, Key::Parent)
+        .or_else(|| history.iter().find_map(|c| last_text(&c.trailers, Key::Parent)))
+        .map(|p| p.trim().to_owned());
     let budget_state = last_text(t, Key::OriginState)
         .map(|s| s.trim().to_owned())
         .or_else(|| valid.filter(|s| !s.is(Reserved::Working)).map(|s| s.to_string()));
@@ -377,7 +392,7 @@ fn walk_group(repo: &Repo, heads: &[(usize, bool, String, ObjectId)], idx: &[usi
         let (_, _, branch, id) = &heads[bi];
         let mut walk = HistoryWalk { all_parents: false, since, seen: Some(&mut seen), keep_bytes: KEEP_BYTES };
         let walked = fold_history(repo, *id, &mut walk, |r| {
-            if !since.is_some_and(|s| r.started() < s) {
+            if since.is_none_or(|s| r.started() >= s) {
                 keep(&mut records, r, bi);
             }
             Ok(())

@@ -74,6 +74,9 @@ pub enum HandlerLookup {
 
 pub struct Repo {
     inner: gix::Repository,
+    /// The commit-graph, opened once per handle: opening it maps the file, and a walk per
+    /// branch (10,000 of them on a big board) must not map it 10,000 times.
+    graph: std::cell::OnceCell<Option<gix::commitgraph::Graph>>,
 }
 
 impl Repo {
@@ -89,7 +92,14 @@ impl Repo {
         inner
             .committer_or_set_fallback("git-baton", "git-baton@localhost")
             .context("reading the committer identity")?;
-        Ok(Repo { inner })
+        Ok(Repo { inner, graph: Default::default() })
+    }
+
+    /// The repository's commit-graph when it has one (and `core.commitGraph` allows it), opened
+    /// on first use. Commits are immutable, so a graph rewritten meanwhile only lacks newer
+    /// commits, which are then read as objects.
+    pub fn commit_graph(&self) -> Option<&gix::commitgraph::Graph> {
+        self.graph.get_or_init(|| self.inner.commit_graph_if_enabled().ok().flatten()).as_ref()
     }
 
     pub fn gix(&self) -> &gix::Repository {
@@ -101,7 +111,7 @@ impl Repo {
     }
 
     pub fn from_sync(sync: &gix::ThreadSafeRepository) -> Repo {
-        Repo { inner: sync.to_thread_local() }
+        Repo { inner: sync.to_thread_local(), graph: Default::default() }
     }
 
     pub fn is_bare(&self) -> bool {

@@ -157,7 +157,7 @@ impl Repo {
     /// inflated — the oldest, which pass 2 wants first — are kept as they are, up to
     /// `walk.keep_bytes`, so that pass 2 only parses them.
     fn first_parent_ids(&self, tip: ObjectId, walk: &mut HistoryWalk<'_>) -> Result<Walked> {
-        let graph = self.inner.commit_graph_if_enabled().ok().flatten();
+        let graph = self.commit_graph();
         let mut walked = Walked::default();
         let mut kept_bytes = 0;
         let mut cutoff = Cutoff { context: false };
