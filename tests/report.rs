@@ -478,3 +478,47 @@ fn a_big_board_is_cut_and_says_so() {
     let tree: Vec<String> = doc.select(&sel("#task-graph g.edge-g > title")).map(text).collect();
     assert_eq!(tree, [format!("t/299 is the parent of {child}")]);
 }
+
+/// The fan-out pattern example (`examples/patterns/fan-out.sh`: a parent spawns six children and
+/// joins them), then its report: a row per task, the tree parent → child for each child, one bar
+/// per run as `git baton log` reads them.
+#[test]
+fn the_fan_out_example_reports_its_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, scratch) = (tmp.path().join("home"), tmp.path().join("tmp"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&scratch).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/patterns/fan-out.sh");
+    let out = common::command_in(&home, "bash", tmp.path(), &[script])
+        .env("GIT_BATON", common::BATON)
+        .env("TMPDIR", &scratch)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let repo = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("== repository: "))
+        .and_then(|rest| rest.split(' ').next())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no repository path:\n{stdout}"));
+    let page = tmp.path().join("report.html");
+    let out =
+        common::command_in(&home, common::BATON, &repo, &["report", "-o", page.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
+    let modules = ["auth", "billing", "cache", "mailer", "search", "storage"];
+    let rows: std::collections::BTreeMap<String, String> = board_rows(&doc).into_iter().collect();
+    assert_eq!(rows.get("docs").map(String::as_str), Some("done"), "{rows:?}");
+    for m in modules {
+        assert_eq!(rows.get(&format!("docs-{m}")).map(String::as_str), Some("done"), "{rows:?}");
+    }
+    let mut tree: Vec<String> = doc.select(&sel("#task-graph g.edge-g > title")).map(text).collect();
+    tree.sort();
+    let want: Vec<String> = modules.iter().map(|m| format!("docs is the parent of docs-{m}")).collect();
+    assert_eq!(tree, want);
+    let log = common::command_in(&home, common::BATON, &repo, &["log", "--all", "--json"]).output().unwrap();
+    let runs = String::from_utf8_lossy(&log.stdout).lines().filter(|l| l.contains("\"kind\":\"run\"")).count();
+    assert!(runs >= 8, "plan, six documents, synthesize: {runs}");
+    assert_eq!(doc.select(&sel("#timeline-svg rect.run")).count(), runs);
+}

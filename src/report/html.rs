@@ -134,7 +134,7 @@ pub fn page(f: &Facts, limits: Limits) -> String {
     timeline(&mut o, f, limits);
     metrics(&mut o, f);
     o.push_str("<section id=\"states\">\n<h2>State transitions</h2>\n");
-    o.push_str("<p class=\"note\">Every finished run from its state to the state it ended in, and every state a person sent, with how often (`git baton graph`). Laid out in layers (longest path, barycenter ordering).</p>\n");
+    o.push_str("<p class=\"note\">Every finished run from its state to the state it ended in, and every state a person sent, with how often (<code>git baton graph</code>). Laid out in layers (longest path, barycenter ordering).</p>\n");
     o.push_str(&svg::state_graph(&f.transitions, limits.graph_nodes));
     o.push_str("</section>\n<section id=\"tasks\">\n<h2>Task tree and dependencies</h2>\n");
     o.push_str("<p class=\"note\">Solid: parent → child (<code>dwp-parent</code>). Dashed: dependency → the task waiting for it (<code>dwp-depends-on</code>, labelled when the wanted state is not <code>done</code>).</p>\n");
