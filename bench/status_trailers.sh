@@ -131,7 +131,7 @@ check() {
     run_git_status >"$TMP/for-each-ref.txt"
     python3 - "$TMP/status.json" "$TMP/for-each-ref.txt" "$BRANCHES" "$label" <<'PY'
 import json, sys
-rows = json.load(open(sys.argv[1]))
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]  # JSON Lines
 branches, label = int(sys.argv[3]), sys.argv[4]
 tasks = [r for r in rows if r["branch"].startswith("task/")]
 if len(tasks) != branches:

@@ -156,12 +156,13 @@ def counts(events):
 
 
 def read_board(path):
+    """`git baton status --json`: JSON Lines, one object per branch (none: an empty board)."""
     try:
         with open(path, encoding="utf-8") as f:
-            board = json.load(f)
+            board = [json.loads(line) for line in f if line.strip()]
     except (OSError, ValueError):
         return None
-    return board if isinstance(board, list) else None
+    return board if all(isinstance(b, dict) for b in board) else None
 
 
 def mermaid_label(value):

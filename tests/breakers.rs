@@ -17,7 +17,7 @@ fn now() -> i64 {
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    common::json_lines(text)
 }
 
 fn assert_exit(out: &Output, code: i32, what: &str) {
@@ -35,8 +35,8 @@ fn breaker_notices<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
 }
 
 fn status_row(r: &TestRepo, branch: &str) -> Value {
-    let rows: Value = serde_json::from_str(&r.baton_ok(&["status", "--json"])).unwrap();
-    rows.as_array().unwrap().iter().find(|x| x["branch"] == branch).cloned().unwrap_or_else(|| panic!("no {branch}"))
+    let rows = common::json_lines(&r.baton_ok(&["status", "--json"]));
+    rows.into_iter().find(|x| x["branch"] == branch).unwrap_or_else(|| panic!("no {branch}"))
 }
 
 fn status_line(r: &TestRepo, branch: &str) -> String {
@@ -355,8 +355,8 @@ fn a_breaker_opened_on_one_clone_holds_runners_on_another() {
     assert_eq!((listed[0]["name"].as_str(), listed[0]["status"].as_str()), (Some("build"), Some("open")));
     assert_eq!(listed[0]["reason"], "opened by hand");
     // status --remote reads the breakers the last fetch brought.
-    let rows: Value = serde_json::from_str(&c.baton_ok(&b, &["status", "--remote", "origin", "--json"])).unwrap();
-    let t1 = rows.as_array().unwrap().iter().find(|r| r["branch"] == "origin/t1").unwrap().clone();
+    let rows = common::json_lines(&c.baton_ok(&b, &["status", "--remote", "origin", "--json"]));
+    let t1 = rows.into_iter().find(|r| r["branch"] == "origin/t1").unwrap();
     assert_eq!((t1["breaker"].as_str(), t1["breaker_status"].as_str()), (Some("build"), Some("open")));
 
     // Reset on B (through the remote): the next tick claims.

@@ -143,7 +143,7 @@ fn read(repo: &TestRepo, rel: &str) -> String {
 }
 
 fn json_lines(s: &str) -> Vec<Value> {
-    s.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}"))).collect()
+    common::json_lines(s)
 }
 
 fn keys(v: &Value) -> Vec<String> {
@@ -532,8 +532,7 @@ fn board_repo() -> TestRepo {
 }
 
 fn status_rows(out: &str) -> Vec<Value> {
-    let v: Value = serde_json::from_str(out).unwrap();
-    v.as_array().expect("status --json is an array").clone()
+    common::json_lines(out)
 }
 
 fn row<'a>(rows: &'a [Value], branch: &str) -> &'a Value {

@@ -35,8 +35,16 @@ fn keep_by_hand(r: &TestRepo, base: &str, refname: &str) -> String {
     id
 }
 
+/// A one-line `--json` answer (show, apply): exactly one object.
 fn json(out: &str) -> Value {
-    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    let mut lines = common::json_lines(out);
+    assert_eq!(lines.len(), 1, "one JSON line expected: {out}");
+    lines.remove(0)
+}
+
+/// A list (`conflicts --json`, `drop --json`): one object per line.
+fn list(out: &str) -> Vec<Value> {
+    common::json_lines(out)
 }
 
 fn stderr(o: &std::process::Output) -> String {
@@ -59,8 +67,7 @@ fn a_rejected_run_is_listed_with_its_state_and_what_the_branch_lacks() {
     assert!(lines[0].starts_with("BRANCH"), "{table}");
     assert!(lines[1].starts_with("t1 ") && lines[1].contains(&run) && lines[1].contains("rejected"), "{table}");
 
-    let rows = json(&r.baton_ok(&["conflicts", "--json"]));
-    let rows = rows.as_array().unwrap();
+    let rows = list(&r.baton_ok(&["conflicts", "--json"]));
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     let keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
@@ -99,8 +106,7 @@ fn lists_both_kinds_filters_by_branch_and_notices_a_deleted_branch() {
     keep_by_hand(&r, "gone", "refs/baton/conflicts/gone/r2");
     r.git(&["branch", "-D", "gone"]);
 
-    let rows = json(&r.baton_ok(&["conflicts", "--json"]));
-    let rows = rows.as_array().unwrap();
+    let rows = list(&r.baton_ok(&["conflicts", "--json"]));
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!((rows[0]["branch"].as_str(), rows[0]["run_id"].as_str()), (Some("feature/x"), Some("r1")));
     assert_eq!(rows[0]["kind"], "rejected");
@@ -110,8 +116,8 @@ fn lists_both_kinds_filters_by_branch_and_notices_a_deleted_branch() {
     assert!(rows[1]["branch_head"].is_null());
     assert_eq!(rows[1]["commits"], 1, "counted against the other branches: {}", rows[1]);
 
-    let only = json(&r.baton_ok(&["conflicts", "--json", "--branch", "feature/*"]));
-    assert_eq!(only.as_array().unwrap().len(), 1);
+    let only = list(&r.baton_ok(&["conflicts", "--json", "--branch", "feature/*"]));
+    assert_eq!(only.len(), 1);
     assert_eq!(only[0]["branch"], "feature/x");
     assert!(r.baton_ok(&["conflicts", "--branch", "nothing"]).lines().count() == 1);
 }
@@ -134,7 +140,7 @@ fn apply_fast_forwards_by_compare_and_swap_and_drops_the_kept_ref() {
     assert_eq!(applied["fast_forward"], true);
     assert!(applied["old_head_kept_at"].is_null());
     assert_eq!(r.state_of("x"), "review");
-    assert!(r.baton_ok(&["conflicts", "--json"]).trim() == "[]");
+    assert!(r.baton_ok(&["conflicts", "--json"]).is_empty(), "nothing kept: zero lines");
 }
 
 #[test]
@@ -162,7 +168,7 @@ fn apply_refuses_a_branch_that_moved_unless_forced_and_force_keeps_the_old_head(
     assert_eq!(kept_id, old);
     assert!(out.contains(kept_ref), "{out}");
     // The replaced head is itself a kept result: it can be applied back.
-    let rows = json(&r.baton_ok(&["conflicts", "--json"]));
+    let rows = list(&r.baton_ok(&["conflicts", "--json"]));
     assert_eq!(rows[0]["ref"], kept_ref);
     assert_eq!(rows[0]["state"], "failed");
 }
@@ -198,7 +204,8 @@ fn drop_deletes_every_named_ref_or_none() {
     assert_eq!(out.lines().next().unwrap(), format!("dropped refs/baton/rejected/main/r1 {a}"));
     assert!(!ref_exists(&r, "refs/baton/rejected/main/r1"));
     assert!(!ref_exists(&r, "refs/baton/conflicts/main/r2"));
-    let dropped = json(&r.baton_ok(&["conflicts", "drop", "--json", "r3"]));
+    let dropped = list(&r.baton_ok(&["conflicts", "drop", "--json", "r3"]));
+    assert_eq!(dropped.len(), 1);
     assert_eq!(dropped[0]["ref"], "refs/baton/rejected/main/r3");
     assert!(r.git(&["for-each-ref", "refs/baton/"]).trim().is_empty());
 }
@@ -276,9 +283,9 @@ impl Remote {
 #[test]
 fn remote_results_are_fetched_listed_and_dropped_there_too() {
     let m = Remote::new();
-    assert!(m.baton_ok(&["conflicts", "--json"]).trim() == "[]", "not fetched yet");
-    let rows = json(&m.baton_ok(&["conflicts", "--remote", "origin", "--json"]));
-    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    assert!(m.baton_ok(&["conflicts", "--json"]).is_empty(), "not fetched yet");
+    let rows = list(&m.baton_ok(&["conflicts", "--remote", "origin", "--json"]));
+    assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["ref"], "refs/baton/rejected/t1/r1");
     assert_eq!(rows[0]["commit"], m.kept.as_str());
     assert_eq!(rows[0]["branch_head"].as_str(), m.on(&m.origin, "refs/heads/t1").as_deref());

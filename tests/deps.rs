@@ -3,7 +3,6 @@
 mod common;
 
 use common::{has, repo_with, run_json, TestRepo};
-use serde_json::Value;
 
 const DONE: &str = "#!/bin/sh\ngit commit -q --allow-empty -m ok -m 'dwp-state: done'\n";
 const FAIL: &str = "#!/bin/sh\nexit 1\n";
@@ -18,9 +17,9 @@ fn send(r: &TestRepo, branch: &str, state: &str, trailers: &[&str]) {
 }
 
 fn ready(r: &TestRepo) -> Vec<String> {
-    r.baton_ok(&["ready", "--json"])
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["branch"].as_str().unwrap().to_owned())
+    common::json_lines(&r.baton_ok(&["ready", "--json"]))
+        .iter()
+        .map(|v| v["branch"].as_str().unwrap().to_owned())
         .collect()
 }
 

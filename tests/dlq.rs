@@ -26,7 +26,7 @@ exit 1
 
 /// `git baton ARGS… --json` (exit 0), one object per line.
 fn json_lines(r: &TestRepo, args: &[&str]) -> Vec<Value> {
-    r.baton_ok(args).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+    common::json_lines(&r.baton_ok(args))
 }
 
 /// Run ticks until `branch` is in `state`.

@@ -257,7 +257,7 @@ fn two_clones_share_one_breaker_through_the_remote() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>()
+        common::json_lines(&String::from_utf8_lossy(&out.stdout))
     };
     let events = run("a");
     assert_eq!(events.iter().filter(|e| e["action"] == "failed").count(), 3, "{events:#?}");

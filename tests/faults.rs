@@ -219,8 +219,8 @@ fn f05_one_bad_ref_does_not_stop_the_board() {
     }
     let status = r.baton(&["status", "--json"]);
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-    let rows: Value = serde_json::from_slice(&status.stdout).unwrap();
-    let row = |b: &str| rows.as_array().unwrap().iter().find(|x| x["branch"] == b).cloned().unwrap();
+    let rows = common::json_lines(&String::from_utf8_lossy(&status.stdout));
+    let row = |b: &str| rows.iter().find(|x| x["branch"] == b).cloned().unwrap();
     assert_eq!(row("good")["state"], "done");
     assert!(row("bad/tree")["error"].is_string());
     for cmd in [&["log", "--all"][..], &["metrics"], &["graph"]] {
@@ -314,8 +314,8 @@ fn f10_frozen_leases_are_bounded() {
     lease("future", "4000000000 +0000", "60");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     lease("huge", &format!("{now} +0000"), "99999999999999");
-    let rows: Value = serde_json::from_str(&r.baton_ok(&["status", "--json"])).unwrap();
-    let huge = rows.as_array().unwrap().iter().find(|x| x["branch"] == "huge").unwrap().clone();
+    let rows = common::json_lines(&r.baton_ok(&["status", "--json"]));
+    let huge = rows.into_iter().find(|x| x["branch"] == "huge").unwrap();
     assert!(huge["lease_seconds_left"].as_i64().unwrap() <= 86_400, "{huge}");
     let events = run_json(&r, &[]);
     assert!(has(&events, "future", "took-over"), "{events:#?}");
@@ -480,8 +480,7 @@ fn f12_current_branch_include_leaves_a_conflicting_checkout_and_says_so() {
     wait_until("the claim", Duration::from_secs(10), || r.state_of("t1") == "working");
     std::fs::write(r.path.join("new.txt"), "mine\n").unwrap();
     let out = runner.wait_with_output().unwrap();
-    let events: Vec<Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<Value> = common::json_lines(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(r.state_of("t1"), "done");
     assert_eq!(std::fs::read_to_string(r.path.join("new.txt")).unwrap(), "mine\n", "the person's file was touched");
     let notice = common::event(&events, "t1", "notice");

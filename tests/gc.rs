@@ -11,12 +11,12 @@ const FAIL: &str = "#!/bin/sh\necho wip > wip.txt\necho 'something broke' >&2\ne
 const ADVANCE: &str =
     "#!/bin/sh\nset -e\necho done > out.txt\ngit add out.txt\ngit commit -q -m 'did it' -m 'dwp-state: review'\n";
 
-/// `gc --json ARGS…`, parsed.
+/// `gc --json ARGS…`, parsed (one object per line).
 fn gc(r: &TestRepo, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["gc", "--json"];
     all.extend(args);
     let out = r.baton_ok(&all);
-    serde_json::from_str::<Value>(&out).expect("one JSON array").as_array().expect("an array").clone()
+    common::json_lines(&out)
 }
 
 fn listed(removed: &[Value], kind: &str) -> Vec<String> {

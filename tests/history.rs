@@ -39,7 +39,7 @@ fn workflow_repo(marker: &std::path::Path) -> TestRepo {
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
-    text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    common::json_lines(text)
 }
 
 /// The whole story on branch t1: send plan → run plan (→ build, checkpoint) → run build fails →

@@ -160,8 +160,7 @@ fn the_inbox_lists_what_waits_with_the_commands_that_answer_it() {
 
     let out = r.baton(&["inbox", "--json"]);
     assert_eq!(out.status.code(), Some(3));
-    let items: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let items: Vec<serde_json::Value> = common::json_lines(&String::from_utf8_lossy(&out.stdout));
     let kinds: std::collections::BTreeMap<String, &serde_json::Value> =
         items.iter().map(|i| (i["kind"].as_str().unwrap().to_owned(), i)).collect();
     assert_eq!(

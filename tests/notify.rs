@@ -171,7 +171,7 @@ fn done_and_dead_letter_reach_the_webhook_once() {
     assert!(recs.contains(&"refs/baton/notified/since".to_owned()), "{recs:?}");
     run(&r, &server.url);
     let out = baton_with(&r, &r.path, &server.url, &["notify", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing to notify: zero JSON lines");
     assert_eq!(server.received().len(), 2);
 }
 
@@ -243,7 +243,7 @@ fn no_notifier_writes_nothing_and_a_missing_one_waits_for_its_program() {
     assert_eq!(quiet.state_of("t1"), "done");
     assert_eq!(records(&quiet), Vec::<String>::new());
     let out = baton_with(&quiet, &quiet.path, &server.url, &["notify", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing to notify: zero JSON lines");
     assert_eq!(records(&quiet), Vec::<String>::new());
 
     let r = repo_with(&[(".dwp/command/build", BUILD), (".dwp/policy.toml", &policy("hooks/notify-me --loud"))]);
@@ -294,7 +294,7 @@ fn a_gate_waiting_for_approval_reaches_dwp_notify() {
     r.baton_ok(&["approve", "t1", "-m", "ok"]);
     assert_eq!(r.trailer_of("t1", "dwp-approves").as_deref(), Some(head.as_str()));
     let res = r.baton_cmd(&["notify", "--json"]).env("NOTIFY_DIR", out.path()).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&res.stdout).trim(), "[]");
+    assert_eq!(String::from_utf8_lossy(&res.stdout), "", "nothing to notify: zero JSON lines");
 }
 
 /// Remote mode: two clones share one remote; a head notified by clone A is not notified again by
@@ -329,7 +329,7 @@ fn remote_clones_share_delivery_records() {
         baton_in(&home, &b, &server.url, &["run", "--remote", "origin"]);
     }
     let out = baton_in(&home, &b, &server.url, &["notify", "--remote", "origin", "--json"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "nothing to notify: zero JSON lines");
     assert_eq!(server.received().len(), 1, "clone B sent it again");
 }
 

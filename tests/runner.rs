@@ -21,7 +21,7 @@ impl TestRepoExt for TestRepo {
         let mut all = vec!["run", "--json"];
         all.extend(args);
         let out = self.baton_ok(&all);
-        out.lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+        common::json_lines(&out)
     }
 }
 

@@ -28,7 +28,7 @@ use crate::runner::remote::{self, ls_remote, push_ref, Pushed};
 /// each with the branch, run id, kind, the result's state, how many of its commits the branch
 /// does not have, the branch head and the result's age.
 ///
-/// `--json` prints one array of
+/// `--json` prints one object per line (none when nothing is kept):
 /// `{"ref","branch","run_id","kind":"rejected"|"conflict","commit","state","commits",
 /// "branch_head","age_seconds"}` — `state` is the result commit's `dwp-state` (null without one), `commits` the
 /// number of commits reachable from the result but not from `branch_head` (not from any branch
@@ -42,7 +42,7 @@ use crate::runner::remote::{self, ls_remote, push_ref, Pushed};
 pub struct Args {
     #[command(subcommand)]
     action: Option<Action>,
-    /// Print JSON instead of text.
+    /// Print JSON Lines (one object per line) instead of text.
     #[arg(long, global = true)]
     json: bool,
     /// List only results of branches matching this glob (`*`, `?`, `[...]`); repeatable.
@@ -82,7 +82,8 @@ enum Action {
     },
     /// Delete kept results (compare-and-swap on the value read; with `--remote`, there too).
     ///
-    /// Prints `dropped <ref> <commit>` per ref; `--json` an array of `{"ref","commit"}`.
+    /// Prints `dropped <ref> <commit>` per ref; `--json` one `{"ref","commit"}` per line,
+    /// printed as each is dropped (so after a failure the lines say what was done).
     Drop {
         /// Full ref names or run ids; nothing is deleted unless every one names a kept result.
         #[arg(required = true)]
@@ -269,7 +270,7 @@ fn list(board: &Board<'_>, kept: &[Kept], globs: &[String], json: bool, out: &mu
     let rows: Vec<Row> =
         kept.iter().filter(|k| branch_selected(globs, &k.branch)).map(|k| row(board, k, now)).collect::<Result<_>>()?;
     if json {
-        return out.json(&rows);
+        return out.json_each(&rows);
     }
     let bw = rows.iter().map(|r| r.branch.len()).max().unwrap_or(0).max(6);
     let rw = rows.iter().map(|r| r.run_id.len()).max().unwrap_or(0).max(6);
@@ -608,13 +609,13 @@ fn drop_kept(board: &Board<'_>, chosen: &[&Kept], json: bool, out: &mut Out) -> 
             let done = if done.is_empty() { "nothing".to_owned() } else { done.join(", ") };
             return Err(e.context(format!("dropped {done} before this")));
         }
-        if !json {
+        let d = Dropped { refname: &k.refname, commit: k.id.to_string() };
+        if json {
+            out.json(&d)?;
+        } else {
             out.line(&format!("dropped {} {}", k.refname, k.id))?;
         }
-        dropped.push(Dropped { refname: &k.refname, commit: k.id.to_string() });
-    }
-    if json {
-        out.json(&dropped)?;
+        dropped.push(d);
     }
     Ok(())
 }

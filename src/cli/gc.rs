@@ -23,7 +23,7 @@ use crate::runner::clock;
 /// head of a branch, a slot a runner holds, other refs under `refs/baton/`.
 ///
 /// Prints one line per item: `removed <kind> <path or ref> (<size>): <reason>` (`would remove`
-/// with `--dry-run`). `--json` prints one array of
+/// with `--dry-run`). `--json` prints one object per line (none when nothing is removed):
 /// `{"kind": "log"|"slot"|"ref"|"handlers", "path_or_ref": "...", "bytes": n|null, "reason": "..."}`
 /// (`bytes`: size on disk, null for refs; paths are absolute).
 #[derive(clap::Args, Debug)]
@@ -34,7 +34,7 @@ pub struct Args {
     /// Only say what would be removed.
     #[arg(long)]
     dry_run: bool,
-    /// Print a JSON array instead of lines.
+    /// Print JSON Lines (one object per item) instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -64,7 +64,7 @@ pub fn cmd_gc(cwd: &Path, args: Args) -> Result<ExitCode> {
     let removed = run_gc(&repo, older_than, args.dry_run, clock::now())?;
     let mut out = Out::new();
     if args.json {
-        out.json(&removed)?;
+        out.json_each(&removed)?;
     } else {
         let verb = if args.dry_run { "would remove" } else { "removed" };
         for Removed { kind, path_or_ref, bytes, reason } in &removed {

@@ -24,16 +24,17 @@ use crate::runner::tick::{self, TickSpec};
 /// so every runner sends each notification once.
 ///
 /// One line per notification on stdout: `sent|would-send|failed|in-flight|lost-race STATUS WHO
-/// COMMIT: TEXT` (and why, when it failed). `--json` prints one array of
-/// `{"key","result","notifiers":[…],"error","notification":{…}}`. `--prune` deletes instead the
-/// records of commits older than 30 days (one ref per line). Exits 1 when a notification could
+/// COMMIT: TEXT` (and why, when it failed). `--json` prints one object per line (none when there
+/// is nothing to notify): `{"key","result","notifiers":[…],"error","notification":{…}}`. `--prune`
+/// deletes instead the records of commits older than 30 days (one ref per line; `--json`:
+/// `{"ref","removed"}` per line, `removed` false under `--dry-run`). Exits 1 when a notification could
 /// not be delivered (it is retried by the next pass).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Say what would be sent; send and write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Print a JSON array instead of lines.
+    /// Print JSON Lines (one object per notification) instead of text.
     #[arg(long)]
     json: bool,
     /// Only branches matching this glob; repeatable.
@@ -69,7 +70,12 @@ pub fn cmd_notify(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
         let pruned = crate::notify::prune(&repo, args.remote.as_deref(), now, args.dry_run)?;
         if args.json {
-            out.json(&pruned)?;
+            #[derive(serde::Serialize)]
+            struct Pruned<'a> {
+                r#ref: &'a str,
+                removed: bool,
+            }
+            out.json_each(pruned.iter().map(|r| Pruned { r#ref: r, removed: !args.dry_run }))?;
         } else {
             let verb = if args.dry_run { "would remove" } else { "removed" };
             for r in &pruned {
@@ -100,7 +106,7 @@ pub fn cmd_notify(cwd: &Path, args: Args) -> Result<ExitCode> {
         tracing::warn!("notify: {n}");
     }
     if args.json {
-        out.json(&report.items)?;
+        out.json_each(&report.items)?;
     } else {
         for i in &report.items {
             let n = &i.notification;

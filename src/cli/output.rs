@@ -1,5 +1,10 @@
 //! Shared output plumbing: a buffered stdout that treats a closed pipe as a normal end, and the
 //! usage error marker (exit 2).
+//!
+//! Every `--json` prints JSON Lines (docs/json.md): one JSON object per line, nothing else on
+//! stdout. A list is one line per item, so an empty list is zero lines (exit 0); a command whose
+//! answer is one thing (a written commit, a report) prints exactly one line. Arrays never appear
+//! at the top level: [`Out::json`] writes one object, [`Out::json_each`] one per item.
 
 use std::io::{self, BufWriter, Write};
 
@@ -37,6 +42,13 @@ impl Out {
         let mut buf = serde_json::to_vec(v)?;
         buf.push(b'\n');
         self.inner.write_all(&buf)?;
+        Ok(())
+    }
+    /// One line per item: the JSON Lines form of a list (zero lines when it is empty).
+    pub fn json_each<T: serde::Serialize>(&mut self, items: impl IntoIterator<Item = T>) -> anyhow::Result<()> {
+        for item in items {
+            self.json(&item)?;
+        }
         Ok(())
     }
     pub fn flush(&mut self) -> io::Result<()> {

@@ -20,7 +20,7 @@ use crate::runner::clock;
 
 /// Show every local branch (or every remote-tracking branch of `--remote`) with its state.
 ///
-/// `--json` prints one array of objects:
+/// `--json` prints one object per line (JSON Lines; no branches: no lines):
 /// `{"branch","commit","state","invalid_state","origin_state","run_id","runner_id","lease",
 /// "lease_seconds_left","handler","age_seconds","error"}` — `state` is null without a `dwp-state`
 /// trailer, `invalid_state` holds a refused value, `lease` is `active`, `expired` or `n/a`,
@@ -51,7 +51,7 @@ use crate::runner::clock;
 /// `rejected` and `conflicts`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Print a JSON array instead of a table.
+    /// Print JSON Lines (one object per branch) instead of a table.
     #[arg(long)]
     json: bool,
     /// Show the sizes of the scratch space (run logs, worktree slots, refs under refs/baton/)
@@ -271,7 +271,7 @@ pub fn cmd_status(cwd: &Path, args: Args) -> Result<ExitCode> {
     }
     let mut out = Out::new();
     if args.json {
-        out.json(&rows)?;
+        out.json_each(&rows)?;
     } else {
         let width = rows.iter().map(|r| r.rails.chars().count() + r.branch.len()).max().unwrap_or(6).max(6);
         // HANDLER widens only when a row says `not-executable`.

@@ -210,12 +210,25 @@ pub fn task(r: &TestRepo, name: &str, state: &str) -> String {
     r.baton_ok(&["send", "--branch", name, state, "-m", "do the task"]).trim().to_owned()
 }
 
+/// Parse a `--json` output as JSON Lines, the one style every command uses (docs/json.md): each
+/// line one JSON object, no blank lines; an empty result is zero lines. Panics naming the line.
+pub fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}\nin:\n{out}"));
+            assert!(v.is_object(), "a JSON line that is not an object: {l}");
+            v
+        })
+        .collect()
+}
+
 /// `git baton run --json ARGS…` (must exit 0), one event per line.
 pub fn run_json(r: &TestRepo, args: &[&str]) -> Vec<serde_json::Value> {
     let mut all = vec!["run", "--json"];
     all.extend(args);
     let out = r.baton_ok(&all);
-    out.lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+    json_lines(&out)
 }
 
 /// The first event of `branch` with `action` (panics with the events otherwise).

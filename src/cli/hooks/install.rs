@@ -94,12 +94,12 @@ pub struct UninstallArgs {}
 /// Show which of git-baton's hooks are installed, and where.
 ///
 /// For each hook git-baton manages: installed or not, whether a previous hook is chained, and
-/// whether someone else's hook sits in its place; plus the hooks directory in use. `--json`:
-/// `{"hooks_dir":"…","bare":false,"hooks":[{"name":"reference-transaction","side":"client",
-/// "path":"…","installed":true,"chained":false,"foreign":false}]}`.
+/// whether someone else's hook sits in its place; plus the hooks directory in use. `--json`: one
+/// object per hook, `{"name":"reference-transaction","side":"client","path":"…","installed":true,
+/// "chained":false,"foreign":false,"hooks_dir":"…","bare":false}`.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// One JSON object on stdout.
+    /// Print JSON Lines (one object per hook) instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -284,6 +284,15 @@ struct HookStatus {
     foreign: bool,
 }
 
+/// One `--json` line: a hook and the directory it was looked for in.
+#[derive(Debug, Serialize)]
+struct HookLine<'a> {
+    #[serde(flatten)]
+    hook: &'a HookStatus,
+    hooks_dir: &'a str,
+    bare: bool,
+}
+
 #[derive(Debug, Serialize)]
 struct StatusReport {
     hooks_dir: String,
@@ -312,7 +321,8 @@ pub fn cmd_status(cwd: &Path, args: StatusArgs) -> Result<ExitCode> {
     let report = StatusReport { hooks_dir: dir.display().to_string(), bare: repo.is_bare(), hooks };
     let mut out = Out::new();
     if args.json {
-        out.json(&report)?;
+        let (hooks_dir, bare) = (report.hooks_dir.as_str(), report.bare);
+        out.json_each(report.hooks.iter().map(|hook| HookLine { hook, hooks_dir, bare }))?;
     } else {
         out.line(&format!("hooks dir: {}", report.hooks_dir))?;
         out.line(&format!("{:<22} {:<7} {:<10} {:<8} NOTE", "HOOK", "SIDE", "INSTALLED", "CHAINED"))?;
