@@ -222,6 +222,61 @@ fn shared_history_is_listed_once_and_since_keeps_context() {
     assert_eq!(m["runs"], 2, "r1 counted once although both branches hold it");
 }
 
+/// `--since` reads what git reads (gix's port of git's date parser): "2 weeks ago", `2.weeks.ago`,
+/// an ISO date. A run claimed 20 days ago is cut, one claimed yesterday is kept — and git's own
+/// `log --since` agrees on which claim commits are recent.
+#[test]
+fn since_takes_git_relative_dates() {
+    let r = TestRepo::new();
+    r.commit_all("root");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let at = |days_ago: i64| format!("{} +0000", now - days_ago * 86_400);
+    let send = |s: &str, date: &str| {
+        let out = r.baton_cmd(&["send", "--branch", "main", s]).env("GIT_COMMITTER_DATE", date).output().unwrap();
+        assert!(out.status.success());
+    };
+    let claim = |run: &str, date: &str| {
+        let msg =
+            format!("claim\n\ndwp-origin-state: build\ndwp-run-id: {run}\ndwp-runner-id: x:1\ndwp-state: working");
+        let id = r
+            .git_cmd(&["commit-tree", "main^{tree}", "-p", "main", "-m", &msg])
+            .env("GIT_COMMITTER_DATE", date)
+            .output()
+            .unwrap();
+        r.git(&["update-ref", "refs/heads/main", String::from_utf8(id.stdout).unwrap().trim()]);
+        r.head("main")
+    };
+    send("build", &at(21));
+    let old = claim("old", &at(20));
+    send("build", &at(2));
+    let new = claim("new", &at(1));
+    send("done", &at(1));
+    let runs = |since: &str| -> Vec<String> {
+        let out = r.baton_ok(&["log", "main", "--json", "--since", since]);
+        json_lines(&out)
+            .iter()
+            .filter(|e| e["kind"] == "run")
+            .map(|e| e["run_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for since in ["2 weeks ago", "2.weeks.ago", "14 days ago", "two weeks ago"] {
+        assert_eq!(runs(since), ["new"], "--since {since:?}");
+    }
+    assert_eq!(runs("4.weeks.ago"), ["old", "new"]);
+    assert_eq!(runs("yesterday"), Vec::<String>::new(), "claimed a day ago, a few seconds before `yesterday`");
+    // git agrees on which claims are newer than two weeks.
+    let by_git = r.git(&["log", "--since=2 weeks ago", "--format=%H", "main"]);
+    assert!(by_git.lines().any(|l| l == new) && !by_git.lines().any(|l| l == old), "{by_git}");
+    // metrics reads the same dates.
+    let m: Value = serde_json::from_str(&r.baton_ok(&["metrics", "--json", "--since", "2 weeks ago"])).unwrap();
+    assert_eq!(m["runs"], 1, "{m}");
+    // Not a date: a usage error naming the value, nothing printed.
+    let out = r.baton(&["log", "main", "--json", "--since", "2 fortnights hence"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid date \"2 fortnights hence\""));
+}
+
 /// With `--all-parents`, runs on a merged branch appear too; first-parent history skips them.
 #[test]
 fn all_parents_follows_merges() {

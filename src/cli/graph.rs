@@ -31,8 +31,8 @@ pub struct Args {
     /// Only branches matching this glob (`*`, `?`, `[...]`); repeatable.
     #[arg(long = "branch", value_name = "GLOB")]
     branches: Vec<String>,
-    /// Only transitions at or after DATE (seconds since the epoch, YYYY-MM-DD or
-    /// YYYY-MM-DDTHH:MM:SSZ, UTC).
+    /// Only transitions at or after DATE (any date git reads: `2026-11-23`,
+    /// `2026-11-23T09:00:00Z`, `@1700000000`, `2.weeks.ago`, "2 weeks ago", `yesterday`; UTC).
     #[arg(long, value_name = "DATE")]
     since: Option<String>,
     /// Draw the task graph (`dwp-depends-on` between branches) instead of the state graph.

@@ -40,8 +40,9 @@ pub struct Args {
     /// branch (by name) that reaches it.
     #[arg(long, conflicts_with = "branches")]
     all: bool,
-    /// Only runs that started and events that happened at or after DATE (seconds since the
-    /// epoch, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC).
+    /// Only runs that started and events that happened at or after DATE (any date git reads:
+    /// `2026-11-23`, `2026-11-23T09:00:00Z`, `@1700000000`, `2.weeks.ago`, "2 weeks ago",
+    /// `yesterday`; UTC).
     #[arg(long, value_name = "DATE")]
     since: Option<String>,
     /// Follow every parent of merge commits (default: first-parent history, like the protocol).

@@ -49,8 +49,8 @@ use crate::runner::clock::iso_utc;
 /// without `dwp-error-type`, counts under `(unknown)`).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Only runs that started at or after DATE (seconds since the epoch, YYYY-MM-DD or
-    /// YYYY-MM-DDTHH:MM:SSZ, UTC).
+    /// Only runs that started at or after DATE (any date git reads: `2026-11-23`,
+    /// `2026-11-23T09:00:00Z`, `@1700000000`, `2.weeks.ago`, "2 weeks ago", `yesterday`; UTC).
     #[arg(long, value_name = "DATE")]
     since: Option<String>,
     /// Only branches matching this glob (`*`, `?`, `[...]`); repeatable.

@@ -10,9 +10,11 @@ use crate::history::{parse_date, Fold, Record, RunResult};
 use crate::repo::walk::{HistoryWalk, KEEP_BYTES};
 use crate::repo::{BranchHead, BranchSource, ObjectId, Repo};
 
-/// A `--since` value in seconds since the epoch (a bad value is a usage error).
+/// A `--since` value in seconds since the epoch, relative dates counted back from now (a bad
+/// value is a usage error).
 pub fn parse_since(since: Option<&str>) -> Result<Option<i64>> {
-    since.map(|s| parse_date(s).map_err(|e| usage(e.to_string()))).transpose()
+    let now = crate::runner::clock::now();
+    since.map(|s| parse_date(s, now).map_err(|e| usage(e.to_string()))).transpose()
 }
 
 /// The local branches passing the `--branch` globs, sorted by name.

@@ -77,9 +77,9 @@ pub struct SendOptions {
     /// `dwp-cost` an amount such as `12.5`, `dwp-budget-reset` `yes`.)
     #[arg(long = "trailer", value_name = "K: V")]
     trailers: Vec<String>,
-    /// No runner takes the state before this time: seconds since the epoch, `YYYY-MM-DD`,
-    /// `YYYY-MM-DDTHH:MM:SSZ` (UTC), `now`, or `in N seconds|minutes|hours|days` (`in 2 hours`,
-    /// `in 30m`). Written as `dwp-not-before: <epoch seconds>`; a past time is due at once.
+    /// No runner takes the state before this time: `now`, `in N seconds|minutes|hours|days|weeks`
+    /// (`in 2 hours`, `in 30m`), or an absolute date git reads (`2026-11-23`,
+    /// `2026-11-23T09:00:00Z`, `@1700000000`; UTC unless it has an offset). Written as `dwp-not-before: <epoch seconds>`; a past time is due at once.
     #[arg(long = "not-before", value_name = "DATE")]
     not_before: Option<String>,
     /// The branch to write to (default: the checked-out branch).

@@ -1,54 +1,48 @@
-//! `--since DATE` values: seconds since the epoch, `YYYY-MM-DD` (midnight UTC) or
-//! `YYYY-MM-DDTHH:MM:SS[Z]` (UTC). A small parser instead of a date crate: these three forms are
-//! all git-baton accepts, and all of them are UTC, so no time-zone database is involved.
-//! `send --not-before` also takes `now` and `in N UNIT` ([`parse_when`]), relative to a `now`
-//! the caller passes in.
+//! `--since DATE` values: every date git reads, through gix's port of git's date parser
+//! (`gix::date::parse`): `2026-11-23`, `2026-11-23T09:00:00Z`, `2026-11-23 09:00:00 +0200`, RFC
+//! 2822, `@1700000000` (and bare epoch seconds from 100000000 on, as git), and git's relative
+//! forms `2.weeks.ago`, `2 weeks ago`, `yesterday`, `now`, computed from a `now` the caller
+//! passes in (UTC calendar; a date without an offset is UTC).
+//!
+//! `send --not-before` also takes `in N UNIT` ([`parse_when`]): git has no way to name a future
+//! time (`1 hour from now` is an hour in the past to it), so that one form stays here.
+
+use gix::date::Zoned;
 
 /// Why a date was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid date {0:?}: expected seconds since the epoch, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")]
+#[error(
+    "invalid date {0:?}: expected a date git reads, such as 2026-11-23, 2026-11-23T09:00:00Z, @1700000000, 2.weeks.ago or \"2 weeks ago\""
+)]
 pub struct InvalidDate(pub String);
 
-/// Parse a `--since` value into seconds since the epoch (UTC).
-pub fn parse_date(text: &str) -> Result<i64, InvalidDate> {
+/// `now` (epoch seconds) as the UTC time relative dates count back from.
+fn zoned(now: i64) -> Option<Zoned> {
+    Some(jiff::Timestamp::from_second(now).ok()?.to_zoned(jiff::tz::TimeZone::UTC))
+}
+
+/// Parse a `--since` value into seconds since the epoch, relative forms counted back from `now`.
+pub fn parse_date(text: &str, now: i64) -> Result<i64, InvalidDate> {
     let bad = || InvalidDate(text.to_owned());
     let s = text.trim();
-    let digits = s.strip_prefix('@').unwrap_or(s);
-    if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
-        return digits.parse().map_err(|_| bad());
-    }
-    let (date, time) = match s.find(['T', 't', ' ']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let [y, m, d] = numbers::<3>(date, '-', &[4, 2, 2]).ok_or_else(bad)?;
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+    if s.is_empty() {
         return Err(bad());
     }
-    let seconds = match time {
-        None => 0,
-        Some(t) => {
-            let t = t.strip_suffix(['Z', 'z']).unwrap_or(t);
-            let [h, min, sec] = numbers::<3>(t, ':', &[2, 2, 2]).ok_or_else(bad)?;
-            if h > 23 || min > 59 || sec > 60 {
-                return Err(bad());
-            }
-            h * 3600 + min * 60 + sec
-        }
-    };
-    Ok(days_from_civil(y, m, d) * 86400 + seconds)
+    gix::date::parse(s, Some(zoned(now).ok_or_else(bad)?)).map(|t| t.seconds).map_err(|_| bad())
 }
 
 /// Why a `--not-before` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid time {0:?}: expected seconds since the epoch, YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or `in N seconds|minutes|hours|days` (also `in 30m`)"
+    "invalid time {0:?}: expected `now`, `in N seconds|minutes|hours|days|weeks` (also `in 30m`), or a date such as 2026-11-23T09:00:00Z or @1700000000 (git's relative forms like `2.weeks.ago` name the past)"
 )]
 pub struct InvalidWhen(pub String);
 
-/// Parse a point in time: anything [`parse_date`] accepts, `now`, or a time relative to `now`:
-/// `in N UNIT` with UNIT one of `s`/`sec`/`second`, `m`/`min`/`minute`, `h`/`hour`, `d`/`day`,
-/// `w`/`week` (plural forms too), or `in 30m` (the policy's duration syntax). Case-insensitive.
+/// Parse a point in time: `now`, a time relative to `now` — `in N UNIT` with UNIT one of
+/// `s`/`sec`/`second`, `m`/`min`/`minute`, `h`/`hour`, `d`/`day`, `w`/`week` (plural forms too), or
+/// `in 30m` (the policy's duration syntax), case-insensitive — or an absolute date
+/// [`parse_date`] accepts. git's relative forms (`2 hours`, `yesterday`) are refused here: they
+/// name the past, and a schedule in the past is almost surely a typo for `in 2 hours`.
 pub fn parse_when(text: &str, now: i64) -> Result<i64, InvalidWhen> {
     let bad = || InvalidWhen(text.to_owned());
     let s = text.trim();
@@ -57,7 +51,10 @@ pub fn parse_when(text: &str, now: i64) -> Result<i64, InvalidWhen> {
     }
     let lower = s.to_ascii_lowercase();
     let Some(rest) = lower.strip_prefix("in ") else {
-        return parse_date(s).map_err(|_| bad());
+        // Absolute means: the same answer whatever `now` is.
+        let at = parse_date(s, now).map_err(|_| bad())?;
+        let elsewhere = parse_date(s, now.wrapping_sub(7 * 86_400)).map_err(|_| bad())?;
+        return if at == elsewhere { Ok(at) } else { Err(bad()) };
     };
     let rest = rest.trim();
     let (number, unit) = match rest.split_once(char::is_whitespace) {
@@ -83,60 +80,43 @@ pub fn parse_when(text: &str, now: i64) -> Result<i64, InvalidWhen> {
     n.checked_mul(factor).and_then(|secs| now.checked_add(secs)).ok_or_else(bad)
 }
 
-/// `N` fields of exactly the given widths, all ASCII digits, joined by `sep`.
-fn numbers<const N: usize>(s: &str, sep: char, widths: &[usize; N]) -> Option<[i64; N]> {
-    let mut out = [0i64; N];
-    let mut parts = s.split(sep);
-    for (slot, &width) in out.iter_mut().zip(widths) {
-        let p = parts.next()?;
-        if p.len() != width || !p.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        *slot = p.parse().ok()?;
-    }
-    parts.next().is_none().then_some(out)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`, the
-/// inverse of `runner::clock::iso_utc`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runner::clock::iso_utc;
 
+    const NOW: i64 = 1_700_000_000; // 2023-11-14T22:13:20Z
+
     #[test]
     fn accepted_forms() {
-        assert_eq!(parse_date("1700000000"), Ok(1_700_000_000));
-        assert_eq!(parse_date("@42"), Ok(42));
-        assert_eq!(parse_date("1970-01-01"), Ok(0));
-        assert_eq!(parse_date("2005-04-07T22:13:13Z"), Ok(1_112_911_993));
-        assert_eq!(parse_date("2005-04-07T22:13:13"), Ok(1_112_911_993));
-        assert_eq!(parse_date("2024-02-29"), Ok(1_709_164_800));
+        let table: &[(&str, i64)] = &[
+            ("1700000000", 1_700_000_000),
+            ("@42", 42),
+            ("1970-01-01", 0),
+            ("2005-04-07T22:13:13Z", 1_112_911_993),
+            ("2005-04-07T22:13:13", 1_112_911_993),
+            ("2005-04-07 22:13:13 +0200", 1_112_911_993 - 7200),
+            ("2023-01-01T10:00:00+02:00", 1_672_560_000),
+            ("Thu, 07 Apr 2005 22:13:13 +0000", 1_112_911_993),
+            ("2024-02-29", 1_709_164_800),
+            // git's relative forms, counted back from NOW.
+            ("2 weeks ago", NOW - 14 * 86_400),
+            ("2.weeks.ago", NOW - 14 * 86_400),
+            ("  2 weeks ago ", NOW - 14 * 86_400),
+            ("3.days.2.hours.ago", NOW - 3 * 86_400 - 7200),
+            ("yesterday", NOW - 86_400),
+            ("now", NOW),
+            ("1.month.ago", 1_697_321_600), // the calendar month: 2023-10-14T22:13:20Z
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_date(text, NOW), Ok(*want), "{text:?}");
+        }
     }
 
     #[test]
     fn round_trips_with_iso_utc() {
         for t in [0, 951_782_400, 1_112_911_993, 1_700_000_000, 4_102_444_799] {
-            assert_eq!(parse_date(&iso_utc(t)), Ok(t), "{}", iso_utc(t));
+            assert_eq!(parse_date(&iso_utc(t), NOW), Ok(t), "{}", iso_utc(t));
         }
     }
 
@@ -185,6 +165,8 @@ mod tests {
             "in 2.5 hours",
             "in 2 hours ago",
             "2 hours",
+            "2 hours ago",
+            "yesterday",
             "tomorrow",
             "in 99999999999999999999 seconds",
             "in 9999999999999999 weeks",
@@ -198,17 +180,17 @@ mod tests {
     fn refused_forms() {
         for s in [
             "",
-            "yesterday",
+            "   ",
+            "tomorrow",
+            "garbage",
             "2023-13-01",
             "2023-02-29",
-            "2023-1-01",
             "2023-01-01T25:00:00Z",
-            "2023-01-01T10:00Z",
-            "2023-01-01T10:00:00+02:00",
             "-5",
+            "42", // git reads bare numbers below 100000000 as no date; `@42` is epoch seconds
             "99999999999999999999999",
         ] {
-            assert!(parse_date(s).is_err(), "{s:?}");
+            assert!(parse_date(s, NOW).is_err(), "{s:?}");
         }
     }
 }

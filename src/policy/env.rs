@@ -133,7 +133,7 @@ pub fn handler_env(runner_env: &[(String, String)], pass: &[String]) -> Vec<(Str
 }
 
 /// Whether `name` matches `pattern`, where `*` is any run of characters and `?` exactly one
-/// (case-sensitive, like environment variables): the same linear matcher as branch globs.
+/// (case-sensitive, like environment variables): git's wildmatch, as for branch globs.
 pub fn name_glob(pattern: &str, name: &str) -> bool {
     crate::runner::select::glob_match(pattern, name)
 }

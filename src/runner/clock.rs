@@ -37,20 +37,14 @@ pub fn human_left(secs: i64) -> String {
     }
 }
 
-/// `2026-11-23T09:00:00Z` for seconds since the epoch (UTC; days from civil, H. Hinnant).
+/// `2026-11-23T09:00:00Z` for seconds since the epoch (UTC, RFC 3339, by jiff). Outside jiff's
+/// range (years -9999 to 9999: only a corrupt or hostile commit date gets there) the seconds
+/// themselves, as `@<seconds>`, which `--since` reads back.
 pub fn iso_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    match jiff::Timestamp::from_second(secs) {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => format!("@{secs}"),
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +54,8 @@ mod tests {
         assert_eq!(super::iso_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::iso_utc(1_112_911_993), "2005-04-07T22:13:13Z");
         assert_eq!(super::iso_utc(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(super::iso_utc(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(super::iso_utc(99_999_999_999_999), "@99999999999999");
     }
 
     #[test]
