@@ -2,6 +2,7 @@
 //! compare-and-swap) happen in-process with gix; the `git` binary is used only where gix cannot do
 //! the job (linked worktree add/remove/prune, see [`worktree`]), always with a scrubbed environment.
 
+mod branch_refs;
 pub mod handlers;
 pub mod walk;
 pub mod worktree;
@@ -10,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+pub use branch_refs::BranchRef;
 use gix::bstr::{BString, ByteSlice};
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::{FullName, Target};

@@ -11,7 +11,7 @@ use super::source::Source;
 use crate::policy::Policy;
 use crate::protocol::state::last_text;
 use crate::protocol::{Key, Lease, Reserved, StateRead};
-use crate::repo::{BranchHead, BranchSource, CommitInfo, HandlerCache, HandlerLookup, ObjectId, Repo};
+use crate::repo::{BranchHead, BranchRef, BranchSource, CommitInfo, HandlerCache, HandlerLookup, ObjectId, Repo};
 
 /// Folder of the default handlers.
 pub const COMMAND_DIR: &str = ".dwp/command";
@@ -130,9 +130,9 @@ impl Board {
 
 /// Read the selected branches of `source` (filtered by `select` on the short name).
 ///
-/// Listing refs is one pass; reading and parsing the head commits is split over the available
-/// cores (each thread with its own thread-local handle on the one repository) once there are
-/// enough branches to pay for the threads. A branch that cannot be read is reported in
+/// Listing the branch names is one pass that opens no ref file; reading each ref file and parsing
+/// its head commit is split over the available cores (each thread with its own thread-local
+/// handle on the one repository) once there are enough branches to pay for the threads. A branch that cannot be read is reported in
 /// [`Board::unreadable`]; every other branch goes on.
 pub fn read_board(
     repo: &Repo,
@@ -140,21 +140,23 @@ pub fn read_board(
     select: impl Fn(&str) -> bool,
     opts: ReadOptions<'_>,
 ) -> Result<Board> {
-    let heads: Vec<BranchHead> = repo.branches(source)?.into_iter().filter(|h| select(&h.branch)).collect();
+    // Names first (no ref file opened), then each selected ref file and its head commit together,
+    // on every core: the ref files are most of the work with many loose refs.
+    let refs: Vec<BranchRef> = repo.branch_refs(source)?.into_iter().filter(|r| select(&r.branch)).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let mut board = Board::default();
-    if heads.len() < 512 || threads < 2 {
+    let mut board = Board { cards: Vec::with_capacity(refs.len()), unreadable: Vec::new() };
+    if refs.len() < PARALLEL_FROM || threads < 2 {
         let mut cache = Cache::default();
-        for h in heads {
+        for h in refs.iter().filter_map(|r| repo.resolve_branch(r)) {
             let card = read_card(repo, &mut cache, source, h.clone(), opts);
             board.push(h, card);
         }
         return Ok(board);
     }
     let shared = repo.gix().clone().into_sync();
-    let chunk = heads.len().div_ceil(threads);
+    let chunk = refs.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = heads
+        let workers: Vec<_> = refs
             .chunks(chunk)
             .map(|part| {
                 let shared = &shared;
@@ -162,7 +164,8 @@ pub fn read_board(
                     let repo = Repo::from_sync(shared);
                     let mut cache = Cache::default();
                     part.iter()
-                        .map(|h| (h.clone(), read_card(&repo, &mut cache, source, h.clone(), opts)))
+                        .filter_map(|r| repo.resolve_branch(r))
+                        .map(|h| (h.clone(), read_card(&repo, &mut cache, source, h, opts)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -175,6 +178,10 @@ pub fn read_board(
         Ok(board)
     })
 }
+
+/// From how many selected branches reading them is split over threads: below it, starting the
+/// threads and their repository handles costs more than it saves (about 10 µs a branch).
+const PARALLEL_FROM: usize = 256;
 
 pub fn read_card(
     repo: &Repo,
