@@ -270,7 +270,7 @@ fn install_copies_a_pack_from_a_local_repository_and_refuses_a_dirty_dwp() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!marker.exists(), "no merge tool is run");
     let out = stdout(&out);
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let v: serde_json::Value = one_line(&out);
     assert_eq!(v["installed"], serde_json::json!([".dwp/command/review"]), "{v}");
     assert_eq!(v["overwritten"], serde_json::json!([".dwp/COMMANDS.md"]), "{v}");
     assert!(!r.path.join(".dwp/README.md").exists(), "README.md files are not copied");
@@ -287,7 +287,7 @@ fn install_copies_a_pack_from_a_local_repository_and_refuses_a_dirty_dwp() {
 
     // A subfolder.
     let out = r.baton_ok(&["install", src, "main", "packs/ops", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let v: serde_json::Value = one_line(&out);
     assert_eq!(v["installed"], serde_json::json!([".dwp/command/stalled"]), "{v}");
     // A subfolder outside the clone is a usage error.
     assert_eq!(r.baton(&["install", src, "main", "../x"]).status.code(), Some(2));
@@ -321,13 +321,13 @@ fn migrate_aynig_removes_leftover_worktrees_and_salvages_uncommitted_work() {
     assert!(event(&events, "feat/x", "notice").to_string().contains("git baton migrate-aynig"), "{events:#?}");
 
     let dry = r.baton_ok(&["migrate-aynig", "--dry-run", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(dry.trim()).unwrap();
+    let v: serde_json::Value = one_line(&dry);
     assert_eq!(v["action"], "would-remove");
     assert_eq!(v["dirty"], true);
     assert!(wt.exists(), "a dry run changes nothing");
 
     let out = r.baton_ok(&["migrate-aynig", "--json"]);
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let v: serde_json::Value = one_line(&out);
     assert_eq!(v["action"], "removed", "{v}");
     let salvage = v["salvage_ref"].as_str().expect("a salvage ref").to_owned();
     assert!(salvage.starts_with("refs/baton/salvage/"), "{salvage}");
@@ -345,12 +345,16 @@ fn migrate_aynig_removes_leftover_worktrees_and_salvages_uncommitted_work() {
     assert_eq!(r.baton_ok(&["migrate-aynig", "--json"]).trim(), "");
 }
 
-/// The objects `--json` printed: a JSON array or one object per line.
+/// A single answer's `--json`: exactly one line.
+fn one_line(out: &str) -> serde_json::Value {
+    let mut lines = common::json_lines(out);
+    assert_eq!(lines.len(), 1, "one JSON line expected: {out}");
+    lines.remove(0)
+}
+
+/// The objects `--json` printed: one per line (docs/json.md).
 fn json_objects(out: &str) -> Vec<serde_json::Value> {
-    match serde_json::from_str::<serde_json::Value>(out.trim()) {
-        Ok(serde_json::Value::Array(items)) => items,
-        _ => out.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect(),
-    }
+    common::json_lines(out)
 }
 
 #[test]

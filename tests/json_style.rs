@@ -102,6 +102,7 @@ fn reads() -> Vec<(Vec<&'static str>, Lines)> {
         (vec!["dlq", "list"], Exactly(1)),
         (vec!["notify", "--dry-run"], AtLeast(1)),
         (vec!["task", "show", "t2"], Exactly(1)),
+        (vec!["migrate-aynig", "--dry-run"], Exactly(0)), // no AYNIG worktrees left behind
     ]
 }
 
@@ -123,6 +124,8 @@ fn writes() -> Vec<(Vec<&'static str>, Lines)> {
         (vec!["conflicts", "drop", "r2"], Exactly(1)),
         (vec!["run", "--branch", "t4"], AtLeast(2)),
         (vec!["dlq", "sweep", "--dry-run"], Exactly(0)),
+        (vec!["spawn", "kid", "review", "--from", "main"], Exactly(1)),
+        (vec!["tree"], AtLeast(1)), // the spawned child and its parent
         (vec!["watch", "--interval", "0.1", "--max-ticks", "1"], AtLeast(0)),
     ]
 }
@@ -142,6 +145,11 @@ fn every_command_prints_json_lines_on_a_board_with_data() {
     for (args, want) in writes() {
         check(&r, &with_json(&args), want);
     }
+    // install: a workflow pack from another repository (one line: what was installed).
+    let pack = TestRepo::new();
+    pack.handler(".dwp/command/lint", DONE);
+    pack.commit_all("pack");
+    check(&r, &["install", pack.path.to_str().unwrap(), "--json"], Lines::Exactly(1));
     // The dead letter's own commands, after the reads above listed it.
     r.baton_ok(&["send", "--branch", "t1", "build"]);
     run_json(&r, &[]);
@@ -223,8 +231,11 @@ fn commands_with_json() -> BTreeSet<String> {
 }
 
 /// Commands with `--json` whose stdout is not theirs to print on.
-const NOT_ON_STDOUT: &[(&str, &str)] =
-    &[("hooks trigger", "detaches; with --json its run events go to <git dir>/baton/hooks.log, as JSON Lines")];
+const NOT_ON_STDOUT: &[(&str, &str)] = &[
+    ("hooks trigger", "detaches; with --json its run events go to <git dir>/baton/hooks.log, as JSON Lines"),
+    ("agent", "runs only inside a handler (stdout is the run's log); tests/agent.rs parses its one line"),
+    ("join", "runs only inside a handler (stdout is the run's log); tests/fanout.rs reads its line"),
+];
 
 /// The tables above cover every command that has `--json`: a new command fails here until it is
 /// added (and so parsed as JSON Lines).
@@ -234,7 +245,7 @@ fn the_tables_cover_every_command_with_json() {
         .into_iter()
         .chain(writes())
         .map(|(a, _)| a)
-        .chain([vec!["dlq", "retry"], vec!["dlq", "drop"]])
+        .chain([vec!["dlq", "retry"], vec!["dlq", "drop"], vec!["install"]])
         .collect();
     let missing: Vec<String> = commands_with_json()
         .into_iter()
