@@ -230,7 +230,9 @@ fn since_takes_git_relative_dates() {
     let r = TestRepo::new();
     r.commit_all("root");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let at = |days_ago: i64| format!("{} +0000", now - days_ago * 86_400);
+    // Two minutes earlier than whole days, so `yesterday` (a day before the binary's own now,
+    // a moment later) is never the very second of the claim.
+    let at = |days_ago: i64| format!("{} +0000", now - days_ago * 86_400 - 120);
     let send = |s: &str, date: &str| {
         let out = r.baton_cmd(&["send", "--branch", "main", s]).env("GIT_COMMITTER_DATE", date).output().unwrap();
         assert!(out.status.success());
@@ -263,7 +265,7 @@ fn since_takes_git_relative_dates() {
         assert_eq!(runs(since), ["new"], "--since {since:?}");
     }
     assert_eq!(runs("4.weeks.ago"), ["old", "new"]);
-    assert_eq!(runs("yesterday"), Vec::<String>::new(), "claimed a day ago, a few seconds before `yesterday`");
+    assert_eq!(runs("yesterday"), Vec::<String>::new(), "claimed a day and two minutes ago: before `yesterday`");
     // git agrees on which claims are newer than two weeks.
     let by_git = r.git(&["log", "--since=2 weeks ago", "--format=%H", "main"]);
     assert!(by_git.lines().any(|l| l == new) && !by_git.lines().any(|l| l == old), "{by_git}");
