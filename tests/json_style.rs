@@ -155,6 +155,9 @@ fn every_command_prints_json_lines_on_a_board_with_data() {
     // man --install: one line per page written.
     let man = tempfile::tempdir().unwrap();
     check(&r, &["man", "--install", man.path().to_str().unwrap(), "--json"], Lines::AtLeast(2));
+    // report -o FILE: one line saying what was written.
+    let page = man.path().join("report.html");
+    check(&r, &["report", "-o", page.to_str().unwrap(), "--json"], Lines::Exactly(1));
     // The dead letter's own commands, after the reads above listed it.
     r.baton_ok(&["send", "--branch", "t1", "build"]);
     run_json(&r, &[]);
@@ -250,7 +253,7 @@ fn the_tables_cover_every_command_with_json() {
         .into_iter()
         .chain(writes())
         .map(|(a, _)| a)
-        .chain([vec!["dlq", "retry"], vec!["dlq", "drop"], vec!["install"], vec!["man"]])
+        .chain([vec!["dlq", "retry"], vec!["dlq", "drop"], vec!["install"], vec!["man"], vec!["report"]])
         .collect();
     let missing: Vec<String> = commands_with_json()
         .into_iter()
