@@ -63,7 +63,10 @@ const LOG_LIMIT: u64 = 1 << 20;
 
 /// One line in the log, with time and pid (several triggers may write to it).
 fn note(msg: impl std::fmt::Display) {
-    let _ = writeln!(std::io::stderr(), "{} [{}] {msg}", clock::iso_utc(clock::now()), std::process::id());
+    // One write per line: stderr is unbuffered, and `writeln!` would write the pieces one by one,
+    // so two triggers appending at once could interleave inside a line.
+    let line = format!("{} [{}] {msg}\n", clock::iso_utc(clock::now()), std::process::id());
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Leave the session of the git command that ran the hook: a Ctrl-C or a closed terminal there
