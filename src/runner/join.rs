@@ -126,6 +126,10 @@ pub fn spec(trailers: &[Trailer]) -> Option<Result<JoinSpec, String>> {
     let then = last(trailers, THEN)?;
     Some((|| {
         let then = State::parse(&then).map_err(|_| format!("invalid {THEN} {then:?}"))?;
+        // A join commit carries no lease: it may not claim to hold one, nor wait again.
+        if then.is(Reserved::Working) || then.is(Reserved::Waiting) {
+            return Err(format!("{THEN} {then} is not a state a join can go to"));
+        }
         let rule = match last(trailers, RULE) {
             Some(r) => Rule::parse(&r)?,
             None => Rule::All,
@@ -356,6 +360,8 @@ dwp-join-correlation: run-1\ndwp-join-child: b\ndwp-join-child: a\ndwp-join-chil
             b"j\n\ndwp-join-then: m\ndwp-join-rule: quorum:0\ndwp-join-child: a\n",
             b"j\n\ndwp-join-then: m\ndwp-join-on-failure: shrug\ndwp-join-child: a\n",
             b"j\n\ndwp-join-then: m\n",
+            b"j\n\ndwp-join-then: working\ndwp-join-child: a\n",
+            b"j\n\ndwp-join-then: waiting\ndwp-join-child: a\n",
         ] {
             assert!(spec(&parse(bad)).unwrap().is_err(), "{}", String::from_utf8_lossy(bad));
         }

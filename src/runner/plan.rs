@@ -331,6 +331,11 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
                     actions.push(notice(format!("malformed join: {why}; waiting")));
                     continue;
                 }
+                Some(Ok(join)) if join.children.contains(&branch) => {
+                    // It would wait for itself forever.
+                    actions.push(notice("malformed join: it waits on its own branch; waiting".to_owned()));
+                    continue;
+                }
                 Some(Ok(join)) => {
                     match super::join::decide(&join, &config.children) {
                         super::join::JoinVerdict::Wait => {}
@@ -734,6 +739,27 @@ mod tests {
                 && notices[2].contains("dwp-priority")
         );
         assert!(actions.iter().any(|a| matches!(a, Action::Run { .. })), "still runs");
+    }
+
+    #[test]
+    fn malformed_joins_are_notices_and_never_joined() {
+        let mut config = cfg(CurrentBranch::Skip);
+        config
+            .children
+            .insert("c".into(), super::super::join::ChildHead::Head { state: Some("done".into()), dead_letter: false });
+        for (msg, why) in [
+            ("t\n\ndwp-join-then: working\ndwp-join-child: c\ndwp-state: waiting\n", "not a state a join can go to"),
+            ("t\n\ndwp-join-then: merge\ndwp-join-child: c\ndwp-join-child: p\ndwp-state: waiting\n", "its own branch"),
+        ] {
+            let actions = plan(&[card("p", msg, 0, None, None)], 0, &config);
+            assert!(
+                matches!(&actions[..], [Action::Notice { message, .. }] if message.contains(why)),
+                "{msg}: {actions:?}"
+            );
+        }
+        // Well-formed: joined.
+        let ok = "t\n\ndwp-join-then: merge\ndwp-join-child: c\ndwp-state: waiting\n";
+        assert!(matches!(&plan(&[card("p", ok, 0, None, None)], 0, &config)[..], [Action::Join { .. }]));
     }
 
     #[test]

@@ -1,0 +1,47 @@
+//! Fan-out and fan-in under hostile or unlucky input: hand-written join trailers, joins too big
+//! for one commit, child names git refuses.
+
+mod common;
+
+use common::{count, repo_with, run_json, TestRepo, NO_RETRIES};
+
+/// Branch `name` off `main` whose head is a hand-written commit with these trailers (the last
+/// paragraph of the message), as anybody who can push a task branch could write it.
+fn hand_written(r: &TestRepo, name: &str, trailers: &str) {
+    r.git(&["branch", name, "main"]);
+    r.git(&["checkout", "-q", name]);
+    let message = format!("hand-written wait\n\n{trailers}\n");
+    r.git_bytes(&["commit", "-q", "--allow-empty", "-F", "-"], message.as_bytes());
+    r.git(&["checkout", "-q", "main"]);
+}
+
+fn finished_child(r: &TestRepo, name: &str) {
+    r.git(&["branch", name, "main"]);
+    r.baton_ok(&["send", "--branch", name, "done", "-m", "finished"]);
+}
+
+#[test]
+fn a_join_whose_then_is_a_runner_state_is_malformed_and_nothing_is_written() {
+    for then in ["working", "waiting"] {
+        let r = repo_with(&[NO_RETRIES]);
+        finished_child(&r, "c");
+        hand_written(&r, "p", &format!("dwp-join-then: {then}\ndwp-join-child: c\ndwp-state: waiting"));
+        let before = r.head("p");
+        let events = run_json(&r, &[]);
+        assert_eq!(r.head("p"), before, "then {then}: the runner wrote {}", r.git(&["log", "-1", "--format=%B", "p"]));
+        assert_eq!(count(&events, "p", "joined"), 0, "{events:#?}");
+        let notice = common::event(&events, "p", "notice");
+        assert!(notice["error"].as_str().unwrap().contains("malformed join"), "{notice}");
+    }
+}
+
+#[test]
+fn a_join_that_waits_on_its_own_branch_is_malformed() {
+    let r = repo_with(&[NO_RETRIES]);
+    finished_child(&r, "c");
+    hand_written(&r, "p", "dwp-join-then: merge\ndwp-join-child: c\ndwp-join-child: p\ndwp-state: waiting");
+    let events = run_json(&r, &[]);
+    let notice = common::event(&events, "p", "notice");
+    assert!(notice["error"].as_str().unwrap().contains("waits on its own branch"), "{notice}");
+    assert_eq!(r.state_of("p"), "waiting");
+}
