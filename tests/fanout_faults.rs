@@ -45,3 +45,21 @@ fn a_join_that_waits_on_its_own_branch_is_malformed() {
     assert!(notice["error"].as_str().unwrap().contains("waits on its own branch"), "{notice}");
     assert_eq!(r.state_of("p"), "waiting");
 }
+
+#[test]
+fn a_failed_join_of_many_children_names_a_bounded_list() {
+    // 300 deleted children: the error names the first ones and counts the rest.
+    let r = repo_with(&[NO_RETRIES]);
+    let mut trailers = String::from("dwp-join-then: merge\n");
+    for i in 0..300 {
+        trailers.push_str(&format!("dwp-join-child: gone-{i:03}\n"));
+    }
+    trailers.push_str("dwp-state: waiting");
+    hand_written(&r, "p", &trailers);
+    let events = run_json(&r, &[]);
+    assert_eq!(count(&events, "p", "joined"), 1, "{events:#?}");
+    assert_eq!(r.state_of("p"), "failed");
+    let error = r.trailer_of("p", "dwp-error").unwrap();
+    assert!(error.starts_with("300 of 300 children failed: gone-000, gone-001"), "{error}");
+    assert!(error.len() < 400 && error.contains("and 290 more"), "{error}");
+}

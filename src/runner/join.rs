@@ -216,6 +216,19 @@ pub enum JoinVerdict {
     Fail { failed: Vec<String>, reason: String },
 }
 
+/// How many failed children an error names; the rest are counted (the join commit's
+/// `dwp-joined-child` trailers name every one).
+pub const NAMED_MAX: usize = 10;
+
+/// `a, b, c` — or the first [`NAMED_MAX`] and `and K more`.
+fn names(failed: &[String]) -> String {
+    let mut s = failed.iter().take(NAMED_MAX).cloned().collect::<Vec<_>>().join(", ");
+    if failed.len() > NAMED_MAX {
+        s.push_str(&format!(" and {} more", failed.len() - NAMED_MAX));
+    }
+    s
+}
+
 /// Decide a join from its children's heads (a child absent from `heads` counts as missing).
 pub fn decide(spec: &JoinSpec, heads: &BTreeMap<String, ChildHead>) -> JoinVerdict {
     let outcomes: Vec<(&String, Outcome)> =
@@ -224,7 +237,7 @@ pub fn decide(spec: &JoinSpec, heads: &BTreeMap<String, ChildHead>) -> JoinVerdi
     let done = outcomes.iter().filter(|(_, o)| *o == Outcome::Done).count();
     let pending = outcomes.iter().filter(|(_, o)| *o == Outcome::Pending).count();
     if spec.on_failure == OnFailure::Fail && !failed.is_empty() {
-        let reason = format!("{} of {} children failed: {}", failed.len(), spec.children.len(), failed.join(", "));
+        let reason = format!("{} of {} children failed: {}", failed.len(), spec.children.len(), names(&failed));
         return JoinVerdict::Fail { failed, reason };
     }
     let needed = match spec.rule {
@@ -333,6 +346,13 @@ mod tests {
         let JoinVerdict::Fail { failed, reason } = got else { panic!("{got:?}") };
         assert_eq!(failed, fail(&["c1", "c2", "c3"]));
         assert!(reason.contains("3 of 4 children failed: c1, c2, c3"), "{reason}");
+        // Many failed children: the first ten are named, the rest counted.
+        let spec = join(Rule::All, OnFailure::Fail, 300);
+        let got = decide(&spec, &BTreeMap::new());
+        let JoinVerdict::Fail { failed, reason } = got else { panic!("{got:?}") };
+        assert_eq!(failed.len(), 300);
+        assert!(reason.starts_with("300 of 300 children failed: c0, c1, c2,"), "{reason}");
+        assert!(reason.ends_with(" and 290 more") && reason.len() < 200, "{reason}");
     }
 
     #[test]
