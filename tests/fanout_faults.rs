@@ -47,6 +47,33 @@ fn a_join_that_waits_on_its_own_branch_is_malformed() {
 }
 
 #[test]
+fn a_join_too_big_for_one_commit_fails_the_parent_once_instead_of_erroring_every_tick() {
+    // 4,700 children with 200-character names: the waiting commit fits in 1 MiB, the join commit
+    // (each child's head and state added) does not. All are missing: with `continue` the rule
+    // `all` is met at once.
+    let r = repo_with(&[NO_RETRIES]);
+    let mut trailers = String::from("dwp-join-then: merge\ndwp-join-on-failure: continue\n");
+    for i in 0..4700 {
+        trailers.push_str(&format!("dwp-join-child: c{i:05}-{}\n", "x".repeat(194)));
+    }
+    trailers.push_str("dwp-state: waiting");
+    assert!(trailers.len() < 1 << 20);
+    hand_written(&r, "p", &trailers);
+    let events = run_json(&r, &[]);
+    assert_eq!(
+        count(&events, "p", "joined"),
+        1,
+        "{:#?}",
+        events.iter().filter(|e| e["branch"] == "p").collect::<Vec<_>>()
+    );
+    assert_eq!(r.state_of("p"), "failed");
+    let error = r.trailer_of("p", "dwp-error").unwrap();
+    assert!(error.contains("4700 children") && error.contains("1 MiB"), "{error}");
+    let again = run_json(&r, &[]);
+    assert!(again.iter().all(|e| e["branch"] != "p"), "{again:#?}");
+}
+
+#[test]
 fn a_failed_join_of_many_children_names_a_bounded_list() {
     // 300 deleted children: the error names the first ones and counts the rest.
     let r = repo_with(&[NO_RETRIES]);

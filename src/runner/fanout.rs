@@ -13,7 +13,7 @@ use super::join::{self, outcome, ChildHead, JoinSpec, Selector};
 use super::report::{Event, Kind};
 use crate::protocol::message::{body_of, MAX_MESSAGE_BYTES};
 use crate::protocol::state::last_text;
-use crate::protocol::{compose, Key, Reserved, State, TrailerArg};
+use crate::protocol::{compose, Key, MessageError, Reserved, State, TrailerArg};
 use crate::repo::{BranchSource, CommitInfo, ObjectId, Repo};
 
 /// Where the children spawned by run `run_id` wait for the run's answer to be published.
@@ -155,7 +155,12 @@ fn board_ref(remote: Option<&str>, branch: &str) -> String {
 }
 
 /// The join commit's message: a summary per child (bounded), the machine-readable trailers.
-fn join_message(join: &JoinSpec, children: &[ChildFacts], state: &State, error: Option<&str>) -> Result<Vec<u8>> {
+fn join_message(
+    join: &JoinSpec,
+    children: &[ChildFacts],
+    state: &State,
+    error: Option<&str>,
+) -> Result<Vec<u8>, MessageError> {
     let mut trailers = vec![TrailerArg::new(join::JOINED, join.rule.to_string())?];
     match &join.selector {
         Some(Selector::Correlation(c)) => trailers.push(TrailerArg::new(join::CORRELATION, c)?),
@@ -216,7 +221,33 @@ fn join_message(join: &JoinSpec, children: &[ChildFacts], state: &State, error: 
         body.push_str(&section);
     }
     let subject = format!("baton: joined {} children ({}) -> {state}", children.len(), join.rule);
-    Ok(compose(&subject, Some(&body), &trailers, state)?)
+    compose(&subject, Some(&body), &trailers, state)
+}
+
+/// The join commit of a join too big for one commit (its `dwp-joined-child` trailers alone pass
+/// the message limit): the parent goes to `failed` saying so, once, rather than the join failing
+/// on every tick.
+fn too_big_message(join: &JoinSpec, head: ObjectId) -> Result<(Vec<u8>, String), MessageError> {
+    let why = format!(
+        "the join of {} children does not fit in one commit (the 1 MiB message limit); the \
+         dwp-join-child trailers of {head} name them",
+        join.children.len()
+    );
+    let mut trailers = vec![TrailerArg::new(join::JOINED, join.rule.to_string())?];
+    match &join.selector {
+        Some(Selector::Correlation(c)) => trailers.push(TrailerArg::new(join::CORRELATION, c)?),
+        Some(Selector::Glob(g)) => trailers.push(TrailerArg::new(join::CHILDREN, g)?),
+        None => {}
+    }
+    trailers.push(TrailerArg::reserved(Key::Error, &why));
+    let subject = format!("baton: joined {} children ({}) -> failed", join.children.len(), join.rule);
+    let msg = compose(
+        &subject,
+        Some(&format!("The join failed: {why}.")),
+        &trailers,
+        &State::reserved_state(Reserved::Failed),
+    )?;
+    Ok((msg, why))
 }
 
 /// Write the join commit on a waiting parent by compare-and-swap from `head` (one runner wins; a
@@ -238,11 +269,20 @@ pub(super) fn apply_join(
             facts(c, commit.as_ref())
         })
         .collect();
-    let state = match failed {
+    let mut state = match failed {
         Some(_) => State::reserved_state(Reserved::Failed),
         None => join.then.clone(),
     };
-    let msg = join_message(join, &children, &state, failed.map(|(_, why)| why.as_str()))?;
+    let mut error = failed.map(|(_, why)| why.clone());
+    let msg = match join_message(join, &children, &state, error.as_deref()) {
+        Err(MessageError::TooLarge(_)) => {
+            let (msg, why) = too_big_message(join, head)?;
+            state = State::reserved_state(Reserved::Failed);
+            error = Some(why);
+            msg
+        }
+        other => other?,
+    };
     let tree = repo.commit(head)?.tree;
     let id = repo.write_commit(tree, &[head], &msg, clock::now())?;
     let mut ev = Event::new(branch, Kind::LostRace);
@@ -252,8 +292,8 @@ pub(super) fn apply_join(
             ev.action = Kind::Joined;
             ev.commit = Some(id.to_string());
             ev.next_state = Some(state.to_string());
-            ev.error = Some(match failed {
-                Some((_, why)) => why.clone(),
+            ev.error = Some(match error {
+                Some(why) => why,
                 None => format!("{} children, rule {}", children.len(), join.rule),
             });
         }
