@@ -90,3 +90,13 @@ fn a_failed_join_of_many_children_names_a_bounded_list() {
     assert!(error.starts_with("300 of 300 children failed: gone-000, gone-001"), "{error}");
     assert!(error.len() < 400 && error.contains("and 290 more"), "{error}");
 }
+
+#[test]
+fn spawn_refuses_names_git_refuses_as_branches() {
+    let r = repo_with(&[NO_RETRIES]);
+    for name in ["HEAD", "-x", "a..b", "refs/heads/HEAD", "x.lock"] {
+        let out = r.baton(&["spawn", name, "build", "--from", "main", "-m", "x"]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(r.git(&["for-each-ref", "--format=%(refname)", "refs/heads/"]).lines().all(|l| l == "refs/heads/main"));
+    }
+}

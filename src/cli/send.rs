@@ -206,6 +206,10 @@ pub fn check_branch_name(b: &str) -> Result<()> {
     if b.starts_with('-') {
         return Err(usage(format!("invalid branch name {b:?}: it starts with '-'")));
     }
+    // `refs/heads/HEAD` is a valid ref, but git refuses it as a branch (`git branch HEAD`).
+    if b == "HEAD" {
+        return Err(usage("invalid branch name \"HEAD\": git does not allow it as a branch"));
+    }
     Ok(())
 }
 
