@@ -100,3 +100,41 @@ fn spawn_refuses_names_git_refuses_as_branches() {
         assert!(r.git(&["for-each-ref", "--format=%(refname)", "refs/heads/"]).lines().all(|l| l == "refs/heads/main"));
     }
 }
+
+#[test]
+fn a_child_named_below_an_existing_branch_fails_the_run_instead_of_leaving_it_working() {
+    // `p/api` cannot exist next to `p` (git keeps branches as paths). Refused at spawn time…
+    let spawn_below =
+        "#!/bin/sh\nset -e\ngit baton spawn \"$BATON_BRANCH/api\" ok -m child\ngit baton join --then merge\n";
+    // …and, for a branch that appears after the spawn, at publication.
+    let clash_later =
+        "#!/bin/sh\nset -e\ngit baton spawn q/x ok -m child\ngit update-ref refs/heads/q HEAD\ngit baton join --then merge\n";
+    let r = repo_with(&[NO_RETRIES, (".dwp/command/plan", spawn_below), (".dwp/command/later", clash_later)]);
+    r.git(&["branch", "p", "main"]);
+    r.baton_ok(&["send", "--branch", "p", "plan", "-m", "go"]);
+    r.git(&["branch", "l", "main"]);
+    r.baton_ok(&["send", "--branch", "l", "later", "-m", "go"]);
+    let path = format!(
+        "{}:{}",
+        std::path::Path::new(common::BATON).parent().unwrap().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = r.baton_cmd(&["run", "--json"]).env("PATH", path).output().unwrap();
+    let events = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(r.state_of("p"), "failed", "{events}");
+    let log = std::fs::read_to_string(
+        serde_json::from_str::<serde_json::Value>(
+            events.lines().find(|l| l.contains("\"p\"") && l.contains("\"failed\"")).unwrap(),
+        )
+        .unwrap()["log"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(log.contains("cannot be created next to branch \"p\""), "{log}");
+    assert_eq!(r.state_of("l"), "failed", "{events}");
+    let error = r.trailer_of("l", "dwp-error").unwrap();
+    assert!(error.contains("q/x (next to q)"), "{error}");
+    assert!(r.git(&["for-each-ref", "refs/baton/spawn/"]).trim().is_empty());
+    assert!(r.git(&["for-each-ref", "--format=%(refname)", "refs/heads/q/"]).trim().is_empty());
+}

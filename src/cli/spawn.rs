@@ -14,7 +14,7 @@ use super::send::{check_branch_name, handler_branch, Draft, SendOptions};
 use super::Out;
 use crate::protocol::{Key, Reserved, State, TrailerArg};
 use crate::repo::{Cas, Repo};
-use crate::runner::fanout::spawn_prefix;
+use crate::runner::fanout::{clashing_branch, spawn_prefix};
 use crate::runner::join::ROLE;
 use crate::runner::{clock, remote};
 
@@ -126,6 +126,13 @@ pub fn cmd_spawn(cwd: &Path, args: Args) -> Result<ExitCode> {
         if repo.ref_id(&format!("refs/remotes/{r}/{child}"))?.is_some() {
             bail!("branch {child:?} already exists on {r}; nothing was spawned");
         }
+    }
+    let clash = match &board_remote {
+        Some(r) => clashing_branch(&repo, &format!("refs/remotes/{r}/"), &child),
+        None => None,
+    };
+    if let Some(other) = clash.or_else(|| clashing_branch(&repo, "refs/heads/", &child)) {
+        bail!("branch {child:?} cannot be created next to branch {other:?} (git keeps branches as paths); nothing was spawned");
     }
     let mut more = Vec::new();
     if let Some(p) = &parent {

@@ -98,10 +98,13 @@ impl Backend for Local {
         why: &str,
     ) -> Result<FanOut> {
         let parent = format!("refs/heads/{branch}");
+        // A child that exists, or that a branch keeps from being created (`a/b` next to `a`).
         let existing: Vec<String> = children
             .iter()
-            .filter(|(c, _)| matches!(repo.ref_id(&format!("refs/heads/{c}")), Ok(Some(_))))
-            .map(|(c, _)| c.clone())
+            .filter_map(|(c, _)| match repo.ref_id(&format!("refs/heads/{c}")) {
+                Ok(Some(_)) => Some(c.clone()),
+                _ => super::fanout::clashing_branch(repo, "refs/heads/", c).map(|o| format!("{c} (next to {o})")),
+            })
             .collect();
         if !existing.is_empty() {
             return Ok(FanOut::ChildExists(existing));

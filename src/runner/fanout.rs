@@ -87,6 +87,24 @@ pub fn waiting_parents_of(repo: &Repo, moved: &[String]) -> Vec<String> {
     parents
 }
 
+/// The branch (under `prefix`: `refs/heads/` or a remote's tracking refs) that keeps `child` from
+/// being created though `child` itself does not exist: git keeps refs as paths, so `a/b` cannot
+/// sit next to `a`, nor `a` next to `a/b`.
+pub fn clashing_branch(repo: &Repo, prefix: &str, child: &str) -> Option<String> {
+    let mut parts = child.split('/').collect::<Vec<_>>();
+    parts.pop();
+    let mut dir = String::new();
+    for p in parts {
+        dir.push_str(p);
+        if matches!(repo.ref_id(&format!("{prefix}{dir}")), Ok(Some(_))) {
+            return Some(dir);
+        }
+        dir.push('/');
+    }
+    let below = repo.refs_under(&format!("{prefix}{child}/")).ok()?;
+    below.into_iter().next().map(|(rest, _)| format!("{child}/{rest}"))
+}
+
 /// One child as a join sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChildFacts {
