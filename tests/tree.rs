@@ -139,3 +139,28 @@ fn a_parent_waiting_on_a_join_says_how_far_its_children_are() {
     assert_eq!(json[0]["note"], "join all: 1/2 done");
     assert_eq!(json[1]["role"], Value::Null);
 }
+
+#[test]
+fn answered_children_stay_under_their_parent_after_main_moves_on_and_branches_off_main_are_no_ones_children() {
+    let r = repo_with(&[(".dwp/command/build", DONE)]);
+    r.git(&["branch", "sup", "main"]);
+    r.baton_ok(&["send", "--branch", "sup", "waiting"]);
+    child(&r, "kid", "sup", "build");
+    r.baton_ok(&["run"]);
+    assert!(r.trailer_of("kid", "dwp-parent").is_none());
+    // main moves on after the family was made, one of its commits naming a parent.
+    r.git(&["commit", "-q", "--allow-empty", "-m", "from a task", "-m", "dwp-parent: sup"]);
+    for i in 0..30 {
+        r.git(&["commit", "-q", "--allow-empty", "-m", &format!("main {i}")]);
+    }
+    // A branch started from main now is nobody's child, though main's history names a parent.
+    r.git(&["branch", "feature", "main"]);
+    r.baton_ok(&["send", "--branch", "feature", "hold"]);
+    let got: Vec<(String, Option<String>)> = tree_json(&r, &["--all"])
+        .iter()
+        .map(|n| (n["branch"].as_str().unwrap().to_owned(), n["parent"].as_str().map(Into::into)))
+        .collect();
+    assert!(got.contains(&("kid".into(), Some("sup".into()))), "{got:?}");
+    assert!(got.contains(&("feature".into(), None)), "{got:?}");
+    assert!(got.contains(&("main".into(), None)), "{got:?}");
+}

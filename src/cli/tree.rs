@@ -21,7 +21,8 @@ use crate::runner::join::{outcome, ChildHead, JoinSpec, Outcome};
 ///
 /// A branch's parent is the `dwp-parent` of its head or, when the head has none (its handler
 /// answered after `spawn` made it), of the newest commit of the task's own history that has one
-/// (first parents down to where the task left the default branch, or to another branch's head). A parent that no longer
+/// (first parents down to where the task left the default branch — `main`, else `master` — or to
+/// another branch's head; at most 2,000 commits). A parent that no longer
 /// exists, or a loop of parents, is drawn as a root and says so.
 ///
 /// `--json` prints one object per line, in the order drawn:
@@ -72,6 +73,7 @@ pub fn cmd_tree(cwd: &Path, args: Args) -> Result<ExitCode> {
 pub(crate) fn read_nodes(repo: &Repo) -> Result<Vec<Node>> {
     let heads = repo.branches(&BranchSource::Local)?;
     let tips: std::collections::HashSet<ObjectId> = heads.iter().map(|h| h.id).collect();
+    let mainline = mainline(repo);
     let mut nodes = Vec::with_capacity(heads.len());
     let mut child_heads: BTreeMap<String, ChildHead> = BTreeMap::new();
     let mut joins: Vec<(usize, JoinSpec)> = Vec::new();
@@ -80,7 +82,7 @@ pub(crate) fn read_nodes(repo: &Repo) -> Result<Vec<Node>> {
             tracing::warn!("{}: its head cannot be read", h.branch);
             continue;
         };
-        let origin = family_commit(repo, &h.branch, &commit, &tips);
+        let origin = family_commit(repo, &commit, &tips, &mainline);
         let family = origin.as_ref().unwrap_or(&commit);
         let text = |c: &CommitInfo, k: Key| last_text(&c.trailers, k).map(|v| v.trim().to_owned());
         let state = commit.state().valid().cloned();
@@ -127,25 +129,49 @@ pub(crate) fn read_nodes(repo: &Repo) -> Result<Vec<Node>> {
     Ok(nodes)
 }
 
+/// How many commits of the default branch's first-parent history the walks stop at.
+const MAINLINE_MAX: usize = 10_000;
+/// How many commits of a task's own history are searched for its `dwp-parent`.
+const OWN_HISTORY_MAX: usize = 2_000;
+
+/// The newest [`MAINLINE_MAX`] commits of the default branch's first-parent history (`main`, else
+/// `master`, else the checked-out branch): where tasks leave it. Read once per tree, not once per
+/// task (a merge base per task costs a walk of everything the default branch gained since).
+fn mainline(repo: &Repo) -> std::collections::HashSet<ObjectId> {
+    let tip =
+        ["refs/heads/main", "refs/heads/master"].iter().find_map(|r| repo.ref_id(r).ok().flatten()).or_else(|| {
+            let b = repo.head_branch().ok().flatten()?;
+            repo.ref_id(&format!("refs/heads/{b}")).ok().flatten()
+        });
+    let Some(tip) = tip else { return Default::default() };
+    repo.first_parents(tip, None, MAINLINE_MAX).map(|cs| cs.into_iter().map(|c| c.id).collect()).unwrap_or_default()
+}
+
 /// The commit of a task's own history that names its parent: the head when it carries
-/// `dwp-parent`, else the newest such commit on the first-parent chain down to where the task left
-/// the default branch (at most 2,000 commits), stopping at another branch's head (a task started
-/// from another task's head is not that task's child).
+/// `dwp-parent`, else the newest such commit on the first-parent chain below the head, stopping
+/// at the default branch's history (where the task left it), at another branch's head (a task
+/// started from another task's head is not that task's child), or after [`OWN_HISTORY_MAX`]
+/// commits. Commits are read one at a time and the walk stops at the first hit.
 fn family_commit(
     repo: &Repo,
-    branch: &str,
     head: &CommitInfo,
     tips: &std::collections::HashSet<ObjectId>,
+    mainline: &std::collections::HashSet<ObjectId>,
 ) -> Option<CommitInfo> {
     if last_text(&head.trailers, Key::Parent).is_some() {
         return None;
     }
-    let base = crate::runner::exec::default_base(repo, None, branch, head.id);
-    let stop: Option<ObjectId> = base.filter(|b| *b != head.id);
-    repo.first_parents(head.id, stop, 2000)
-        .ok()?
-        .into_iter()
-        .skip(1)
-        .take_while(|c| !tips.contains(&c.id))
-        .find(|c| last_text(&c.trailers, Key::Parent).is_some())
+    let mut next = head.parents.first().copied();
+    for _ in 0..OWN_HISTORY_MAX {
+        let id = next?;
+        if tips.contains(&id) || mainline.contains(&id) {
+            return None;
+        }
+        let c = repo.commit(id).ok()?;
+        if last_text(&c.trailers, Key::Parent).is_some() {
+            return Some(c);
+        }
+        next = c.parents.first().copied();
+    }
+    None
 }
