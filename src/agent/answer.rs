@@ -40,7 +40,11 @@ fn subject(line: &str) -> String {
 
 /// An agent's details, cut on a character boundary past [`DETAILS_MAX`] bytes, with a marker.
 fn details_for_body(details: &str) -> String {
-    let details = details.trim();
+    // A commit message holds no NUL (git refuses it) and no other control character but the line
+    // breaks and tabs: an agent that printed one must not lose the work it did.
+    let printable: String =
+        details.chars().map(|c| if c.is_control() && c != '\n' && c != '\t' { ' ' } else { c }).collect();
+    let details = printable.trim();
     if details.len() <= DETAILS_MAX {
         return details.to_owned();
     }
@@ -151,6 +155,12 @@ mod tests {
         let text = String::from_utf8(msg).unwrap();
         assert!(text.starts_with("a [1mb c\n\néé"), "{}", &text[..20]);
         assert!(text.contains("[… cut at 65536 bytes: the whole reply is in the run's log]\n\ndwp-cost"));
+
+        // NUL and other control characters in the details do not fail the answer.
+        let msg = completed("ok", "a\0b\x1b[1mc\r\nd", &usage, &st("done")).unwrap();
+        assert!(String::from_utf8(msg).unwrap().starts_with("ok\n\na b [1mc \nd\n"));
+        let msg = blocked("t1", "implement", "Which?", "x\0y", &Usage::default()).unwrap();
+        assert!(body_of(&msg).contains("    x y"));
 
         // A very long summary is cut.
         let long = "word ".repeat(100);
