@@ -138,3 +138,40 @@ fn a_child_named_below_an_existing_branch_fails_the_run_instead_of_leaving_it_wo
     assert!(r.git(&["for-each-ref", "refs/baton/spawn/"]).trim().is_empty());
     assert!(r.git(&["for-each-ref", "--format=%(refname)", "refs/heads/q/"]).trim().is_empty());
 }
+
+#[test]
+fn a_local_tick_keeps_the_spawns_of_a_remote_run_in_the_same_clone() {
+    // A runner in remote mode is inside its handler (children spawned, not yet published) when a
+    // tick in local mode — a hook, a hand-run `git baton run` — runs in the same clone.
+    let marks = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "#!/bin/sh\nset -e\ngit baton spawn kid ok -m child\ntouch {m}/spawned\nwhile [ ! -e {m}/go ]; do sleep 0.05; done\ngit baton join --then merge\n",
+        m = marks.path().display()
+    );
+    let c = common::Cluster::new(&[(".dwp/command/plan", &plan)]);
+    c.task("parent", "plan");
+    let a = c.clone_as("a");
+    let path = format!(
+        "{}:{}",
+        std::path::Path::new(common::BATON).parent().unwrap().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let runner = c
+        .cmd(common::BATON, &a, &["run", "--remote", "origin"])
+        .env("PATH", &path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_until("the child to be spawned", std::time::Duration::from_secs(30), || {
+        marks.path().join("spawned").exists()
+    });
+    let local = c.cmd(common::BATON, &a, &["run"]).env("PATH", &path).output().unwrap();
+    assert!(local.status.success(), "{}", String::from_utf8_lossy(&local.stderr));
+    let kept = c.git(&a, &["for-each-ref", "refs/baton/spawn/"]).lines().count();
+    std::fs::write(marks.path().join("go"), "").unwrap();
+    let out = runner.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(kept, 1, "the local tick swept the spawns of a live run");
+    assert_eq!(c.state("parent"), "waiting");
+    assert_eq!(c.state("kid"), "ok", "the child was published with the parent's answer");
+}

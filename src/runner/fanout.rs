@@ -49,14 +49,27 @@ pub fn sweep_stale_spawns(repo: &Repo, source: &BranchSource) {
     }
     for (run, children) in runs {
         let parent = repo.commit(children[0].1).ok().and_then(|c| last_text(&c.trailers, Key::Parent));
+        // The run may be another mode's than this tick's (a local tick in the clone of a runner in
+        // remote mode, or the other way round): the parent's local head and its tracking refs count.
         let holding = parent.is_some_and(|p| {
-            let refname = match source {
-                BranchSource::Local => format!("refs/heads/{}", p.trim()),
-                BranchSource::Remote(r) => format!("refs/remotes/{r}/{}", p.trim()),
-            };
-            repo.ref_id(&refname).ok().flatten().and_then(|h| repo.commit(h).ok()).is_some_and(|h| {
-                h.state().valid().is_some_and(|s| s.is(Reserved::Working))
-                    && last_text(&h.trailers, Key::RunId).as_deref() == Some(run.as_str())
+            let p = p.trim();
+            let mut refnames = vec![format!("refs/heads/{p}")];
+            if let BranchSource::Remote(r) = source {
+                refnames.push(format!("refs/remotes/{r}/{p}"));
+            }
+            let suffix = format!("/{p}");
+            refnames.extend(
+                repo.refs_under("refs/remotes/")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(rest, _)| rest.ends_with(&suffix))
+                    .map(|(rest, _)| format!("refs/remotes/{rest}")),
+            );
+            refnames.iter().any(|refname| {
+                repo.ref_id(refname).ok().flatten().and_then(|h| repo.commit(h).ok()).is_some_and(|h| {
+                    h.state().valid().is_some_and(|s| s.is(Reserved::Working))
+                        && last_text(&h.trailers, Key::RunId).as_deref() == Some(run.as_str())
+                })
             })
         });
         if !holding {
