@@ -278,8 +278,8 @@ fn an_unrunnable_handler_is_said_once_and_shown_in_status() {
     assert!(table.lines().any(|l| l.starts_with("task/a") && l.contains("not-executable")), "{table}");
     let json: serde_json::Value =
         serde_json::from_str(&r.baton_ok(&["status", "--json", "--branch", "task/a"])).unwrap();
-    assert_eq!(json[0]["handler_status"], "not-executable");
-    assert_eq!(json[0]["handler"], false);
+    assert_eq!(json["handler_status"], "not-executable");
+    assert_eq!(json["handler"], false);
 }
 
 #[test]
