@@ -20,7 +20,7 @@ use crate::protocol::{Key, LeaseStatus, Reserved, StateRead};
 use crate::repo::walk::{HistoryWalk, KEEP_BYTES};
 use crate::repo::{BranchSource, ObjectId, Repo};
 use crate::report::{BudgetUse, Facts, InboxEntry, Limits, RunBar, Task};
-use crate::runner::before::{entries, task_history};
+use crate::runner::before::{entries, WALK_LIMIT};
 use crate::runner::board::{read_board, BranchCard, PolicyRead, ReadOptions};
 use crate::runner::clock;
 
@@ -168,7 +168,7 @@ pub fn gather(repo: &Repo, globs: &[String], since: Option<i64>, now: i64, limit
     // Every task from its head; the ones the board will show (at most `limits.tasks`) also from
     // their own history (budget use, a `dwp-parent` below the head): that walk is the second
     // most expensive read, and a task not shown needs no budget.
-    let mut tasks: Vec<Task> = board.cards.iter().map(|c| task(repo, c, now, false)).collect();
+    let mut tasks: Vec<Task> = board.cards.iter().map(|c| task(repo, c, now, None)).collect();
     let stated: Vec<usize> =
         (0..tasks.len()).filter(|&i| tasks[i].state.is_some() || tasks[i].invalid.is_some()).collect();
     let candidates: Vec<Task> = stated.iter().map(|&i| tasks[i].clone()).collect();
@@ -240,9 +240,12 @@ pub fn gather(repo: &Repo, globs: &[String], since: Option<i64>, now: i64, limit
 /// The tasks of `cards`, in order, each read with its own history (budget, parent): on a big
 /// board that is split over the cores, each thread with its own handle on the one repository.
 fn tasks_of(repo: &Repo, cards: &[&BranchCard], now: i64) -> Result<Vec<Task>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    // Where tasks leave the default branch, read once (a merge base per task costs a walk each).
+    let mainline = super::tree::mainline(repo);
+    let mainline = Some(&mainline);
+    let threads = crate::repo::cores().min(8);
     if cards.len() < 256 || threads < 2 {
-        return Ok(cards.iter().map(|c| task(repo, c, now, true)).collect());
+        return Ok(cards.iter().map(|c| task(repo, c, now, mainline)).collect());
     }
     let shared = repo.gix().clone().into_sync();
     let chunk = cards.len().div_ceil(threads);
@@ -253,7 +256,7 @@ fn tasks_of(repo: &Repo, cards: &[&BranchCard], now: i64) -> Result<Vec<Task>> {
                 let shared = &shared;
                 scope.spawn(move || {
                     let repo = Repo::from_sync(shared);
-                    part.iter().map(|c| task(&repo, c, now, true)).collect::<Vec<_>>()
+                    part.iter().map(|c| task(&repo, c, now, mainline)).collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -266,8 +269,9 @@ fn tasks_of(repo: &Repo, cards: &[&BranchCard], now: i64) -> Result<Vec<Task>> {
 }
 
 /// One task as the board shows it; `deep`: also read its own history (its budget use, and a
-/// `dwp-parent` that is not on the head), else only its head.
-fn task(repo: &Repo, card: &BranchCard, now: i64, deep: bool) -> Task {
+/// `dwp-parent` that is not on the head) down to where it left the default branch (`mainline`,
+/// the default branch's first-parent history), else only its head.
+fn task(repo: &Repo, card: &BranchCard, now: i64, deep: Option<&HashSet<ObjectId>>) -> Task {
     let policy = match &card.policy {
         PolicyRead::Ok(p) => Some(p.as_ref()),
         _ => None,
@@ -284,16 +288,15 @@ fn task(repo: &Repo, card: &BranchCard, now: i64, deep: bool) -> Task {
     let t = &card.commit.trailers;
     let valid = card.state.valid();
     // The task's own history: its budget, and the `dwp-parent` its first state commit carries.
-    let history = if deep && (valid.is_some() || matches!(card.state, StateRead::Invalid(_))) {
-        match task_history(repo, None, &card.head.branch, card.head.id) {
+    let history = match deep.filter(|_| valid.is_some() || matches!(card.state, StateRead::Invalid(_))) {
+        Some(mainline) => match repo.first_parents_until(card.head.id, |id| mainline.contains(id), WALK_LIMIT) {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!("{}: history cannot be read: {e:#}", card.head.branch);
                 Vec::new()
             }
-        }
-    } else {
-        Vec::new()
+        },
+        None => Vec::new(),
     };
     let parent = last_text(t, Key::Parent)
         .or_else(|| history.iter().find_map(|c| last_text(&c.trailers, Key::Parent)))
@@ -413,7 +416,7 @@ fn walk_group(repo: &Repo, heads: &[(usize, bool, String, ObjectId)], idx: &[usi
 /// share is read twice and its records kept once ([`keep`]), so the result is the one a single
 /// walk in `heads` order gives.
 fn history(repo: &Repo, heads: &[(usize, bool, String, ObjectId)], since: Option<i64>) -> Result<History> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let threads = crate::repo::cores().min(4);
     let default_first = heads.first().is_some_and(|h| !h.1);
     let records = if heads.len() < 256 || threads < 2 {
         walk_group(repo, heads, &(0..heads.len()).collect::<Vec<_>>(), since)

@@ -137,7 +137,7 @@ const OWN_HISTORY_MAX: usize = 2_000;
 /// The newest [`MAINLINE_MAX`] commits of the default branch's first-parent history (`main`, else
 /// `master`, else the checked-out branch): where tasks leave it. Read once per tree, not once per
 /// task (a merge base per task costs a walk of everything the default branch gained since).
-fn mainline(repo: &Repo) -> std::collections::HashSet<ObjectId> {
+pub(crate) fn mainline(repo: &Repo) -> std::collections::HashSet<ObjectId> {
     let tip =
         ["refs/heads/main", "refs/heads/master"].iter().find_map(|r| repo.ref_id(r).ok().flatten()).or_else(|| {
             let b = repo.head_branch().ok().flatten()?;

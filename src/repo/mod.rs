@@ -487,6 +487,27 @@ impl Repo {
 
     /// The first-parent chain from `tip` (newest first), stopping before `stop` (excluded) or
     /// after `limit` commits.
+    /// The first-parent chain from `tip` (newest first) down to, not including, the first commit
+    /// `stop` says yes to; at most `limit` commits.
+    pub fn first_parents_until(
+        &self,
+        tip: ObjectId,
+        stop: impl Fn(&ObjectId) -> bool,
+        limit: usize,
+    ) -> Result<Vec<CommitInfo>> {
+        let mut out = Vec::new();
+        let mut next = Some(tip);
+        while let Some(id) = next {
+            if stop(&id) || out.len() >= limit {
+                break;
+            }
+            let c = self.commit(id)?;
+            next = c.parents.first().copied();
+            out.push(c);
+        }
+        Ok(out)
+    }
+
     pub fn first_parents(&self, tip: ObjectId, stop: Option<ObjectId>, limit: usize) -> Result<Vec<CommitInfo>> {
         let mut out = Vec::new();
         let mut next = Some(tip);
@@ -560,4 +581,11 @@ impl HandlerCache {
         self.map.insert(key, v.clone());
         Ok(v)
     }
+}
+
+/// The cores this process may use, read once: `std::thread::available_parallelism` reads cgroup
+/// files on every call, which costs a tenth of a report that walks 10,000 branches.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

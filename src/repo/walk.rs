@@ -230,7 +230,7 @@ impl Repo {
                 None => repo.history_commit(id),
             }
         };
-        let readers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_READERS));
+        let readers = super::cores().min(MAX_READERS);
         if readers < 2 || n < 4 * CHUNK {
             for p in (0..n).rev() {
                 f(&get(self, p)?, ids[p].1)?;

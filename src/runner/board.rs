@@ -143,7 +143,7 @@ pub fn read_board(
     // Names first (no ref file opened), then each selected ref file and its head commit together,
     // on every core: the ref files are most of the work with many loose refs.
     let refs: Vec<BranchRef> = repo.branch_refs(source)?.into_iter().filter(|r| select(&r.branch)).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = crate::repo::cores().min(8);
     let mut board = Board { cards: Vec::with_capacity(refs.len()), unreadable: Vec::new() };
     if refs.len() < PARALLEL_FROM || threads < 2 {
         let mut cache = Cache::default();
