@@ -1,7 +1,7 @@
 //! `git baton doctor`: gather the facts of a set-up (the effects live here), let
 //! [`crate::doctor::judge`] decide each line, print.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -179,28 +179,13 @@ fn reach(dir: &Path, name: &str, timeout: Duration, own_ssh: bool) -> Result<(),
     }
 }
 
-/// Worktrees registered under the main worktree's `.worktrees/` (where AYNIG puts one per
-/// branch): (branch, path).
+/// AYNIG's leftover worktrees, as `migrate-aynig` finds them (so the two agree): (branch, path).
 fn aynig_worktrees(repo: &Repo) -> Vec<(String, String)> {
-    let Some(top) = repo.common_dir().parent().filter(|_| !repo.is_bare()) else { return Vec::new() };
-    let leftovers = top.join(".worktrees");
-    let leftovers = leftovers.canonicalize().unwrap_or(leftovers);
-    let Ok(entries) = std::fs::read_dir(repo.common_dir().join("worktrees")) else { return Vec::new() };
-    let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let (Ok(head), Ok(gitdir)) =
-            (std::fs::read_to_string(dir.join("HEAD")), std::fs::read_to_string(dir.join("gitdir")))
-        else {
-            continue;
-        };
-        let Some(path) = Path::new(gitdir.trim()).parent().map(PathBuf::from) else { continue };
-        let real = path.canonicalize().unwrap_or_else(|_| path.clone());
-        if real.starts_with(&leftovers) {
-            let branch = head.trim().strip_prefix("ref: refs/heads/").unwrap_or("(detached)").to_owned();
-            out.push((branch, path.display().to_string()));
-        }
-    }
+    let mut out: Vec<(String, String)> = crate::aynig::leftovers(repo)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| (l.branch.unwrap_or_else(|| "(detached)".to_owned()), l.path.display().to_string()))
+        .collect();
     out.sort();
     out
 }
