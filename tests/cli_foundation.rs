@@ -887,6 +887,15 @@ fn heartbeat_renews_the_lease() {
     assert_eq!(r["run_id"], "r1");
     let left = r["lease_seconds_left"].as_i64().unwrap();
     assert!((100..=120).contains(&left), "{left}");
+
+    // --json: one object naming what was written.
+    let out = repo.baton_ok(&["heartbeat", "--json", "--lease-seconds", "90"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["commit"].as_str(), Some(repo.head("main").as_str()));
+    assert_eq!(
+        (v["branch"].as_str(), v["run_id"].as_str(), v["lease_seconds"].as_u64()),
+        (Some("main"), Some("r1"), Some(90))
+    );
 }
 
 /// `heartbeat` with another run's `BATON_RUN_ID`: exit 1, nothing written.
@@ -952,6 +961,23 @@ fn heartbeat_after_plain_handler_commit() {
 // init
 // ---------------------------------------------------------------------------------------------
 
+/// `init --json`: one object per thing done, the files and the trusted ref by name.
+#[test]
+fn init_json_names_each_thing_done() {
+    let repo = repo_with_files();
+    let out = repo.baton_ok(&["init", "--json", "--with", "agent"]);
+    let done: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let top = repo.path.canonicalize().unwrap().display().to_string();
+    let created: Vec<String> = done
+        .iter()
+        .filter(|d| d["action"] == "created")
+        .map(|d| d["path"].as_str().unwrap().trim_start_matches(&top).to_owned())
+        .collect();
+    assert_eq!(created, ["/.dwp/command/", "/.dwp/command/hello", "/.dwp/command/agent", "/.dwp/COMMANDS.md"], "{out}");
+    let set = done.iter().find(|d| d["action"] == "set").unwrap_or_else(|| panic!("{out}"));
+    assert_eq!((set["key"].as_str(), set["value"].as_str()), (Some("baton.trustedRef"), Some("refs/heads/main")));
+}
+
 /// `init` creates the handler folder with an executable `hello` and `COMMANDS.md`, and leaves
 /// `.gitignore` alone (git-baton writes nothing in the working tree); a second run changes nothing
 /// and keeps a user-edited `COMMANDS.md`.
@@ -994,6 +1020,7 @@ fn init_creates_files_once() {
     let before = snap(&repo);
     let out = repo.baton_ok(&["init"]);
     assert_eq!(out, "", "second init creates nothing");
+    assert_eq!(repo.baton_ok(&["init", "--json"]), "", "nothing done: no lines");
     assert_eq!(snap(&repo), before);
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 

@@ -243,6 +243,8 @@ const NOT_ON_STDOUT: &[(&str, &str)] = &[
     ("hooks trigger", "detaches; with --json its run events go to <git dir>/baton/hooks.log, as JSON Lines"),
     ("agent", "runs only inside a handler (stdout is the run's log); tests/agent.rs parses its one line"),
     ("join", "runs only inside a handler (stdout is the run's log); tests/fanout.rs reads its line"),
+    ("heartbeat", "needs a live lease; tests/cli_foundation.rs heartbeat_renews_the_lease parses its one line"),
+    ("init", "changes .dwp/ (later commands need it clean); tests/cli_foundation.rs init_json_names_each_thing_done parses it"),
 ];
 
 /// The tables above cover every command that has `--json`: a new command fails here until it is

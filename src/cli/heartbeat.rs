@@ -18,9 +18,13 @@ use crate::runner::clock;
 /// commit goes on the handler's HEAD and the branch is fast-forwarded to it by compare-and-swap
 /// (pushed in remote mode). It refuses when the newest state is not a `working` lease (of
 /// `BATON_RUN_ID`, when set). The runner renews its leases by itself; a handler needs this only to
-/// publish progress or to park the branch. Prints the new commit id.
+/// publish progress or to park the branch. Prints the new commit id; `--json` one object:
+/// `{"branch","commit","lease_seconds","run_id"}`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// One JSON object instead of the bare commit id.
+    #[arg(long)]
+    json: bool,
     /// New lease length in seconds (default: the current lease's).
     #[arg(long, value_name = "N")]
     lease_seconds: Option<u64>,
@@ -173,7 +177,16 @@ pub fn cmd_heartbeat(cwd: &Path, args: Args) -> Result<ExitCode> {
         }
     }
     let mut out = Out::new();
-    out.line(&id.to_string())?;
+    if args.json {
+        out.json(&serde_json::json!({
+            "branch": branch,
+            "commit": id.to_string(),
+            "lease_seconds": seconds,
+            "run_id": lease.run_id,
+        }))?;
+    } else {
+        out.line(&id.to_string())?;
+    }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

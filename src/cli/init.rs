@@ -40,17 +40,33 @@ and expects it to answer with a commit naming the next state (`git commit` with 
 /// `--with agent` also installs `.dwp/command/agent`, a thin `sh` wrapper around `git baton
 /// agent` that runs the coding agent `BATON_AGENT_CMD` names, and documents it in
 /// `.dwp/COMMANDS.md`.
+///
+/// `--json` prints one object per thing done: `{"action":"created","path"}` (a file, or a folder
+/// with a trailing `/`), `{"action":"updated","path"}`, `{"action":"set","key","value"}` (git
+/// config); nothing done: no lines.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Also install this sample handler: `agent` (a coding agent, see `git baton agent --help`).
     #[arg(long = "with", value_name = "HANDLER")]
     with: Vec<String>,
+    /// One JSON object per line for each thing done, instead of sentences.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One thing `init` did.
+#[derive(serde::Serialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+enum Done {
+    Created { path: String },
+    Updated { path: String },
+    Set { key: String, value: String },
 }
 
 /// The sample handlers `--with` knows.
 const EXTRAS: &[&str] = &["agent"];
 
-fn create_if_missing(path: &Path, contents: &str, executable: bool, out: &mut Out) -> Result<()> {
+fn create_if_missing(path: &Path, contents: &str, executable: bool, out: &mut Vec<Done>) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
@@ -64,7 +80,7 @@ fn create_if_missing(path: &Path, contents: &str, executable: bool, out: &mut Ou
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
     }
-    out.line(&format!("created {}", path.display()))?;
+    out.push(Done::Created { path: path.display().to_string() });
     Ok(())
 }
 
@@ -76,32 +92,28 @@ pub fn cmd_init(cwd: &Path, args: Args) -> Result<ExitCode> {
     let repo = Repo::discover(cwd)?;
     let top =
         repo.workdir().ok_or_else(|| usage("a bare repository has no working tree to put .dwp/ in"))?.to_path_buf();
-    let mut out = Out::new();
+    let mut done = Vec::new();
+    let out = &mut done;
     let before = changes(&top);
     let command_dir = top.join(".dwp/command");
     if !command_dir.exists() {
         std::fs::create_dir_all(&command_dir).with_context(|| format!("creating {}", command_dir.display()))?;
-        out.line(&format!("created {}/", command_dir.display()))?;
+        out.push(Done::Created { path: format!("{}/", command_dir.display()) });
     }
-    create_if_missing(&command_dir.join("hello"), SAMPLE_HANDLER, true, &mut out)?;
+    create_if_missing(&command_dir.join("hello"), SAMPLE_HANDLER, true, out)?;
     let commands_md = top.join(".dwp/COMMANDS.md");
     if with_agent {
-        create_if_missing(&command_dir.join("agent"), AGENT_HANDLER, true, &mut out)?;
-        create_if_missing(&commands_md, &format!("{COMMANDS_MD}{COMMANDS_AGENT}"), false, &mut out)?;
-        add_agent_to_commands(&commands_md, &mut out)?;
+        create_if_missing(&command_dir.join("agent"), AGENT_HANDLER, true, out)?;
+        create_if_missing(&commands_md, &format!("{COMMANDS_MD}{COMMANDS_AGENT}"), false, out)?;
+        add_agent_to_commands(&commands_md, out)?;
     } else {
-        create_if_missing(&commands_md, COMMANDS_MD, false, &mut out)?;
+        create_if_missing(&commands_md, COMMANDS_MD, false, out)?;
     }
 
     let trusted = set_trusted_ref(&repo, &top)?;
     let wrote_config = trusted.is_some();
-    if let Some(branch) = trusted {
-        out.line(&format!(
-            "set {} = refs/heads/{branch}: handlers and .dwp/policy.toml run from {branch} only \
-             (commit them there; `git config --unset {}` runs each task's own, as AYNIG does)",
-            source::CONFIG_KEY,
-            source::CONFIG_KEY
-        ))?;
+    if let Some(branch) = &trusted {
+        out.push(Done::Set { key: source::CONFIG_KEY.to_owned(), value: format!("refs/heads/{branch}") });
     }
     if changes(&top) == before && !wrote_config {
         // For people (stderr): stdout lists what was done, and nothing was.
@@ -111,12 +123,30 @@ pub fn cmd_init(cwd: &Path, args: Args) -> Result<ExitCode> {
             source::CONFIG_KEY
         );
     }
+    let mut out = Out::new();
+    for d in &done {
+        if args.json {
+            out.json(d)?;
+            continue;
+        }
+        match d {
+            Done::Created { path } => out.line(&format!("created {path}"))?,
+            Done::Updated { path } => out.line(&format!("updated {path}"))?,
+            Done::Set { key, value } => {
+                let branch = value.strip_prefix("refs/heads/").unwrap_or(value);
+                out.line(&format!(
+                    "set {key} = {value}: handlers and .dwp/policy.toml run from {branch} only \
+                     (commit them there; `git config --unset {key}` runs each task's own, as AYNIG does)"
+                ))?
+            }
+        }
+    }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// An existing `.dwp/COMMANDS.md` without the agent's row gets it (and its note) appended.
-fn add_agent_to_commands(path: &Path, out: &mut Out) -> Result<()> {
+fn add_agent_to_commands(path: &Path, out: &mut Vec<Done>) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if text.contains("| agent |") {
         return Ok(());
@@ -125,7 +155,7 @@ fn add_agent_to_commands(path: &Path, out: &mut Out) -> Result<()> {
     let mut f =
         std::fs::OpenOptions::new().append(true).open(path).with_context(|| format!("writing {}", path.display()))?;
     f.write_all(format!("{sep}{COMMANDS_AGENT}").as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-    out.line(&format!("updated {}", path.display()))?;
+    out.push(Done::Updated { path: path.display().to_string() });
     Ok(())
 }
 
