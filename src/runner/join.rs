@@ -229,6 +229,31 @@ fn names(failed: &[String]) -> String {
     s
 }
 
+/// How long after the waiting commit a child that cannot be found counts as failed. A reader of
+/// loose refs can see a parent's new head but not yet the children created in the same (atomic)
+/// ref update — files are renamed into place one by one, and a sorted listing can pass `kid-*`
+/// before they land and reach `parent` after it did (seen in a remote fan-out test: 10 of 12
+/// children "missing", the parent failed). Within this window a missing child is still pending.
+pub const MISSING_GRACE_SECONDS: i64 = 120;
+
+/// [`decide`], as the planner asks it: `waited` seconds after the waiting commit. Before
+/// [`MISSING_GRACE_SECONDS`] a child that is not found is pending, not failed.
+pub fn decide_at(spec: &JoinSpec, heads: &BTreeMap<String, ChildHead>, waited: i64) -> JoinVerdict {
+    if waited >= MISSING_GRACE_SECONDS {
+        return decide(spec, heads);
+    }
+    let pending = ChildHead::Head { state: None, dead_letter: false };
+    let seen: BTreeMap<String, ChildHead> = spec
+        .children
+        .iter()
+        .map(|c| match heads.get(c) {
+            Some(ChildHead::Missing) | None => (c.clone(), pending.clone()),
+            Some(h) => (c.clone(), h.clone()),
+        })
+        .collect();
+    decide(spec, &seen)
+}
+
 /// Decide a join from its children's heads (a child absent from `heads` counts as missing).
 pub fn decide(spec: &JoinSpec, heads: &BTreeMap<String, ChildHead>) -> JoinVerdict {
     let outcomes: Vec<(&String, Outcome)> =
@@ -337,6 +362,28 @@ mod tests {
             };
             assert_eq!(name, want, "{rule} {on:?} {states:?}: {got:?}");
         }
+    }
+
+    #[test]
+    fn a_missing_child_is_pending_for_a_while_then_failed() {
+        use JoinVerdict::*;
+        let spec = join(Rule::All, OnFailure::Fail, 3);
+        let seen = heads(&[Some("done"), None, Some("done")]);
+        let verdict = |waited| match decide_at(&spec, &seen, waited) {
+            Wait => "wait",
+            Join => "join",
+            Fail { .. } => "fail",
+        };
+        assert_eq!(verdict(0), "wait");
+        assert_eq!(verdict(MISSING_GRACE_SECONDS - 1), "wait");
+        assert_eq!(verdict(MISSING_GRACE_SECONDS), "fail");
+        // A clock behind the commit (negative wait) is still within the window.
+        assert_eq!(verdict(-30), "wait");
+        // Found children decide as before inside the window.
+        let failed = heads(&[Some("done"), Some("failed"), Some("done")]);
+        assert!(matches!(decide_at(&spec, &failed, 0), Fail { .. }));
+        let all_done = heads(&[Some("done"), Some("done"), Some("done")]);
+        assert_eq!(decide_at(&spec, &all_done, 0), Join);
     }
 
     #[test]

@@ -337,7 +337,8 @@ pub fn plan(inputs: &[PlanInput], now: i64, config: &PlanConfig) -> Vec<Action> 
                     continue;
                 }
                 Some(Ok(join)) => {
-                    match super::join::decide(&join, &config.children) {
+                    let waited = now - card.commit.committer_time;
+                    match super::join::decide_at(&join, &config.children, waited) {
                         super::join::JoinVerdict::Wait => {}
                         super::join::JoinVerdict::Join => {
                             actions.push(Action::Join { branch, head, join, failed: None })
