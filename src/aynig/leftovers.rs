@@ -4,7 +4,7 @@
 //! alone; `git baton migrate-aynig` removes them (saving uncommitted work first) and `doctor`
 //! reports them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -41,30 +41,18 @@ pub fn leftovers(repo: &Repo) -> Result<Vec<Leftover>> {
     let ours = scratch.canonicalize().unwrap_or(scratch);
     let aynig_dir = repo.workdir().map(|w| w.join(".worktrees")).and_then(|d| d.canonicalize().ok());
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(repo.common_dir().join("worktrees")) else {
-        return Ok(out);
-    };
-    for entry in entries.flatten() {
-        let admin = entry.path();
-        let Ok(gitdir) = std::fs::read_to_string(admin.join("gitdir")) else {
-            continue;
-        };
-        let Some(path) = Path::new(gitdir.trim()).parent().map(Path::to_path_buf) else {
-            continue;
-        };
-        let Ok(real) = path.canonicalize() else {
+    for w in crate::repo::worktree::linked_worktrees(repo.common_dir()) {
+        let Ok(real) = w.path.canonicalize() else {
             continue;
         };
         if real.starts_with(&ours) {
             continue;
         }
-        let head = std::fs::read_to_string(admin.join("HEAD")).unwrap_or_default();
-        let branch = head.trim().strip_prefix("ref: refs/heads/").map(str::to_owned);
         let name = real.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let under_aynig_dir = aynig_dir.as_ref().is_some_and(|d| real.starts_with(d));
-        let named_like_aynig = branch.as_deref().is_some_and(|b| is_aynig_name(&name, b));
+        let named_like_aynig = w.branch.as_deref().is_some_and(|b| is_aynig_name(&name, b));
         if under_aynig_dir || named_like_aynig {
-            out.push(Leftover { path: real, branch, locked: admin.join("locked").exists() });
+            out.push(Leftover { path: real, branch: w.branch, locked: w.locked });
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));

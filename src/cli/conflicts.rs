@@ -390,21 +390,14 @@ struct Applied {
 /// Where `branch` is checked out (the main worktree or a linked one), if anywhere: moving its
 /// ref there would leave the files and index behind.
 fn checked_out_in(repo: &Repo, branch: &str) -> Option<PathBuf> {
-    let want = format!("ref: refs/heads/{branch}");
     let common = repo.common_dir();
-    let head_is = |dir: &Path| std::fs::read_to_string(dir.join("HEAD")).is_ok_and(|h| h.trim() == want);
-    if !repo.is_bare() && head_is(common) {
+    if !repo.is_bare() && crate::runner::tick::main_branch(repo).as_deref() == Some(branch) {
         return Some(common.parent().unwrap_or(common).to_path_buf());
     }
-    for entry in std::fs::read_dir(common.join("worktrees")).ok()?.flatten() {
-        let admin = entry.path();
-        let Ok(gitdir) = std::fs::read_to_string(admin.join("gitdir")) else { continue };
-        let path = Path::new(gitdir.trim()).parent().map(Path::to_path_buf);
-        if head_is(&admin) && path.as_ref().is_some_and(|p| p.exists()) {
-            return path;
-        }
-    }
-    None
+    crate::repo::worktree::linked_worktrees(common)
+        .into_iter()
+        .find(|w| w.branch.as_deref() == Some(branch))
+        .map(|w| w.path)
 }
 
 /// The active lease on `head`, renewals included: (run id, seconds left).

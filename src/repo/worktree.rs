@@ -83,6 +83,41 @@ pub fn branch_key(branch: &str) -> String {
     format!("{readable}-{:08x}", h as u32)
 }
 
+/// A linked worktree as git's registry has it (`<common dir>/worktrees/<name>/`).
+#[derive(Debug, Clone)]
+pub struct Linked {
+    /// Its admin folder under `<common dir>/worktrees/`.
+    pub admin: PathBuf,
+    /// Its folder, as registered (`gitdir` minus `/.git`).
+    pub path: PathBuf,
+    /// The branch its HEAD names (None when detached or unreadable).
+    pub branch: Option<String>,
+    /// `git worktree lock` was used on it.
+    pub locked: bool,
+}
+
+/// Every linked worktree registered in the repository whose folder still exists (a stale
+/// registration checks nothing out; `git worktree prune` handles those). One reader of git's
+/// registry for the runner (branches checked out elsewhere), `conflicts apply` and AYNIG's
+/// leftovers.
+pub fn linked_worktrees(common_dir: &Path) -> Vec<Linked> {
+    let Ok(entries) = std::fs::read_dir(common_dir.join("worktrees")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let admin = entry.path();
+        let Ok(gitdir) = std::fs::read_to_string(admin.join("gitdir")) else { continue };
+        let Some(path) = Path::new(gitdir.trim()).parent().map(Path::to_path_buf) else { continue };
+        if !path.exists() {
+            continue;
+        }
+        let head = std::fs::read_to_string(admin.join("HEAD")).unwrap_or_default();
+        let branch = head.trim().strip_prefix("ref: refs/heads/").map(str::to_owned);
+        let locked = admin.join("locked").exists();
+        out.push(Linked { admin, path, branch, locked });
+    }
+    out
+}
+
 /// Where the scratch data of git-baton lives: `<common dir>/baton/`.
 pub struct Scratch {
     pub root: PathBuf,

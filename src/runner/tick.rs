@@ -63,32 +63,11 @@ pub fn main_branch(repo: &Repo) -> Option<String> {
 fn user_worktrees(repo: &Repo) -> Vec<(String, PathBuf)> {
     let scratch = Scratch::new(repo.common_dir());
     let ours = scratch.root.canonicalize().unwrap_or(scratch.root);
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(repo.common_dir().join("worktrees")) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let dir = entry.path();
-        let (Ok(head), Ok(gitdir)) =
-            (std::fs::read_to_string(dir.join("HEAD")), std::fs::read_to_string(dir.join("gitdir")))
-        else {
-            continue;
-        };
-        let Some(branch) = head.trim().strip_prefix("ref: refs/heads/") else {
-            continue;
-        };
-        let Some(path) = Path::new(gitdir.trim()).parent() else {
-            continue;
-        };
-        if !path.exists() {
-            continue; // a stale registration checks nothing out
-        }
-        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if !real.starts_with(&ours) {
-            out.push((branch.to_owned(), path.to_path_buf()));
-        }
-    }
-    out
+    crate::repo::worktree::linked_worktrees(repo.common_dir())
+        .into_iter()
+        .filter(|w| !w.path.canonicalize().unwrap_or_else(|_| w.path.clone()).starts_with(&ours))
+        .filter_map(|w| Some((w.branch?, w.path)))
+        .collect()
 }
 
 /// A notice for each branch whose state has no handler while one exists in another letter case
