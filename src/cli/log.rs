@@ -136,16 +136,7 @@ fn row<'a>(branch: &'a str, r: &'a Record) -> Row<'a> {
     }
 }
 
-/// `1.5s`-style: `42s`, `3m05s`, `2h04m`, `3d02h`.
-pub fn human_duration(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
-    }
-}
+pub use crate::runner::clock::human_duration;
 
 /// `Name <email>` → `Name`.
 fn who(ident: Option<&str>) -> &str {

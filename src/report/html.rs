@@ -308,16 +308,7 @@ fn ms(v: Option<u64>) -> String {
     v.map_or("-".to_owned(), duration)
 }
 
-/// `12s`, `3m05s`, `2h10m`, `1d04h` (as `git baton log` prints durations).
-pub fn duration(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
-    }
-}
+pub use crate::runner::clock::human_duration as duration;
 
 fn pct(part: u64, whole: u64) -> String {
     if whole == 0 {

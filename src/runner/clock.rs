@@ -37,6 +37,17 @@ pub fn human_left(secs: i64) -> String {
     }
 }
 
+/// A duration for people: `42s`, `3m05s`, `2h04m`, `3d02h` (`log`, `metrics` and the report).
+pub fn human_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 /// `2026-11-23T09:00:00Z` for seconds since the epoch (UTC, RFC 3339, by jiff). Outside jiff's
 /// range (years -9999 to 9999: only a corrupt or hostile commit date gets there) the seconds
 /// themselves, as `@<seconds>`, which `--since` reads back.
