@@ -84,6 +84,21 @@ pub fn sweep_stale_spawns(repo: &Repo, source: &BranchSource) {
 /// The branches waiting on a join that names one of `moved` as a child: a hook that saw a child
 /// move ticks its parent too, so the join does not wait for the next poll.
 pub fn waiting_parents_of(repo: &Repo, moved: &[String]) -> Vec<String> {
+    // Only a child that finished can complete a join: without one, no board read at all (a hook
+    // fires on every state commit).
+    let finished = moved.iter().any(|b| {
+        let head = repo.ref_id(&format!("refs/heads/{b}")).ok().flatten().and_then(|id| repo.commit(id).ok());
+        head.is_some_and(|c| {
+            let h = ChildHead::Head {
+                state: c.state().valid().map(|s| s.to_string()),
+                dead_letter: last_text(&c.trailers, Key::DeadLetter).is_some(),
+            };
+            outcome(&h) != join::Outcome::Pending
+        })
+    });
+    if !finished {
+        return Vec::new();
+    }
     let Ok(heads) = repo.branches(&BranchSource::Local) else { return Vec::new() };
     let mut parents = Vec::new();
     for h in heads {
