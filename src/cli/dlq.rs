@@ -3,10 +3,11 @@
 //! was the provider's and its time has come. What a dead letter says is read purely in
 //! [`crate::recovery::deadletter`]; this file walks branches and writes commits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::runner::board::PolicyRead;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -202,25 +203,22 @@ fn read_letter(repo: &Repo, branch: &str, id: ObjectId) -> Result<Option<DeadLet
 /// The policy of each branch, read where the runner reads it, cached per tree.
 struct Policies {
     source: Source,
-    cache: HashMap<ObjectId, Result<Option<Arc<Policy>>, String>>,
+    cache: crate::runner::board::Cache,
 }
 
 impl Policies {
     fn new(repo: &Repo, trusted_ref: Option<&str>) -> Result<Policies> {
-        Ok(Policies { source: source::configured(repo, trusted_ref, None)?, cache: HashMap::new() })
+        Ok(Policies { source: source::configured(repo, trusted_ref, None)?, cache: Default::default() })
     }
 
     /// The failure policy of `state` for a head with `tree`, and why the policy file could not be
     /// read (the built-ins then apply).
     fn failure(&mut self, repo: &Repo, tree: ObjectId, state: &str) -> (FailurePolicy, Option<String>) {
         let tree = self.source.tree_for(tree);
-        let read = self.cache.entry(tree).or_insert_with(|| match policy::load(repo, tree) {
-            Ok(p) => Ok(p.map(Arc::new)),
-            Err(e) => Err(format!("{e:#}").replace('\n', " ")),
-        });
-        match read {
-            Ok(p) => (Policy::effective_or_base(p.as_deref(), state, &Base::default()).failure, None),
-            Err(why) => (FailurePolicy::built_in(state), Some(format!("policy is broken: {why}"))),
+        match self.cache.policy(repo, tree) {
+            PolicyRead::Ok(p) => (Policy::effective_or_base(Some(&p), state, &Base::default()).failure, None),
+            PolicyRead::None => (Policy::effective_or_base(None, state, &Base::default()).failure, None),
+            PolicyRead::Broken(why) => (FailurePolicy::built_in(state), Some(format!("policy is broken: {why}"))),
         }
     }
 }

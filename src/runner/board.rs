@@ -56,7 +56,8 @@ pub struct Cache {
 }
 
 impl Cache {
-    fn policy(&mut self, repo: &Repo, tree: ObjectId) -> PolicyRead {
+    /// The policy in `tree` (the handler source's tree), read once per tree.
+    pub fn policy(&mut self, repo: &Repo, tree: ObjectId) -> PolicyRead {
         self.policies
             .entry(tree)
             .or_insert_with(|| match crate::policy::load::load(repo, tree) {
